@@ -1,0 +1,256 @@
+///usr/bin/env jbang "$0" "$@" ; exit $?
+//JAVA 17+
+//DESCRIPTION A faithful fake of Envoy's admin API (and, optionally, pilot-agent's quit endpoint)
+//DESCRIPTION on loopback, for trying envoy-preflight on a laptop and for its tests.
+
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpHandler;
+import com.sun.net.httpserver.HttpServer;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+/**
+ * Serves what envoy-preflight talks to, as Envoy and pilot-agent answer it:
+ * <ul>
+ * <li>GET /server_info: always HTTP 200 JSON; top-level "state" goes PRE_INITIALIZING,
+ *     INITIALIZING, then LIVE once --live-after has passed. The node metadata holds a "state"
+ *     key of its own, as real metadata may, so a reader that greps for "state" is caught out.
+ * <li>GET /ready: 200 "LIVE\n", else 503 with the state.
+ * <li>POST /quitquitquit: 200 "OK\n", then the fake stops serving (Envoy exits); other methods 405.
+ * <li>with --pilot-agent-port: POST /quitquitquit there answers 200 "OK" and stops both, 403 for a
+ *     caller that is not on loopback, 405 for other methods.
+ * </ul>
+ * Run it: {@code jbang examples/local/FakeEnvoy.java --port 9901 --live-after 3s}
+ */
+public class FakeEnvoy implements AutoCloseable {
+
+    /** One request as the fake saw it, with the time it arrived (System.nanoTime). */
+    public record Request(String server, String method, String path, long nanos) {
+        @Override
+        public String toString() {
+            return server + " " + method + " " + path;
+        }
+    }
+
+    private final HttpServer admin;
+    private HttpServer pilotAgent;
+    private final ExecutorService executor = Executors.newCachedThreadPool(r -> {
+        Thread t = new Thread(r, "fake-envoy");
+        t.setDaemon(true);
+        return t;
+    });
+    private final long startedNanos = System.nanoTime();
+    private volatile Duration liveAfter;
+    private volatile String forcedState;
+    private final Map<String, HttpHandler> overrides = new ConcurrentHashMap<>();
+    private final List<Request> requests = new CopyOnWriteArrayList<>();
+    private final CountDownLatch quit = new CountDownLatch(1);
+    private volatile Consumer<String> log = line -> { };
+
+    private FakeEnvoy(int port, Duration liveAfter) throws IOException {
+        this.liveAfter = liveAfter;
+        this.admin = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
+        admin.setExecutor(executor);
+        admin.createContext("/", exchange -> dispatch("admin", exchange, this::serveAdmin));
+        admin.start();
+    }
+
+    /** Starts serving on 127.0.0.1:port (0: any free port); LIVE once liveAfter has passed. */
+    public static FakeEnvoy start(int port, Duration liveAfter) throws IOException {
+        return new FakeEnvoy(port, liveAfter);
+    }
+
+    /** Also serves pilot-agent's POST /quitquitquit on port (0: any free port). */
+    public FakeEnvoy withPilotAgent(int port) throws IOException {
+        pilotAgent = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
+        pilotAgent.setExecutor(executor);
+        pilotAgent.createContext("/", exchange -> dispatch("pilot-agent", exchange, this::servePilotAgent));
+        pilotAgent.start();
+        return this;
+    }
+
+    public FakeEnvoy logTo(Consumer<String> log) {
+        this.log = log;
+        return this;
+    }
+
+    public URI url() {
+        return URI.create("http://127.0.0.1:" + admin.getAddress().getPort());
+    }
+
+    public URI pilotAgentUrl() {
+        return URI.create("http://127.0.0.1:" + pilotAgent.getAddress().getPort());
+    }
+
+    /** Turns LIVE this long after the fake started. */
+    public void liveAfter(Duration d) {
+        liveAfter = d;
+    }
+
+    /** Pins the state (e.g. DRAINING), or null to follow the start-up timeline again. */
+    public void forceState(String state) {
+        forcedState = state;
+    }
+
+    /** Serves path with handler instead of the faithful behaviour: for fault injection. */
+    public void override(String path, HttpHandler handler) {
+        overrides.put(path, handler);
+    }
+
+    public List<Request> requests() {
+        return List.copyOf(requests);
+    }
+
+    /** True once /quitquitquit was honoured (on Envoy's port or pilot-agent's). */
+    public boolean awaitQuit(Duration timeout) throws InterruptedException {
+        return quit.await(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    public String state() {
+        if (forcedState != null) return forcedState;
+        long elapsed = System.nanoTime() - startedNanos;
+        if (elapsed >= liveAfter.toNanos()) return "LIVE";
+        return elapsed < liveAfter.toNanos() / 2 ? "PRE_INITIALIZING" : "INITIALIZING";
+    }
+
+    @Override
+    public void close() {
+        admin.stop(0);
+        if (pilotAgent != null) pilotAgent.stop(0);
+        executor.shutdownNow();
+    }
+
+    private void dispatch(String server, HttpExchange exchange, HttpHandler faithful) throws IOException {
+        String path = exchange.getRequestURI().getPath();
+        requests.add(new Request(server, exchange.getRequestMethod(), path, System.nanoTime()));
+        HttpHandler handler = server.equals("admin") ? overrides.getOrDefault(path, faithful) : faithful;
+        try {
+            handler.handle(exchange);
+        } finally {
+            exchange.close();
+        }
+    }
+
+    private void serveAdmin(HttpExchange exchange) throws IOException {
+        String method = exchange.getRequestMethod();
+        String state = state();
+        switch (exchange.getRequestURI().getPath()) {
+            case "/server_info" -> {
+                log.accept(method + " /server_info -> 200 " + state);
+                reply(exchange, 200, "application/json", serverInfo(state));
+            }
+            case "/ready" -> reply(exchange, state.equals("LIVE") ? 200 : 503, "text/plain", state + "\n");
+            case "/quitquitquit" -> {
+                if (!method.equals("POST")) {
+                    reply(exchange, 405, "text/plain", "This endpoint requires POST\n");
+                    return;
+                }
+                log.accept("POST /quitquitquit -> 200, quitting");
+                reply(exchange, 200, "text/plain", "OK\n");
+                quit();
+            }
+            default -> reply(exchange, 404, "text/plain", "invalid path\n");
+        }
+    }
+
+    private void servePilotAgent(HttpExchange exchange) throws IOException {
+        if (!exchange.getRequestURI().getPath().equals("/quitquitquit")) {
+            reply(exchange, 404, "text/plain", "404 page not found\n");
+        } else if (!exchange.getRemoteAddress().getAddress().isLoopbackAddress()) {
+            reply(exchange, 403, "text/plain", "forbidden\n");
+        } else if (!exchange.getRequestMethod().equals("POST")) {
+            reply(exchange, 405, "text/plain", "method not allowed\n");
+        } else {
+            log.accept("pilot-agent POST /quitquitquit -> 200, quitting");
+            reply(exchange, 200, "text/plain", "OK");
+            quit();
+        }
+    }
+
+    /** Like Envoy and pilot-agent, stop serving right after answering. */
+    private void quit() {
+        quit.countDown();
+        new Thread(() -> {
+            admin.stop(0);
+            if (pilotAgent != null) pilotAgent.stop(0);
+        }, "fake-envoy-quit").start();
+    }
+
+    static String serverInfo(String state) {
+        // Field order as recent Envoy prints it: "state" is neither first nor alone.
+        return "{\n \"version\": \"fake/1.31.0/Clean/RELEASE/BoringSSL\",\n"
+                + " \"node\": {\n  \"id\": \"sidecar~10.0.0.7~job-abc.default~default.svc.cluster.local\",\n"
+                + "  \"metadata\": {\"state\": \"LIVE\", \"CLUSTER_ID\": \"Kubernetes\"}\n },\n"
+                + " \"state\": \"" + state + "\",\n"
+                + " \"hot_restart_version\": \"11.104\",\n"
+                + " \"command_line_options\": {\"concurrency\": 2, \"mode\": \"Serve\"},\n"
+                + " \"uptime_current_epoch\": \"3s\",\n \"uptime_all_epochs\": \"3s\"\n}\n";
+    }
+
+    public static void reply(HttpExchange exchange, int status, String contentType, String body)
+            throws IOException {
+        byte[] bytes = body.getBytes(StandardCharsets.UTF_8);
+        exchange.getResponseHeaders().set("Content-Type", contentType);
+        exchange.sendResponseHeaders(status, bytes.length);
+        try (OutputStream out = exchange.getResponseBody()) {
+            out.write(bytes);
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        int port = 9901;
+        Integer pilotPort = null;
+        Duration liveAfter = Duration.ofSeconds(2);
+        for (int i = 0; i < args.length; i++) {
+            String arg = args[i];
+            String value = i + 1 < args.length ? args[i + 1] : null;
+            switch (arg) {
+                case "--port" -> port = Integer.parseInt(require(arg, value));
+                case "--pilot-agent-port" -> pilotPort = Integer.parseInt(require(arg, value));
+                case "--live-after" -> liveAfter = seconds(require(arg, value));
+                case "-h", "--help" -> {
+                    System.out.println("Usage: FakeEnvoy [--port N (9901)] [--live-after DUR (2s)]"
+                            + " [--pilot-agent-port N]\n  DUR: 500ms, 3s or a number of seconds");
+                    return;
+                }
+                default -> throw new IllegalArgumentException("unknown option " + arg + " (see --help)");
+            }
+            i++;
+        }
+        FakeEnvoy fake = FakeEnvoy.start(port, liveAfter).logTo(line -> System.err.println("fake-envoy: " + line));
+        if (pilotPort != null) fake.withPilotAgent(pilotPort);
+        System.err.println("fake-envoy: admin API on " + fake.url() + ", LIVE after " + liveAfter.toMillis()
+                + " ms" + (pilotPort == null ? "" : ", pilot-agent on " + fake.pilotAgentUrl()));
+        fake.quit.await();
+        Thread.sleep(100); // let the last answer leave before the JVM exits
+        System.err.println("fake-envoy: quit");
+        System.exit(0);
+    }
+
+    private static String require(String option, String value) {
+        if (value == null) throw new IllegalArgumentException(option + " needs a value");
+        return value;
+    }
+
+    /** "500ms", "3s" or bare seconds: all a local run needs. */
+    private static Duration seconds(String raw) {
+        if (raw.endsWith("ms")) return Duration.ofMillis(Long.parseLong(raw.substring(0, raw.length() - 2)));
+        String s = raw.endsWith("s") ? raw.substring(0, raw.length() - 1) : raw;
+        return Duration.ofMillis(Math.round(Double.parseDouble(s) * 1000));
+    }
+}
