@@ -502,6 +502,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** localhost, 127.0.0.0/8 or ::1 (any spelling), judged without any DNS lookup. */
         static boolean isLoopback(URI uri) {
+            if (uri.getHost() == null) return false; // e.g. 127.0.0.256: not an address at all
             String host = uri.getHost().toLowerCase(Locale.ROOT);
             if (host.equals("localhost") || host.equals("localhost.")) return true;
             Matcher v4 = IPV4.matcher(host);
@@ -665,7 +666,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         Outcome awaitLive(Child child) {
             long start = System.nanoTime();
             long giveUpAt = deadline(start, config.giveUpTimeout());
-            long startAnywayAt = deadline(start, config.waitTimeout());
+            // As in scuttle, a give-up timeout replaces the wait timeout: the app never starts early.
+            long startAnywayAt = deadline(start, config.giveUpTimeout().isZero() ? config.waitTimeout() : Duration.ZERO);
             Backoff backoff = new Backoff(config.pollMaxInterval(), ThreadLocalRandom.current()::nextDouble);
             log.info("waiting for Envoy: GET " + Redact.uri(serverInfo));
             for (int polls = 1; ; polls++) {

@@ -121,6 +121,12 @@ public class FakeEnvoy implements AutoCloseable {
         return quit.await(timeout.toMillis(), TimeUnit.MILLISECONDS);
     }
 
+    /** When the start-up timeline turns (or turned) LIVE, on the wall clock. */
+    public java.time.Instant liveAt() {
+        long nanosFromNow = startedNanos + liveAfter.toNanos() - System.nanoTime();
+        return java.time.Instant.now().plusNanos(nanosFromNow);
+    }
+
     public String state() {
         if (forcedState != null) return forcedState;
         long elapsed = System.nanoTime() - startedNanos;

@@ -1,0 +1,638 @@
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The real program, as a separate process, against FakeEnvoy: one nested class per numbered point. */
+class IntegrationTests {
+    FakeEnvoy fake;
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void startFake() throws IOException {
+        fake = FakeEnvoy.start(0, Duration.ZERO).withPilotAgent(0);
+    }
+
+    @AfterEach
+    void stopFake() {
+        fake.close();
+    }
+
+    // --- helpers -----------------------------------------------------------------------------
+
+    Map<String, String> admin(String... more) {
+        Map<String, String> env = TestSupport.env(more);
+        env.put("ENVOY_ADMIN_API", fake.url().toString());
+        env.put("ENVOY_PREFLIGHT_LOGGING", "true");
+        return env;
+    }
+
+    /** An app that records every signal it gets (one name a line) and exits when told to. */
+    Path signalApp() throws IOException {
+        Path app = dir.resolve("signal-app.sh");
+        Files.writeString(app, String.join("\n",
+                "#!/usr/bin/env bash",
+                "dir=$1",
+                // read -t on a fifo waits without child processes, so after mkfifo CHLD is only ours
+                "mkfifo \"$dir/fifo\"; exec 9<>\"$dir/fifo\"",
+                "for s in HUP INT TERM USR1 USR2 ALRM WINCH URG CHLD PIPE; do",
+                "  trap \"echo $s >> '$dir/signals'\" $s",
+                "done",
+                "echo ready > \"$dir/ready\"",
+                "until [ -e \"$dir/stop\" ]; do read -t 0.05 -u 9 || true; done",
+                "exit \"${2:-0}\"", ""));
+        Files.setPosixFilePermissions(app, PosixFilePermissions.fromString("rwxr-xr-x"));
+        return app;
+    }
+
+    List<String> signalsReceived() {
+        String s = TestSupport.read(dir.resolve("signals"));
+        return s.isEmpty() ? List.of() : List.of(s.strip().split("\n"));
+    }
+
+    void stopApp() throws IOException {
+        Files.writeString(dir.resolve("stop"), "");
+    }
+
+    /** sh -c that touches a marker, so a test can tell whether the app ran. */
+    String[] markerApp(int exitCode) {
+        return new String[]{"sh", "-c", "touch '" + dir.resolve("started") + "'; exit " + exitCode};
+    }
+
+    boolean appStarted() {
+        return Files.exists(dir.resolve("started"));
+    }
+
+    List<String> quitRequests() {
+        return fake.requests().stream().filter(r -> r.method().equals("POST")).map(Object::toString).toList();
+    }
+
+    // --- 1. waiting ----------------------------------------------------------------------------
+
+    @Nested
+    class Waiting {
+        @Test
+        void startsTheAppOnlyOnceEnvoyIsLive() throws Exception {
+            fake.close();
+            fake = FakeEnvoy.start(0, Duration.ofMillis(1200)).withPilotAgent(0);
+            long liveAtMillis = fake.liveAt().toEpochMilli();
+            Path started = dir.resolve("started-at");
+            try (var tool = TestSupport.Tool.start(admin(), "sh", "-c", "date +%s%3N > '" + started + "'")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                long startedAt = Long.parseLong(TestSupport.read(started).strip());
+                assertTrue(startedAt >= liveAtMillis - 20, "started " + (liveAtMillis - startedAt) + " ms before LIVE");
+                assertTrue(startedAt - liveAtMillis < 1000, "started " + (startedAt - liveAtMillis) + " ms after LIVE");
+                long polls = fake.requests().stream().filter(r -> r.path().equals("/server_info")).count();
+                assertTrue(polls >= 3, "polls: " + polls);
+                assertTrue(tool.stderr().contains("LIVE after " + polls + " polls in "), tool.stderr());
+                assertTrue(tool.stderr().contains("state PRE_INITIALIZING"), tool.stderr());
+                assertTrue(tool.stderr().contains("state INITIALIZING"), tool.stderr());
+            }
+        }
+
+        @Test
+        void aNestedLiveStateDoesNotCountAndTheWaitTimeoutStartsTheAppAnyway() throws Exception {
+            fake.forceState("INITIALIZING"); // its node metadata says "state": "LIVE"
+            long t0 = System.nanoTime();
+            try (var tool = TestSupport.Tool.start(admin("WAIT_FOR_ENVOY_TIMEOUT", "700ms"), markerApp(0))) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertTrue(System.nanoTime() - t0 >= TimeUnit.MILLISECONDS.toNanos(700));
+                assertTrue(appStarted());
+                assertTrue(tool.stderr().contains("warning: Envoy was not LIVE within the wait timeout (700ms);"
+                        + " starting the app anyway"), tool.stderr());
+            }
+        }
+
+        @Test
+        void theGiveUpTimeoutExits69WithoutStartingTheAppAndWinsOverTheWaitTimeout() throws Exception {
+            fake.forceState("INITIALIZING");
+            try (var tool = TestSupport.Tool.start(admin("WAIT_FOR_ENVOY_TIMEOUT", "200ms",
+                    "QUIT_WITHOUT_ENVOY_TIMEOUT", "800ms"), markerApp(0))) {
+                assertEquals(69, tool.exitCode(), tool.stderr());
+                assertFalse(appStarted());
+                assertTrue(tool.stderr().contains("error: Envoy was not LIVE within the give-up timeout (800ms)"),
+                        tool.stderr());
+                assertEquals(List.of("admin POST /quitquitquit"), quitRequests(), "the sidecar is still told to quit");
+            }
+        }
+
+        @Test
+        void aRefusingAdminApiIsNotYet() throws Exception {
+            Map<String, String> env = admin("WAIT_FOR_ENVOY_TIMEOUT", "500ms", "NEVER_KILL_ISTIO", "true");
+            env.put("ENVOY_ADMIN_API", "http://127.0.0.1:" + TestSupport.closedPort());
+            try (var tool = TestSupport.Tool.start(env, markerApp(0))) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertTrue(appStarted());
+                assertTrue(tool.stderr().contains("poll 1: connection refused"), tool.stderr());
+            }
+        }
+
+        @Test
+        void aHungAdminApiNeverStallsTheWait() throws Exception {
+            fake.override("/server_info", exchange -> sleep(20_000));
+            long t0 = System.nanoTime();
+            try (var tool = TestSupport.Tool.start(admin("WAIT_FOR_ENVOY_TIMEOUT", "1500ms", "NEVER_KILL_ISTIO", "true"),
+                    markerApp(0))) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                long ms = (System.nanoTime() - t0) / 1_000_000;
+                assertTrue(ms < 6000, "took " + ms + " ms");
+                assertTrue(tool.stderr().contains("poll 1: no answer within 1s"), tool.stderr());
+                assertTrue(appStarted());
+            }
+        }
+
+        @Test
+        void wrongAnswersAreNotYetUntilLive() throws Exception {
+            AtomicInteger calls = new AtomicInteger();
+            fake.override("/server_info", exchange -> {
+                switch (calls.incrementAndGet()) {
+                    case 1 -> FakeEnvoy.reply(exchange, 503, "text/plain", "no healthy upstream");
+                    case 2 -> FakeEnvoy.reply(exchange, 200, "text/html", "<html>LIVE</html>");
+                    case 3 -> FakeEnvoy.reply(exchange, 200, "application/json", "{\"status\":\"LIVE\"}");
+                    case 4 -> FakeEnvoy.reply(exchange, 200, "application/json", "{\"state\":\"DRAINING\"}");
+                    default -> FakeEnvoy.reply(exchange, 200, "application/json", FakeEnvoy.serverInfo("LIVE"));
+                }
+            });
+            try (var tool = TestSupport.Tool.start(admin(), markerApp(0))) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                String err = tool.stderr();
+                assertTrue(err.contains("poll 1: HTTP 503"), err);
+                assertTrue(err.contains("poll 2: HTTP 200 but not a JSON object"), err);
+                assertTrue(err.contains("poll 3: HTTP 200 without a top-level state"), err);
+                assertTrue(err.contains("poll 4: state DRAINING"), err);
+                assertTrue(err.contains("LIVE after 5 polls"), err);
+            }
+        }
+
+        @Test
+        void startWithoutEnvoyDoesNotWaitButStillQuits() throws Exception {
+            fake.forceState("PRE_INITIALIZING");
+            try (var tool = TestSupport.Tool.start(admin("START_WITHOUT_ENVOY", "true"), markerApp(0))) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertTrue(appStarted());
+                assertFalse(fake.requests().stream().anyMatch(r -> r.path().equals("/server_info")));
+                assertEquals(List.of("admin POST /quitquitquit"), quitRequests());
+            }
+        }
+
+        @Test
+        void withoutAnAdminApiTheAppRunsDirectly() throws Exception {
+            try (var tool = TestSupport.Tool.start(Map.of(), markerApp(5))) {
+                assertEquals(5, tool.exitCode(), tool.stderr());
+                assertTrue(appStarted());
+                assertEquals(List.of(), fake.requests());
+            }
+        }
+    }
+
+    // --- 2. starting the app -------------------------------------------------------------------
+
+    @Nested
+    class Starting {
+        @Test
+        void argumentsReachTheAppVerbatimAndStdoutIsTheApps() throws Exception {
+            try (var tool = TestSupport.Tool.start(admin(), "printf", "%s|", "a b", "--help", "-v",
+                    "--admin-api=x", "@file", "*")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals("a b|--help|-v|--admin-api=x|@file|*|", tool.stdout());
+            }
+        }
+
+        @Test
+        void stdinEnvironmentAndWorkingDirectoryAreTheApps() throws Exception {
+            Path input = Files.writeString(dir.resolve("input"), "line one\nline two\n");
+            Map<String, String> env = admin("APP_SETTING", "value with spaces");
+            try (var tool = TestSupport.Tool.start(env, input, "sh", "-c", "cat; echo \"$APP_SETTING\"; pwd")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals("line one\nline two\nvalue with spaces\n" + Path.of("").toAbsolutePath() + "\n",
+                        tool.stdout());
+            }
+        }
+
+        @Test
+        void aMissingCommandExits127AndStillQuitsTheSidecar() throws Exception {
+            try (var tool = TestSupport.Tool.start(admin(), "no-such-app-anywhere", "x")) {
+                assertEquals(127, tool.exitCode());
+                assertTrue(tool.stderr().contains("error: command 'no-such-app-anywhere' not found on PATH"),
+                        tool.stderr());
+                assertEquals(List.of("admin POST /quitquitquit"), quitRequests());
+            }
+        }
+
+        @Test
+        void aCommandThatIsNotExecutableExits126() throws Exception {
+            Path script = Files.writeString(dir.resolve("not-executable.sh"), "#!/bin/sh\necho hi\n");
+            try (var tool = TestSupport.Tool.start(admin("NEVER_KILL_ISTIO", "true"), script.toString())) {
+                assertEquals(126, tool.exitCode());
+                assertTrue(tool.stderr().contains("not-executable.sh' is not executable"), tool.stderr());
+                assertEquals("", tool.stdout());
+            }
+        }
+
+        @Test
+        void aCommandFoundOnPathIsRunByItsName() throws Exception {
+            Path bin = Files.createDirectories(dir.resolve("bin"));
+            Path app = Files.writeString(bin.resolve("my-app"), "#!/bin/sh\necho \"argv0=$0\"\n");
+            Files.setPosixFilePermissions(app, PosixFilePermissions.fromString("rwxr-xr-x"));
+            Map<String, String> env = admin("PATH", bin + ":" + System.getenv("PATH"));
+            try (var tool = TestSupport.Tool.start(env, "my-app")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertTrue(tool.stdout().startsWith("argv0="), tool.stdout());
+            }
+        }
+    }
+
+    // --- 3. signals ----------------------------------------------------------------------------
+
+    @Nested
+    class Signals {
+        @ParameterizedTest
+        @ValueSource(strings = {"HUP", "INT", "TERM", "USR1", "USR2", "ALRM", "WINCH"})
+        void eachIsRelayedAsTheSameSignal(String signal) throws Exception {
+            try (var tool = TestSupport.Tool.start(admin(), signalApp().toString(), dir.toString())) {
+                TestSupport.await("the app to be ready", () -> Files.exists(dir.resolve("ready")));
+                tool.signal(signal);
+                TestSupport.await("SIG" + signal + " at the app", () -> signalsReceived().contains(signal));
+                stopApp();
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals(List.of(signal), signalsReceived());
+                assertTrue(tool.stderr().contains("relayed SIG" + signal + " to the app"), tool.stderr());
+            }
+        }
+
+        @Test
+        void chldUrgAndPipeAreNeverRelayed() throws Exception {
+            try (var tool = TestSupport.Tool.start(admin(), signalApp().toString(), dir.toString())) {
+                TestSupport.await("the app to be ready", () -> Files.exists(dir.resolve("ready")));
+                tool.signal("CHLD");
+                tool.signal("URG");
+                tool.signal("PIPE");
+                tool.signal("USR1"); // a marker: once it arrives, the three before it would have too
+                TestSupport.await("SIGUSR1 at the app", () -> signalsReceived().contains("USR1"));
+                stopApp();
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals(List.of("USR1"), signalsReceived());
+            }
+        }
+
+        @ParameterizedTest
+        @CsvSource({"TERM,143", "INT,130", "HUP,129"})
+        void aStopSignalDuringTheWaitNeverStartsTheApp(String signal, int code) throws Exception {
+            fake.forceState("INITIALIZING");
+            try (var tool = TestSupport.Tool.start(admin(), markerApp(0))) {
+                TestSupport.await("the first poll", () -> !fake.requests().isEmpty());
+                tool.signal(signal);
+                assertEquals(code, tool.exitCode(), tool.stderr());
+                assertFalse(appStarted());
+                assertTrue(tool.stderr().contains("stopped by SIG" + signal + " while waiting for Envoy"),
+                        tool.stderr());
+                assertEquals(List.of("admin POST /quitquitquit"), quitRequests());
+            }
+        }
+
+        @Test
+        void aStopSignalCutsAHungPollShort() throws Exception {
+            fake.override("/server_info", exchange -> sleep(20_000));
+            try (var tool = TestSupport.Tool.start(admin("NEVER_KILL_ISTIO", "true"), markerApp(0))) {
+                TestSupport.await("the first poll", () -> !fake.requests().isEmpty());
+                long t0 = System.nanoTime();
+                tool.signal("TERM");
+                assertEquals(143, tool.exitCode(), tool.stderr());
+                long ms = (System.nanoTime() - t0) / 1_000_000;
+                assertTrue(ms < 900, "exited " + ms + " ms after TERM, more than a poll's timeout");
+            }
+        }
+
+        @Test
+        void otherSignalsDuringTheWaitAreKeptForTheApp() throws Exception {
+            fake.forceState("INITIALIZING");
+            try (var tool = TestSupport.Tool.start(admin(), "sleep", "30")) {
+                TestSupport.await("the first poll", () -> !fake.requests().isEmpty());
+                tool.signal("USR1");
+                TestSupport.await("the signal to be kept", () -> tool.stderr().contains("kept for it"));
+                fake.forceState(null); // LIVE: the app starts and gets the USR1 it was sent
+                assertEquals(128 + 10, tool.exitCode(), tool.stderr()); // sleep dies of SIGUSR1 (10)
+                assertTrue(tool.stderr().contains("relayed SIGUSR1"), tool.stderr());
+            }
+        }
+    }
+
+    // --- 4. exit codes -------------------------------------------------------------------------
+
+    @Nested
+    class ExitCodes {
+        @ParameterizedTest
+        @ValueSource(ints = {0, 1, 3, 42, 255})
+        void theAppsCodeIsTheToolsCode(int code) throws Exception {
+            try (var tool = TestSupport.Tool.start(admin(), markerApp(code))) {
+                assertEquals(code, tool.exitCode(), tool.stderr());
+                assertTrue(tool.stderr().contains("exit code " + code), tool.stderr());
+            }
+        }
+
+        @ParameterizedTest
+        @CsvSource({"KILL,137", "TERM,143", "SEGV,139"})
+        void deathBySignalIs128PlusN(String signal, int code) throws Exception {
+            try (var tool = TestSupport.Tool.start(admin(), "sh", "-c", "kill -s " + signal + " $$")) {
+                assertEquals(code, tool.exitCode(), tool.stderr());
+                assertTrue(tool.stderr().contains("killed by SIG") || signal.equals("SEGV") || signal.equals("KILL"),
+                        tool.stderr());
+                assertEquals(List.of("admin POST /quitquitquit"), quitRequests());
+            }
+        }
+    }
+
+    // --- 5. quitting the sidecar ---------------------------------------------------------------
+
+    @Nested
+    class Quitting {
+        @Test
+        void genericEndpointsInOrderThenTheIstioApi() throws Exception {
+            fake.override("/drain/a", exchange -> FakeEnvoy.reply(exchange, 200, "text/plain", "a"));
+            fake.override("/drain/b", exchange -> FakeEnvoy.reply(exchange, 500, "text/plain", "b failed"));
+            Map<String, String> env = admin("ISTIO_QUIT_API", fake.pilotAgentUrl() + "/",
+                    "GENERIC_QUIT_ENDPOINTS", fake.url() + "/drain/a, ," + fake.url() + "/drain/b");
+            try (var tool = TestSupport.Tool.start(env, markerApp(0))) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals(List.of("admin POST /drain/a", "admin POST /drain/b", "pilot-agent POST /quitquitquit"),
+                        quitRequests());
+                assertTrue(tool.stderr().contains("/drain/b: HTTP 500"), tool.stderr());
+            }
+        }
+
+        @Test
+        void refusingAndHungEndpointsAreBoundedAndPassedOver() throws Exception {
+            fake.override("/hang", exchange -> sleep(20_000));
+            String refused = "http://127.0.0.1:" + TestSupport.closedPort() + "/drain";
+            Map<String, String> env = admin("ISTIO_QUIT_API", fake.pilotAgentUrl().toString(),
+                    "QUIT_REQUEST_TIMEOUT", "400ms", "GENERIC_QUIT_ENDPOINTS", refused + "," + fake.url() + "/hang");
+            long t0 = System.nanoTime();
+            try (var tool = TestSupport.Tool.start(env, markerApp(7))) {
+                assertEquals(7, tool.exitCode(), tool.stderr());
+                long ms = (System.nanoTime() - t0) / 1_000_000;
+                assertTrue(ms < 5000, "took " + ms + " ms");
+                String err = tool.stderr();
+                assertTrue(err.contains("/drain failed: connection refused"), err);
+                assertTrue(err.contains("/hang failed: no answer within 400ms"), err);
+                assertTrue(quitRequests().contains("pilot-agent POST /quitquitquit"), quitRequests().toString());
+            }
+        }
+
+        @Test
+        void aFailingIstioApiFallsBackToThePkillStepOnlyWhenAsked() throws Exception {
+            String deadIstio = "http://127.0.0.1:" + TestSupport.closedPort();
+            try (var tool = TestSupport.Tool.start(admin("ISTIO_QUIT_API", deadIstio), markerApp(0))) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals(List.of(), quitRequests());
+            }
+            try (var tool = TestSupport.Tool.start(admin("ISTIO_QUIT_API", deadIstio, "ISTIO_FALLBACK_PKILL", "true"),
+                    markerApp(0))) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals(List.of("admin POST /quitquitquit"), quitRequests());
+            }
+        }
+
+        @Test
+        void thePkillStepSendsSigintToPilotAgentAndThenLeavesTheAdminApiAlone() throws Exception {
+            Path pilotAgent = Files.copy(Path.of("/bin/sleep"), dir.resolve("pilot-agent"));
+            Files.setPosixFilePermissions(pilotAgent, PosixFilePermissions.fromString("rwxr-xr-x"));
+            Process agent = new ProcessBuilder(pilotAgent.toString(), "60").start();
+            try (var tool = TestSupport.Tool.start(admin(), markerApp(0))) {
+                TestSupport.await("pilot-agent to show in /proc", () -> EnvoyPreflight.Sidecar
+                        .processesNamed("pilot-agent").contains(agent.pid()));
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertTrue(agent.waitFor(10, TimeUnit.SECONDS), "pilot-agent still runs");
+                assertEquals(128 + 2, agent.exitValue(), "pilot-agent should die of SIGINT");
+                assertEquals(List.of(), quitRequests());
+                assertTrue(tool.stderr().contains("sent SIGINT to pilot-agent (pid " + agent.pid() + ")"),
+                        tool.stderr());
+            } finally {
+                agent.destroyForcibly();
+            }
+        }
+
+        @Test
+        void aNonLoopbackAdminApiIsNeverQuit() throws Exception {
+            Map<String, String> env = admin("START_WITHOUT_ENVOY", "true", "ISTIO_QUIT_API",
+                    fake.pilotAgentUrl().toString(), "GENERIC_QUIT_ENDPOINTS", fake.url() + "/drain");
+            env.put("ENVOY_ADMIN_API", "http://127.0.0.1.nip.io:15000");
+            try (var tool = TestSupport.Tool.start(env, markerApp(0))) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals(List.of(), fake.requests());
+                assertTrue(tool.stderr().contains("is not loopback"), tool.stderr());
+            }
+        }
+
+        @Test
+        void neverKillIstioQuitsNothing() throws Exception {
+            try (var tool = TestSupport.Tool.start(admin("NEVER_KILL_ISTIO", "TRUE",
+                    "ISTIO_QUIT_API", fake.pilotAgentUrl().toString()), markerApp(0))) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals(List.of(), quitRequests());
+            }
+        }
+
+        @ParameterizedTest
+        @CsvSource({"0,1", "3,0"})
+        void neverKillIstioOnFailureQuitsOnlyAfterSuccess(int code, int quits) throws Exception {
+            try (var tool = TestSupport.Tool.start(admin("NEVER_KILL_ISTIO_ON_FAILURE", "true",
+                    "ISTIO_QUIT_API", fake.pilotAgentUrl().toString()), markerApp(code))) {
+                assertEquals(code, tool.exitCode(), tool.stderr());
+                assertEquals(quits, quitRequests().size(), quitRequests().toString());
+            }
+        }
+    }
+
+    // --- 6. logging ----------------------------------------------------------------------------
+
+    @Nested
+    class Logging {
+        @Test
+        void verboseLogsEveryStepOnStderrOnly() throws Exception {
+            fake.close();
+            fake = FakeEnvoy.start(0, Duration.ofMillis(300)).withPilotAgent(0);
+            try (var tool = TestSupport.Tool.start(admin("ISTIO_QUIT_API", fake.pilotAgentUrl().toString()),
+                    "echo", "only this")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals("only this\n", tool.stdout());
+                String err = tool.stderr();
+                for (String step : List.of("configuration: admin-api=" + fake.url(), "poll 1: ", "LIVE after ",
+                        "started the app, pid ", "the app exited with code 0",
+                        "POST " + fake.pilotAgentUrl() + "/quitquitquit: HTTP 200 in ", "exit code 0")) {
+                    assertTrue(err.contains(step), "missing '" + step + "' in:\n" + err);
+                }
+                for (String line : err.split("\n")) assertTrue(line.startsWith("envoy-preflight: "), line);
+            }
+        }
+
+        @Test
+        void quietByDefault() throws Exception {
+            Map<String, String> env = admin();
+            env.remove("ENVOY_PREFLIGHT_LOGGING");
+            try (var tool = TestSupport.Tool.start(env, markerApp(0))) {
+                assertEquals(0, tool.exitCode());
+                assertEquals("", tool.stderr());
+            }
+        }
+
+        @Test
+        void jsonFormatWritesOneObjectPerLine() throws Exception {
+            try (var tool = TestSupport.Tool.start(admin("ENVOY_PREFLIGHT_LOG_FORMAT", "json"), "sh", "-c", "exit 4")) {
+                assertEquals(4, tool.exitCode());
+                List<JsonObject> lines = tool.stderr().lines().map(l -> JsonParser.parseString(l).getAsJsonObject())
+                        .toList();
+                assertTrue(lines.size() >= 5, tool.stderr());
+                for (JsonObject o : lines) {
+                    assertTrue(o.has("time") && o.has("level") && o.has("msg"), o.toString());
+                }
+                assertEquals("exit code 4", lines.get(lines.size() - 1).get("msg").getAsString());
+            }
+        }
+
+        @Test
+        void credentialsInUrlsAreNeverPrinted() throws Exception {
+            Map<String, String> env = admin("ISTIO_QUIT_API", "http://agent:hunter2@127.0.0.1:"
+                    + TestSupport.closedPort());
+            env.put("ENVOY_ADMIN_API", "http://admin:s3cret@127.0.0.1:" + fake.url().getPort());
+            try (var tool = TestSupport.Tool.start(env, markerApp(0))) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertTrue(tool.stderr().contains("***@127.0.0.1"), tool.stderr());
+                assertFalse(tool.stderr().contains("s3cret") || tool.stderr().contains("hunter2"), tool.stderr());
+            }
+            try (var tool = TestSupport.Tool.start(TestSupport.env("ISTIO_QUIT_API", "ftp://agent:hunter2@x"),
+                    markerApp(0))) {
+                assertEquals(2, tool.exitCode());
+                assertFalse(tool.stderr().contains("hunter2"), tool.stderr());
+            }
+        }
+    }
+
+    // --- 7. --check and --dry-run --------------------------------------------------------------
+
+    @Nested
+    class CheckAndDryRun {
+        @Test
+        void checkPrintsTheStateAndExits0OnlyWhenLive() throws Exception {
+            try (var tool = TestSupport.Tool.start(Map.of(), "--check", "--admin-api", fake.url().toString())) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals("LIVE\n", tool.stdout());
+            }
+            fake.forceState("DRAINING");
+            try (var tool = TestSupport.Tool.start(admin(), "--check")) {
+                assertEquals(1, tool.exitCode(), tool.stderr());
+                assertEquals("state DRAINING\n", tool.stdout());
+            }
+            assertTrue(quitRequests().isEmpty());
+        }
+
+        @Test
+        void dryRunSaysWhatWouldBeDoneAndDoesNothing() throws Exception {
+            Map<String, String> env = admin("ISTIO_QUIT_API", fake.pilotAgentUrl().toString(), "ISTIO_FALLBACK_PKILL",
+                    "true", "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:1/drain", "NEVER_KILL_ISTIO_ON_FAILURE", "true");
+            try (var tool = TestSupport.Tool.start(env, "--dry-run", "sh", "-c", "touch '" + dir.resolve("started") + "'")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                String out = tool.stdout();
+                assertTrue(out.contains("at exit with code 0: POST http://127.0.0.1:1/drain; then POST "
+                        + fake.pilotAgentUrl() + "/quitquitquit; if that fails: SIGINT pilot-agent, else POST "
+                        + fake.url() + "/quitquitquit"), out);
+                assertTrue(out.contains("at exit with code 1: quit nothing (never-kill-istio-on-failure"), out);
+                assertTrue(out.contains("before start: GET " + fake.url() + "/server_info until state LIVE"), out);
+                assertFalse(appStarted());
+                assertEquals(List.of(), fake.requests());
+            }
+        }
+    }
+
+    // --- bad configuration ---------------------------------------------------------------------
+
+    @Nested
+    class BadConfiguration {
+        @ParameterizedTest
+        @CsvSource(delimiter = '|', value = {
+                "START_WITHOUT_ENVOY|yes|START_WITHOUT_ENVOY: not a boolean (true or false): 'yes'",
+                "WAIT_FOR_ENVOY_TIMEOUT|-3s|WAIT_FOR_ENVOY_TIMEOUT: negative duration: '-3s'",
+                "ISTIO_QUIT_API|notaurl^^|ISTIO_QUIT_API: not a URL",
+                "ENVOY_PREFLIGHT_LOG_FORMAT|xml|ENVOY_PREFLIGHT_LOG_FORMAT: not a log format (text or json): 'xml'"})
+        void aBadVariableExits2NamingItAndNothingRuns(String variable, String value, String message) throws Exception {
+            try (var tool = TestSupport.Tool.start(admin(variable, value, "ISTIO_QUIT_API",
+                    variable.equals("ISTIO_QUIT_API") ? value : fake.pilotAgentUrl().toString()), markerApp(0))) {
+                assertEquals(2, tool.exitCode());
+                assertTrue(tool.stderr().startsWith("envoy-preflight: error: " + message), tool.stderr());
+                assertEquals(1, tool.stderr().lines().count(), tool.stderr());
+                assertFalse(appStarted());
+                assertEquals(List.of(), fake.requests());
+            }
+        }
+
+        @Test
+        void anUnknownOptionExits2WithOneLine() throws Exception {
+            try (var tool = TestSupport.Tool.start(admin(), "--wait-for-envoy", markerApp(0)[0])) {
+                assertEquals(2, tool.exitCode());
+                assertEquals("envoy-preflight: error: Unknown option: '--wait-for-envoy' (see --help)\n", tool.stderr());
+                assertEquals(List.of(), fake.requests());
+            }
+        }
+
+        @Test
+        void noCommandExits2() throws Exception {
+            try (var tool = TestSupport.Tool.start(admin())) {
+                assertEquals(2, tool.exitCode());
+                assertTrue(tool.stderr().contains("no COMMAND given"), tool.stderr());
+            }
+        }
+    }
+
+    // --- through JBang -------------------------------------------------------------------------
+
+    @Nested
+    class ThroughJBang {
+        @Test
+        void theCommittedLauncherRunsTheScriptAndTheCatalogAlias() throws Exception {
+            Path root = Path.of("").toAbsolutePath();
+            while (!Files.exists(root.resolve("jbang-catalog.json"))) root = root.getParent();
+            for (String script : List.of("EnvoyPreflight.java", "envoy-preflight")) {
+                ProcessBuilder pb = new ProcessBuilder(root.resolve("jbang").toString(), script, "sh", "-c",
+                        "echo \"hi $0\"; exit 3", "from-jbang")
+                        .directory(root.toFile())
+                        .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                        .redirectError(dir.resolve("jbang-stderr").toFile());
+                TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+                pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
+                Process p = pb.start();
+                String out = new String(p.getInputStream().readAllBytes());
+                assertTrue(p.waitFor(120, TimeUnit.SECONDS));
+                assertEquals(3, p.exitValue(), script + ": " + TestSupport.read(dir.resolve("jbang-stderr")));
+                assertEquals("hi from-jbang\n", out, script);
+            }
+        }
+    }
+
+    static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

@@ -1,0 +1,107 @@
+///usr/bin/env jbang "$0" "$@" ; exit $?
+//JAVA 17+
+//DEPS org.junit.jupiter:junit-jupiter:5.14.1
+//DEPS org.junit.platform:junit-platform-launcher:1.14.1
+//SOURCES ../EnvoyPreflight.java
+//SOURCES ../examples/local/FakeEnvoy.java
+//SOURCES TestSupport.java
+//SOURCES UnitTests.java
+//SOURCES IntegrationTests.java
+//RUNTIME_OPTIONS -Xmx512m
+//DESCRIPTION Runs envoy-preflight's JUnit tests and prints "N passed, N failed, N skipped".
+
+import org.junit.platform.engine.TestExecutionResult;
+import org.junit.platform.engine.discovery.DiscoverySelectors;
+import org.junit.platform.engine.FilterResult;
+import org.junit.platform.engine.discovery.ClassNameFilter;
+import org.junit.platform.launcher.PostDiscoveryFilter;
+import org.junit.platform.launcher.TagFilter;
+import org.junit.platform.launcher.TestExecutionListener;
+import org.junit.platform.launcher.TestIdentifier;
+import org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder;
+import org.junit.platform.launcher.core.LauncherFactory;
+
+import java.nio.file.Path;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Usage: {@code ./jbang test [--tag TAG] [--all] [NAME-SUBSTRING]}. Without options it runs every
+ * test not tagged "slow". Exits 1 if any test failed or none ran.
+ */
+public class RunTests {
+    public static void main(String[] args) throws Exception {
+        Path jar = Path.of(RunTests.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+        LauncherDiscoveryRequestBuilder request = LauncherDiscoveryRequestBuilder.request()
+                .selectors(DiscoverySelectors.selectClasspathRoots(Set.of(jar)))
+                // JUnit's own discovery would also pick up classes of the sourced scripts: only ours.
+                .filters(ClassNameFilter.includeClassNamePatterns(".*Tests"));
+        boolean tagged = false;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--tag" -> {
+                    request.filters(TagFilter.includeTags(args[++i]));
+                    tagged = true;
+                }
+                case "--all" -> tagged = true;
+                default -> {
+                    String only = args[i];
+                    request.filters((PostDiscoveryFilter) d ->
+                            FilterResult.includedIf(!d.isTest() || d.getUniqueId().toString().contains(only)));
+                }
+            }
+        }
+        if (!tagged) request.filters(TagFilter.excludeTags("slow"));
+
+        AtomicInteger passed = new AtomicInteger();
+        AtomicInteger failed = new AtomicInteger();
+        AtomicInteger skipped = new AtomicInteger();
+        TestExecutionListener report = new TestExecutionListener() {
+            private final java.util.Map<String, Long> started = new java.util.concurrent.ConcurrentHashMap<>();
+
+            @Override
+            public void executionStarted(TestIdentifier id) {
+                started.put(id.getUniqueId(), System.nanoTime());
+            }
+
+            @Override
+            public void executionSkipped(TestIdentifier id, String reason) {
+                if (!id.isTest()) return;
+                skipped.incrementAndGet();
+                System.out.println("SKIP " + name(id) + ": " + reason);
+            }
+
+            @Override
+            public void executionFinished(TestIdentifier id, TestExecutionResult result) {
+                if (!id.isTest()) {
+                    if (result.getStatus() == TestExecutionResult.Status.FAILED) {
+                        failed.incrementAndGet();
+                        System.out.println("FAIL " + id.getDisplayName() + " (container)");
+                        result.getThrowable().ifPresent(t -> t.printStackTrace(System.out));
+                    }
+                    return;
+                }
+                long ms = (System.nanoTime() - started.getOrDefault(id.getUniqueId(), System.nanoTime())) / 1_000_000;
+                if (result.getStatus() == TestExecutionResult.Status.SUCCESSFUL) {
+                    passed.incrementAndGet();
+                    System.out.println("PASS " + name(id) + " (" + ms + " ms)");
+                } else {
+                    failed.incrementAndGet();
+                    System.out.println("FAIL " + name(id) + " (" + ms + " ms)");
+                    result.getThrowable().ifPresent(t -> t.printStackTrace(System.out));
+                }
+            }
+
+            private String name(TestIdentifier id) {
+                String uid = id.getUniqueId();
+                int cls = uid.indexOf("[class:");
+                String owner = cls < 0 ? "" : uid.substring(cls + 7, uid.indexOf(']', cls)) + ".";
+                return owner + id.getDisplayName();
+            }
+        };
+        LauncherFactory.create().execute(request.build(), report);
+        System.out.println();
+        System.out.println(passed + " passed, " + failed + " failed, " + skipped + " skipped");
+        System.exit(failed.get() > 0 || passed.get() == 0 ? 1 : 0);
+    }
+}

@@ -1,0 +1,127 @@
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+
+/** Runs the real envoy-preflight as a separate process, the way a container would. */
+final class TestSupport {
+    private TestSupport() {
+    }
+
+    /** Every variable the tool reads: cleared so that the developer's shell can't leak in. */
+    static final List<String> TOOL_VARIABLES = List.of("ENVOY_ADMIN_API", "START_WITHOUT_ENVOY",
+            "WAIT_FOR_ENVOY_TIMEOUT", "QUIT_WITHOUT_ENVOY_TIMEOUT", "ISTIO_QUIT_API", "ISTIO_FALLBACK_PKILL",
+            "GENERIC_QUIT_ENDPOINTS", "NEVER_KILL_ISTIO", "NEVER_KILL_ISTIO_ON_FAILURE", "QUIT_REQUEST_TIMEOUT",
+            "ENVOY_PREFLIGHT_POLL_MAX_INTERVAL", "ENVOY_PREFLIGHT_LOGGING", "ENVOY_PREFLIGHT_LOG_FORMAT");
+
+    static final Duration PATIENCE = Duration.ofSeconds(30);
+
+    /** The tool's JVM: this test JVM's java and class path, with the script's runtime options. */
+    static List<String> javaCommand() {
+        String java = ProcessHandle.current().info().command().orElse("java");
+        return List.of(java, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k", "-Xmx64m",
+                "-cp", System.getProperty("java.class.path"), "EnvoyPreflight");
+    }
+
+    static final class Tool implements AutoCloseable {
+        final Process process;
+        final Path stdout;
+        final Path stderr;
+
+        private Tool(Process process, Path stdout, Path stderr) {
+            this.process = process;
+            this.stdout = stdout;
+            this.stderr = stderr;
+        }
+
+        static Tool start(Map<String, String> env, String... args) throws IOException {
+            return start(env, null, args);
+        }
+
+        /** Starts the tool with env added to a clean copy of ours; stdin from a file or nothing. */
+        static Tool start(Map<String, String> env, Path stdin, String... args) throws IOException {
+            List<String> command = new ArrayList<>(javaCommand());
+            command.addAll(List.of(args));
+            Path dir = Files.createTempDirectory("preflight-run");
+            Path out = dir.resolve("stdout");
+            Path err = dir.resolve("stderr");
+            ProcessBuilder pb = new ProcessBuilder(command)
+                    .redirectOutput(out.toFile())
+                    .redirectError(err.toFile())
+                    .redirectInput(stdin == null ? ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())
+                            : ProcessBuilder.Redirect.from(stdin.toFile()));
+            TOOL_VARIABLES.forEach(pb.environment()::remove);
+            pb.environment().putAll(env);
+            return new Tool(pb.start(), out, err);
+        }
+
+        /** Runs to the end and returns the exit code (fails the test if it hangs). */
+        int exitCode() throws InterruptedException {
+            if (!process.waitFor(PATIENCE.toMillis(), TimeUnit.MILLISECONDS)) {
+                process.destroyForcibly();
+                throw new AssertionError("the tool did not exit within " + PATIENCE + "; stderr:\n" + stderr());
+            }
+            return process.exitValue();
+        }
+
+        long pid() {
+            return process.pid();
+        }
+
+        String stdout() {
+            return read(stdout);
+        }
+
+        String stderr() {
+            return read(stderr);
+        }
+
+        void signal(String name) {
+            String failure = EnvoyPreflight.Signals.kill(name, pid());
+            if (failure != null) throw new AssertionError("kill -s " + name + ": " + failure);
+        }
+
+        @Override
+        public void close() {
+            process.descendants().forEach(ProcessHandle::destroyForcibly);
+            process.destroyForcibly();
+        }
+    }
+
+    static String read(Path p) {
+        try {
+            return Files.exists(p) ? Files.readString(p, StandardCharsets.UTF_8) : "";
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    /** Waits until condition holds; fails with what after PATIENCE. */
+    static void await(String what, BooleanSupplier condition) throws InterruptedException {
+        long until = System.nanoTime() + PATIENCE.toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > until) throw new AssertionError("timed out waiting for " + what);
+            Thread.sleep(10);
+        }
+    }
+
+    static Map<String, String> env(String... keyValues) {
+        Map<String, String> env = new HashMap<>();
+        for (int i = 0; i < keyValues.length; i += 2) env.put(keyValues[i], keyValues[i + 1]);
+        return env;
+    }
+
+    /** A port nothing listens on: bound, then released. */
+    static int closedPort() throws IOException {
+        try (var s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+}

@@ -1,0 +1,369 @@
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The pure parts: parsing, judgements, the backoff schedule and the quit plan. */
+class UnitTests {
+
+    @Nested
+    class Booleans {
+        @ParameterizedTest
+        @CsvSource({"true,true", "TRUE,true", "True,true", "false,false", "FALSE,false", "fAlSe,false"})
+        void trueAndFalseInAnyCase(String raw, boolean expected) {
+            assertEquals(expected, EnvoyPreflight.Bools.parse(raw));
+        }
+
+        @ParameterizedTest
+        @ValueSource(strings = {"yes", "no", "1", "0", "on", " true", "true ", "t"})
+        void anythingElseIsRejected(String raw) {
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Bools.parse(raw));
+        }
+    }
+
+    @Nested
+    class Durations {
+        @ParameterizedTest
+        @CsvSource({"500ms,500", "30s,30000", "2m,120000", "1h30m,5400000", "1.5s,1500", "1m30s,90000",
+                "10,10000", "0.25,250", "0,0", "0s,0", "250000us,250", "3000000ns,3", "2h,7200000",
+                ".5s,500", "1µs500ms,500"})
+        void goSyntaxAndBareSeconds(String raw, long millis) {
+            assertEquals(millis, EnvoyPreflight.Durations.parse(raw).toMillis());
+        }
+
+        @ParameterizedTest
+        @ValueSource(strings = {"-5s", "-1", "abc", "5 s", "5x", "s", "1h-30m", " 5s", "5s ", "1e3",
+                "99999999999999999h", "+5s", "5S", "1..5s"})
+        void garbageAndNegativeAreRejected(String raw) {
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Durations.parse(raw));
+        }
+
+        @Test
+        void zeroIsNotATimeLimit() {
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Durations.parsePositive("0s"));
+            assertEquals(Duration.ofMillis(1), EnvoyPreflight.Durations.parsePositive("1ms"));
+        }
+
+        @ParameterizedTest
+        @CsvSource({"0,0", "250,250ms", "1500,1500ms", "5000,5s", "90000,1m30s", "5400000,1h30m", "3600000,1h"})
+        void formatsTheWayTheyAreWritten(long millis, String expected) {
+            assertEquals(expected, EnvoyPreflight.Durations.format(Duration.ofMillis(millis)));
+        }
+    }
+
+    @Nested
+    class Urls {
+        @ParameterizedTest
+        @ValueSource(strings = {"http://127.0.0.1:15000", "https://envoy.local", "http://[::1]:15000/",
+                "http://localhost:15000/admin/", "HTTP://127.0.0.1:1"})
+        void httpAndHttpsWithAHostAreAccepted(String raw) {
+            assertEquals(raw, EnvoyPreflight.Urls.parseBase(raw).toString());
+        }
+
+        @ParameterizedTest
+        @ValueSource(strings = {"ftp://127.0.0.1", "127.0.0.1:15000", "http://", "http:///path",
+                "notaurl^^", "http://127.0.0.1:15000/a b", "http://exa mple.com", "http://x/#frag",
+                "file:///etc/passwd", "localhost:15000"})
+        void otherValuesAreRejected(String raw) {
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Urls.parseBase(raw));
+        }
+
+        @Test
+        void aBaseUrlTakesNoQuery() {
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Urls.parseBase("http://h/?a=b"));
+            assertEquals("http://h/drain?a=b", EnvoyPreflight.Urls.parse("http://h/drain?a=b").toString());
+        }
+
+        @Test
+        void csvSkipsBlanksAndSpacesAndKeepsOrder() {
+            List<URI> uris = EnvoyPreflight.Urls.parseList(" http://a:1/x , ,http://b:2/y,,  ");
+            assertEquals(List.of(URI.create("http://a:1/x"), URI.create("http://b:2/y")), uris);
+            assertEquals(List.of(), EnvoyPreflight.Urls.parseList(" , "));
+        }
+
+        @Test
+        void csvWithOneBadEntryNamesThatEntry() {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> EnvoyPreflight.Urls.parseList("http://a:1/x,ftp://b/y,http://c/z"));
+            assertTrue(e.getMessage().contains("ftp://b/y"), e.getMessage());
+        }
+
+        @ParameterizedTest
+        @CsvSource({"http://h:1,quitquitquit,http://h:1/quitquitquit",
+                "http://h:1/,quitquitquit,http://h:1/quitquitquit",
+                "http://h:1//,quitquitquit,http://h:1/quitquitquit",
+                "http://h:1/agent/,quitquitquit,http://h:1/agent/quitquitquit",
+                "http://u:p@h:1,server_info,http://u:p@h:1/server_info"})
+        void pathsAreAppendedWhateverSlashesTheBaseEndsWith(String base, String path, String expected) {
+            assertEquals(expected, EnvoyPreflight.Urls.resolve(URI.create(base), path).toString());
+        }
+
+        @ParameterizedTest
+        @CsvSource({"http://localhost:15000,true", "http://LOCALHOST:1,true", "http://localhost.:1,true",
+                "http://127.0.0.1:15000,true", "http://127.255.3.4,true", "http://[::1]:15000,true",
+                "http://[0:0:0:0:0:0:0:1]:1,true", "http://[::ffff:127.0.0.1]:1,true",
+                "http://128.0.0.1,false", "http://10.0.0.1,false", "http://127.0.0.1.nip.io,false",
+                "http://localhost.evil.com,false", "http://mylocalhost,false", "http://[::2],false",
+                "http://127.0.0.256,false", "http://envoy:15000,false", "http://0.0.0.0,false",
+                "http://evil.com/127.0.0.1,false", "http://127.0.0.1@evil.com,false"})
+        void loopbackIsJudgedOnTheParsedHost(String raw, boolean loopback) {
+            assertEquals(loopback, EnvoyPreflight.Urls.isLoopback(URI.create(raw)));
+        }
+    }
+
+    @Nested
+    class Redaction {
+        @ParameterizedTest
+        @CsvSource({"http://user:secret@h:1/x,http://***@h:1/x",
+                "ENVOY_ADMIN_API: bad: 'ftp://a:b@c',ENVOY_ADMIN_API: bad: 'ftp://***@c'",
+                "http://h:1/x?mail=a@b,http://h:1/x?mail=a@b",
+                "no url here,no url here"})
+        void credentialsNeverShow(String in, String out) {
+            assertEquals(out, EnvoyPreflight.Redact.text(in));
+        }
+    }
+
+    @Nested
+    class ServerInfoState {
+        private String state(String json) throws IOException {
+            return EnvoyPreflight.AdminApi.topLevelState(
+                    new ByteArrayInputStream(json.getBytes(StandardCharsets.UTF_8)));
+        }
+
+        @Test
+        void readsTheTopLevelStateWhereverItStands() throws IOException {
+            assertEquals("LIVE", state("{\"state\":\"LIVE\"}"));
+            assertEquals("DRAINING", state("{\"version\":\"x\",\"uptime\":{\"a\":[1,2]},\"state\":\"DRAINING\"}"));
+            assertEquals("INITIALIZING", state(FakeEnvoy.serverInfo("INITIALIZING")));
+        }
+
+        @Test
+        void nestedStatesDoNotCount() throws IOException {
+            assertNull(state("{\"node\":{\"metadata\":{\"state\":\"LIVE\"}}}"));
+            assertEquals("PRE_INITIALIZING",
+                    state("{\"node\":{\"state\":\"LIVE\"},\"state\":\"PRE_INITIALIZING\",\"x\":\"state: LIVE\"}"));
+        }
+
+        @Test
+        void aStateThatIsNotAStringIsNoState() throws IOException {
+            assertNull(state("{\"state\":1}"));
+            assertNull(state("{\"state\":{\"name\":\"LIVE\"}}"));
+        }
+
+        @Test
+        void caseMatters() throws IOException {
+            assertEquals("live", state("{\"state\":\"live\"}"));
+        }
+
+        @ParameterizedTest
+        @ValueSource(strings = {"LIVE", "", "[\"state\",\"LIVE\"]", "{\"state\":\"LIVE\"", "{\"state\":\"LIVE\"} x",
+                "{\"state\" \"LIVE\"}", "<html>LIVE</html>", "\"LIVE\"", "{state:LIVE}"})
+        void anythingButAJsonObjectIsRejected(String body) {
+            assertThrows(IOException.class, () -> state(body));
+        }
+    }
+
+    @Nested
+    class BackoffSchedule {
+        private List<Long> schedule(double random, Duration cap, int n) {
+            EnvoyPreflight.Backoff b = new EnvoyPreflight.Backoff(cap, () -> random);
+            List<Long> ms = new ArrayList<>();
+            for (int i = 0; i < n; i++) ms.add(b.next().toMillis());
+            return ms;
+        }
+
+        @Test
+        void startsAt100msDoublesAndStopsAtTheCap() {
+            assertEquals(List.of(100L, 200L, 250L, 250L, 250L), schedule(0.0, Duration.ofMillis(250), 5));
+        }
+
+        @Test
+        void jitterOnlyShortensByUpToAFifth() {
+            assertEquals(List.of(80L, 160L, 200L, 200L), schedule(1.0, Duration.ofMillis(250), 4));
+        }
+
+        @Test
+        void neverAboveTheCapHoweverLongItRuns() {
+            EnvoyPreflight.Backoff b = new EnvoyPreflight.Backoff(Duration.ofMillis(250), Math::random);
+            for (int i = 0; i < 10_000; i++) {
+                long ms = b.next().toMillis();
+                assertTrue(ms <= 250 && ms >= 64, "pause " + ms + " ms");
+            }
+        }
+
+        @Test
+        void aLowCapIsHonouredFromTheFirstPause() {
+            assertEquals(List.of(5L, 5L), schedule(0.0, Duration.ofMillis(5), 2));
+        }
+    }
+
+    @Nested
+    class QuitPlan {
+        private EnvoyPreflight.Config config(Map<String, String> env) throws Exception {
+            return EnvoyPreflight.Config.resolve(flags("true"), env);
+        }
+
+        private EnvoyPreflight flags(String... command) {
+            EnvoyPreflight f = new EnvoyPreflight();
+            f.command = List.of(command);
+            return f;
+        }
+
+        private String plan(int code, String... env) throws Exception {
+            return EnvoyPreflight.Sidecar.plan(config(TestSupport.env(env)), code).describe();
+        }
+
+        @Test
+        void plainEnvoyIsStoppedThroughPkillElseTheAdminApi() throws Exception {
+            assertEquals("SIGINT pilot-agent, else POST http://127.0.0.1:15000/quitquitquit",
+                    plan(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000"));
+        }
+
+        @Test
+        void genericEndpointsComeFirstInOrderThenIstio() throws Exception {
+            assertEquals("POST http://127.0.0.1:1/a; then POST http://127.0.0.1:2/b; then "
+                            + "POST http://127.0.0.1:15020/quitquitquit",
+                    plan(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000", "ISTIO_QUIT_API", "http://127.0.0.1:15020/",
+                            "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:1/a, http://127.0.0.1:2/b"));
+        }
+
+        @Test
+        void istioFallsBackToThePkillStepWhenAsked() throws Exception {
+            assertEquals("POST http://127.0.0.1:15020/quitquitquit; if that fails: SIGINT pilot-agent, else "
+                            + "POST http://localhost:15000/quitquitquit",
+                    plan(0, "ENVOY_ADMIN_API", "http://localhost:15000", "ISTIO_QUIT_API", "http://127.0.0.1:15020",
+                            "ISTIO_FALLBACK_PKILL", "true"));
+        }
+
+        @Test
+        void nothingWithoutALoopbackAdminApi() throws Exception {
+            assertTrue(plan(0).startsWith("quit nothing (no admin API"), plan(0));
+            String remote = plan(0, "ENVOY_ADMIN_API", "http://envoy.example:15000",
+                    "ISTIO_QUIT_API", "http://127.0.0.1:15020");
+            assertTrue(remote.startsWith("quit nothing (") && remote.contains("not loopback"), remote);
+        }
+
+        @Test
+        void neverKillSwitches() throws Exception {
+            String[] base = {"ENVOY_ADMIN_API", "http://127.0.0.1:15000", "ISTIO_QUIT_API", "http://127.0.0.1:15020"};
+            assertTrue(plan(0, concat(base, "NEVER_KILL_ISTIO", "true")).contains("never-kill-istio is set"));
+            String onFailure = plan(3, concat(base, "NEVER_KILL_ISTIO_ON_FAILURE", "true"));
+            assertTrue(onFailure.startsWith("quit nothing") && onFailure.contains("exit code is 3"), onFailure);
+            assertEquals("POST http://127.0.0.1:15020/quitquitquit",
+                    plan(0, concat(base, "NEVER_KILL_ISTIO_ON_FAILURE", "true")));
+        }
+
+        private String[] concat(String[] a, String... b) {
+            List<String> all = new ArrayList<>(List.of(a));
+            all.addAll(List.of(b));
+            return all.toArray(String[]::new);
+        }
+    }
+
+    @Nested
+    class Configuration {
+        private EnvoyPreflight.Config resolve(EnvoyPreflight flags, String... env) throws Exception {
+            return EnvoyPreflight.Config.resolve(flags, TestSupport.env(env));
+        }
+
+        private EnvoyPreflight flags() {
+            EnvoyPreflight f = new EnvoyPreflight();
+            f.command = List.of("true");
+            return f;
+        }
+
+        @Test
+        void aFlagWinsOverItsVariable() throws Exception {
+            EnvoyPreflight f = flags();
+            f.adminApi = "http://127.0.0.1:2";
+            f.startWithoutEnvoy = false;
+            f.quitTimeout = "2s";
+            EnvoyPreflight.Config c = resolve(f, "ENVOY_ADMIN_API", "http://127.0.0.1:1",
+                    "START_WITHOUT_ENVOY", "true", "QUIT_REQUEST_TIMEOUT", "9s");
+            assertEquals(URI.create("http://127.0.0.1:2"), c.adminApi());
+            assertFalse(c.startWithoutEnvoy());
+            assertEquals(Duration.ofSeconds(2), c.quitTimeout());
+        }
+
+        @Test
+        void emptyVariablesAreUnsetAndDefaultsApply() throws Exception {
+            EnvoyPreflight.Config c = resolve(flags(), "ENVOY_ADMIN_API", "", "QUIT_REQUEST_TIMEOUT", "",
+                    "START_WITHOUT_ENVOY", "", "GENERIC_QUIT_ENDPOINTS", "");
+            assertNull(c.adminApi());
+            assertEquals(Duration.ofSeconds(5), c.quitTimeout());
+            assertEquals(List.of(), c.genericQuitEndpoints());
+            assertFalse(c.shouldWait());
+        }
+
+        @Test
+        void errorsNameTheVariableAndTheValue() {
+            Exception e = assertThrows(EnvoyPreflight.Config.Invalid.class,
+                    () -> resolve(flags(), "WAIT_FOR_ENVOY_TIMEOUT", "soon"));
+            assertEquals("WAIT_FOR_ENVOY_TIMEOUT: not a duration (like 500ms, 30s, 2m, 1h30m or a number of"
+                    + " seconds): 'soon'", e.getMessage());
+        }
+
+        @Test
+        void errorsNameTheFlagWhenTheValueCameFromIt() {
+            EnvoyPreflight f = flags();
+            f.istioQuitApi = "127.0.0.1:15020";
+            Exception e = assertThrows(EnvoyPreflight.Config.Invalid.class,
+                    () -> resolve(f, "ISTIO_QUIT_API", "http://127.0.0.1:15020"));
+            assertTrue(e.getMessage().startsWith("--istio-quit-api: "), e.getMessage());
+        }
+
+        @Test
+        void noCommandIsAnErrorExceptForCheckAndDryRun() throws Exception {
+            EnvoyPreflight f = new EnvoyPreflight();
+            assertThrows(EnvoyPreflight.Config.Invalid.class, () -> resolve(f));
+            f.dryRun = true;
+            assertTrue(resolve(f).dryRun());
+        }
+    }
+
+    @Nested
+    class CommandLookup {
+        @Test
+        void findsTheFirstExecutableOnPathLikeAShell() throws IOException {
+            Path a = Files.createTempDirectory("path-a");
+            Path b = Files.createTempDirectory("path-b");
+            Path plain = Files.writeString(a.resolve("tool"), "#!/bin/sh\n");
+            Path exec = Files.writeString(b.resolve("tool"), "#!/bin/sh\n");
+            Files.setPosixFilePermissions(exec, PosixFilePermissions.fromString("rwxr-xr-x"));
+            EnvoyPreflight.Child.Resolved r = EnvoyPreflight.Child.resolve("tool", a + ":" + b);
+            assertEquals(exec, r.path());
+            assertEquals(0, r.exitCode());
+            EnvoyPreflight.Child.Resolved onlyPlain = EnvoyPreflight.Child.resolve("tool", a.toString());
+            assertEquals(126, onlyPlain.exitCode());
+            assertTrue(onlyPlain.problem().contains(plain.toString()), onlyPlain.problem());
+        }
+
+        @Test
+        void missingIs127AndADirectoryIs126() throws IOException {
+            assertEquals(127, EnvoyPreflight.Child.resolve("no-such-command-here", "/usr/bin:/bin").exitCode());
+            assertEquals(127, EnvoyPreflight.Child.resolve("./no/such/file", "/bin").exitCode());
+            Path dir = Files.createTempDirectory("a-dir");
+            assertEquals(126, EnvoyPreflight.Child.resolve(dir.toString(), "/bin").exitCode());
+            assertEquals(0, EnvoyPreflight.Child.resolve("sh", "/nonexistent::/bin:/usr/bin").exitCode());
+        }
+    }
+}
