@@ -369,11 +369,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             out.println("command=" + config.command());
             if (config.shouldWait()) {
                 out.println("before start: GET " + Redact.uri(Urls.resolve(config.adminApi(), "server_info"))
-                        + " until state LIVE"
-                        + (config.giveUpTimeout().isZero() ? "" : ", exit 69 after "
-                                + Durations.format(config.giveUpTimeout()))
-                        + (config.waitTimeout().isZero() ? "" : ", start anyway after "
-                                + Durations.format(config.waitTimeout())));
+                        + " until state LIVE, " + (!config.giveUpTimeout().isZero()
+                                ? "exit 69 after " + Durations.format(config.giveUpTimeout())
+                                : !config.waitTimeout().isZero()
+                                        ? "start anyway after " + Durations.format(config.waitTimeout())
+                                        : "for as long as it takes"));
             } else {
                 out.println("before start: no waiting ("
                         + (config.adminApi() == null ? "no admin API" : "start without Envoy") + ")");
