@@ -1108,7 +1108,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     return 128 + stopSignal;
                 }
                 try {
-                    p = new ProcessBuilder(command).inheritIO().start();
+                    p = new ProcessBuilder(launchCommand()).inheritIO().start();
                 } catch (IOException e) {
                     log.error("cannot run '" + command.get(0) + "': " + e.getMessage());
                     return EXIT_NOT_EXECUTABLE; // found on PATH, so the kernel refused it
@@ -1129,6 +1129,29 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             log.info("the app exited with code " + code);
             return code;
+        }
+
+        /**
+         * The command, behind `setpriv --pdeathsig TERM` where util-linux's setpriv is on PATH: if
+         * envoy-preflight is SIGKILLed, the kernel then sends the app TERM instead of leaving it
+         * orphaned. The JDK cannot set a parent-death signal itself. It is tied to the thread that
+         * starts the app, which is why run() is only ever called on the main thread.
+         */
+        private List<String> launchCommand() {
+            Resolved setpriv = resolve("setpriv", System.getenv("PATH"));
+            try {
+                // busybox and toybox link their applets to themselves, without --pdeathsig
+                if (setpriv.exitCode() == 0
+                        && setpriv.path().toRealPath().getFileName().toString().equals("setpriv")) {
+                    List<String> wrapped = new ArrayList<>(List.of(setpriv.path().toString(), "--pdeathsig", "TERM", "--"));
+                    wrapped.addAll(command);
+                    return wrapped;
+                }
+            } catch (IOException e) {
+                // unreadable link: start the app without the safeguard
+            }
+            log.info("util-linux setpriv is not on PATH: the app would outlive a SIGKILL of envoy-preflight");
+            return command;
         }
 
         private static int waitUninterruptibly(Process p) {
@@ -1185,10 +1208,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             HUP(true), INT(true), TERM(true), USR1(false), USR2(false), ALRM(false), WINCH(false);
 
             private final boolean stops;
-            private int number;
+            private final int number;
 
             Sig(boolean stops) {
                 this.stops = stops;
+                this.number = new sun.misc.Signal(name()).getNumber(); // the platform's number
             }
 
             /** TERM, INT and HUP before the app started mean: don't start it. */
@@ -1205,7 +1229,6 @@ public class EnvoyPreflight implements Callable<Integer> {
             for (Sig sig : Sig.values()) {
                 try {
                     sun.misc.Signal signal = new sun.misc.Signal(sig.name());
-                    sig.number = signal.getNumber();
                     // Replacing the JVM's handler also stops TERM/INT/HUP from shutting the JVM
                     // down: we exit when the app does, with its code.
                     sun.misc.Signal.handle(signal, s -> child.onSignal(sig));

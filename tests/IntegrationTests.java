@@ -48,33 +48,6 @@ class IntegrationTests {
         return env;
     }
 
-    /** An app that records every signal it gets (one name a line) and exits when told to. */
-    Path signalApp() throws IOException {
-        Path app = dir.resolve("signal-app.sh");
-        Files.writeString(app, String.join("\n",
-                "#!/usr/bin/env bash",
-                "dir=$1",
-                // read -t on a fifo waits without child processes, so after mkfifo CHLD is only ours
-                "mkfifo \"$dir/fifo\"; exec 9<>\"$dir/fifo\"",
-                "for s in HUP INT TERM USR1 USR2 ALRM WINCH URG CHLD PIPE; do",
-                "  trap \"echo $s >> '$dir/signals'\" $s",
-                "done",
-                "echo ready > \"$dir/ready\"",
-                "until [ -e \"$dir/stop\" ]; do read -t 0.05 -u 9 || true; done",
-                "exit \"${2:-0}\"", ""));
-        Files.setPosixFilePermissions(app, PosixFilePermissions.fromString("rwxr-xr-x"));
-        return app;
-    }
-
-    List<String> signalsReceived() {
-        String s = TestSupport.read(dir.resolve("signals"));
-        return s.isEmpty() ? List.of() : List.of(s.strip().split("\n"));
-    }
-
-    void stopApp() throws IOException {
-        Files.writeString(dir.resolve("stop"), "");
-    }
-
     /** sh -c that touches a marker, so a test can tell whether the app ran. */
     String[] markerApp(int exitCode) {
         return new String[]{"sh", "-c", "touch '" + dir.resolve("started") + "'; exit " + exitCode};
@@ -270,29 +243,31 @@ class IntegrationTests {
         @ParameterizedTest
         @ValueSource(strings = {"HUP", "INT", "TERM", "USR1", "USR2", "ALRM", "WINCH"})
         void eachIsRelayedAsTheSameSignal(String signal) throws Exception {
-            try (var tool = TestSupport.Tool.start(admin(), signalApp().toString(), dir.toString())) {
-                TestSupport.await("the app to be ready", () -> Files.exists(dir.resolve("ready")));
+            var app = new TestSupport.SignalApp(dir);
+            try (var tool = TestSupport.Tool.start(admin(), app.command(0))) {
+                app.awaitReady();
                 tool.signal(signal);
-                TestSupport.await("SIG" + signal + " at the app", () -> signalsReceived().contains(signal));
-                stopApp();
+                app.awaitSignal(signal);
+                app.stop();
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertEquals(List.of(signal), signalsReceived());
+                assertEquals(List.of(signal), app.received());
                 assertTrue(tool.stderr().contains("relayed SIG" + signal + " to the app"), tool.stderr());
             }
         }
 
         @Test
         void chldUrgAndPipeAreNeverRelayed() throws Exception {
-            try (var tool = TestSupport.Tool.start(admin(), signalApp().toString(), dir.toString())) {
-                TestSupport.await("the app to be ready", () -> Files.exists(dir.resolve("ready")));
+            var app = new TestSupport.SignalApp(dir);
+            try (var tool = TestSupport.Tool.start(admin(), app.command(0))) {
+                app.awaitReady();
                 tool.signal("CHLD");
                 tool.signal("URG");
                 tool.signal("PIPE");
                 tool.signal("USR1"); // a marker: once it arrives, the three before it would have too
-                TestSupport.await("SIGUSR1 at the app", () -> signalsReceived().contains("USR1"));
-                stopApp();
+                app.awaitSignal("USR1");
+                app.stop();
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertEquals(List.of("USR1"), signalsReceived());
+                assertEquals(List.of("USR1"), app.received());
             }
         }
 

@@ -7,6 +7,7 @@
 //SOURCES TestSupport.java
 //SOURCES UnitTests.java
 //SOURCES IntegrationTests.java
+//SOURCES ReliabilityTests.java
 //RUNTIME_OPTIONS -Xmx512m
 //DESCRIPTION Runs envoy-preflight's JUnit tests and prints "N passed, N failed, N skipped".
 
@@ -26,8 +27,8 @@ import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * Usage: {@code ./jbang test [--tag TAG] [--all] [NAME-SUBSTRING]}. Without options it runs every
- * test not tagged "slow". Exits 1 if any test failed or none ran.
+ * Usage: {@code ./jbang test [--tag TAG] [NAME-SUBSTRING]}: every test, or those with the tag, or
+ * those whose name contains the substring. Exits 1 if any test failed or none ran.
  */
 public class RunTests {
     public static void main(String[] args) throws Exception {
@@ -36,22 +37,18 @@ public class RunTests {
                 .selectors(DiscoverySelectors.selectClasspathRoots(Set.of(jar)))
                 // JUnit's own discovery would also pick up classes of the sourced scripts: only ours.
                 .filters(ClassNameFilter.includeClassNamePatterns(".*Tests"));
-        boolean tagged = false;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
-                case "--tag" -> {
-                    request.filters(TagFilter.includeTags(args[++i]));
-                    tagged = true;
-                }
-                case "--all" -> tagged = true;
+                case "--tag" -> request.filters(TagFilter.includeTags(args[++i]));
                 default -> {
                     String only = args[i];
-                    request.filters((PostDiscoveryFilter) d ->
-                            FilterResult.includedIf(!d.isTest() || d.getUniqueId().toString().contains(only)));
+                    // classes stay in; each test method or parameterized template is kept by name
+                    request.filters((PostDiscoveryFilter) d -> FilterResult.includedIf(
+                            Set.of("engine", "class", "nested-class").contains(d.getUniqueId().getLastSegment().getType())
+                                    || d.getUniqueId().toString().contains(only)));
                 }
             }
         }
-        if (!tagged) request.filters(TagFilter.excludeTags("slow"));
 
         AtomicInteger passed = new AtomicInteger();
         AtomicInteger failed = new AtomicInteger();

@@ -124,4 +124,49 @@ final class TestSupport {
             return s.getLocalPort();
         }
     }
+
+    /** A bash app that records each signal it gets (one name a line) and exits when told to. */
+    static final class SignalApp {
+        final Path dir;
+        final Path script;
+
+        SignalApp(Path dir) throws IOException {
+            this.dir = dir;
+            this.script = dir.resolve("signal-app.sh");
+            Files.writeString(script, String.join("\n",
+                    "#!/usr/bin/env bash",
+                    "dir=$1",
+                    // read -t on a fifo waits without child processes, so after mkfifo CHLD is only ours
+                    "mkfifo \"$dir/fifo\"; exec 9<>\"$dir/fifo\"",
+                    "for s in HUP INT TERM USR1 USR2 ALRM WINCH URG CHLD PIPE; do",
+                    "  trap \"echo $s >> '$dir/signals'\" $s",
+                    "done",
+                    "echo ready > \"$dir/ready\"",
+                    "until [ -e \"$dir/stop\" ]; do read -t 0.05 -u 9 || true; done",
+                    "exit \"${2:-0}\"", ""));
+            Files.setPosixFilePermissions(script, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        }
+
+        /** The command line that runs it, exiting with exitCode when stopped. */
+        String[] command(int exitCode) {
+            return new String[]{script.toString(), dir.toString(), Integer.toString(exitCode)};
+        }
+
+        void awaitReady() throws InterruptedException {
+            await("the app to set its traps", () -> Files.exists(dir.resolve("ready")));
+        }
+
+        void awaitSignal(String name) throws InterruptedException {
+            await("SIG" + name + " at the app", () -> received().contains(name));
+        }
+
+        List<String> received() {
+            String s = read(dir.resolve("signals"));
+            return s.isEmpty() ? List.of() : List.of(s.strip().split("\n"));
+        }
+
+        void stop() throws IOException {
+            Files.writeString(dir.resolve("stop"), "");
+        }
+    }
 }

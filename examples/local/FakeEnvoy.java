@@ -60,6 +60,7 @@ public class FakeEnvoy implements AutoCloseable {
     private final Map<String, HttpHandler> overrides = new ConcurrentHashMap<>();
     private final List<Request> requests = new CopyOnWriteArrayList<>();
     private final CountDownLatch quit = new CountDownLatch(1);
+    private final CountDownLatch closed = new CountDownLatch(1);
     private volatile Consumer<String> log = line -> { };
 
     private FakeEnvoy(int port, Duration liveAfter) throws IOException {
@@ -107,9 +108,93 @@ public class FakeEnvoy implements AutoCloseable {
         forcedState = state;
     }
 
-    /** Serves path with handler instead of the faithful behaviour: for fault injection. */
+    /** Serves path on the admin port with handler instead of the faithful behaviour. */
     public void override(String path, HttpHandler handler) {
-        overrides.put(path, handler);
+        overrides.put("admin " + path, handler);
+    }
+
+    /** Serves path on the pilot-agent port with handler instead of the faithful behaviour. */
+    public void overridePilotAgent(String path, HttpHandler handler) {
+        overrides.put("pilot-agent " + path, handler);
+    }
+
+    /** Ways an endpoint can misbehave (connection refused is simply a port nobody serves). */
+    public enum Fault {
+        /** accepts the request and never answers */
+        NEVER_ANSWER,
+        /** promises 4096 bytes, sends 100, closes the connection */
+        CUT_MID_BODY,
+        HTTP_404, HTTP_405, HTTP_500, HTTP_503,
+        /** HTTP 200 with an HTML page */
+        NOT_JSON,
+        /** HTTP 200 JSON without "state" */
+        NO_STATE,
+        /** HTTP 200 JSON with "state": "live" */
+        LOWERCASE_LIVE,
+        /** HTTP 200, 10 MB of JSON: nested "LIVE"s, top-level state INITIALIZING at the very end */
+        HUGE_BODY,
+        /** HTTP 200, then the body one byte per 100 ms, forever */
+        DRIP,
+        /** HTTP 302 to another path */
+        REDIRECT;
+
+        public static Fault parse(String name) {
+            return valueOf(name.toUpperCase(java.util.Locale.ROOT).replace('-', '_'));
+        }
+    }
+
+    /** A handler that misbehaves as fault says, until the fake is closed. */
+    public HttpHandler misbehave(Fault fault) {
+        return exchange -> {
+            log.accept(exchange.getRequestMethod() + " " + exchange.getRequestURI().getPath() + " -> fault " + fault);
+            switch (fault) {
+                case NEVER_ANSWER -> awaitClose(Duration.ofMinutes(10));
+                case CUT_MID_BODY -> {
+                    exchange.sendResponseHeaders(200, 4096);
+                    exchange.getResponseBody().write(serverInfo("LIVE").substring(0, 100).getBytes(StandardCharsets.UTF_8));
+                    exchange.getResponseBody().flush();
+                    throw new IOException("cut mid-body on purpose");
+                }
+                case HTTP_404, HTTP_405, HTTP_500, HTTP_503 ->
+                        reply(exchange, Integer.parseInt(fault.name().substring(5)), "text/plain", "fault\n");
+                case NOT_JSON -> reply(exchange, 200, "text/html", "<html><body>LIVE</body></html>\n");
+                case NO_STATE -> reply(exchange, 200, "application/json", "{\"version\":\"fake\",\"uptime\":\"3s\"}\n");
+                case LOWERCASE_LIVE -> reply(exchange, 200, "application/json", "{\"state\":\"live\"}\n");
+                case HUGE_BODY -> {
+                    exchange.getResponseHeaders().set("Content-Type", "application/json");
+                    exchange.sendResponseHeaders(200, 0); // chunked
+                    try (OutputStream out = new java.io.BufferedOutputStream(exchange.getResponseBody(), 65536)) {
+                        out.write("{\"padding\":[".getBytes(StandardCharsets.UTF_8));
+                        byte[] item = "{\"state\":\"LIVE\",\"blob\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"},"
+                                .getBytes(StandardCharsets.UTF_8);
+                        for (long written = 0; written < 10L << 20; written += item.length) out.write(item);
+                        out.write("{}],\"state\":\"INITIALIZING\"}".getBytes(StandardCharsets.UTF_8));
+                    }
+                }
+                case DRIP -> {
+                    exchange.sendResponseHeaders(200, 0);
+                    OutputStream out = exchange.getResponseBody();
+                    while (!awaitClose(Duration.ofMillis(100))) {
+                        out.write(' ');
+                        out.flush();
+                    }
+                }
+                case REDIRECT -> {
+                    exchange.getResponseHeaders().set("Location", "/elsewhere");
+                    reply(exchange, 302, "text/plain", "moved\n");
+                }
+            }
+        };
+    }
+
+    /** True once the fake is closed; waits at most d. */
+    private boolean awaitClose(Duration d) {
+        try {
+            return closed.await(d.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return true;
+        }
     }
 
     public List<Request> requests() {
@@ -136,6 +221,7 @@ public class FakeEnvoy implements AutoCloseable {
 
     @Override
     public void close() {
+        closed.countDown();
         admin.stop(0);
         if (pilotAgent != null) pilotAgent.stop(0);
         executor.shutdownNow();
@@ -144,7 +230,7 @@ public class FakeEnvoy implements AutoCloseable {
     private void dispatch(String server, HttpExchange exchange, HttpHandler faithful) throws IOException {
         String path = exchange.getRequestURI().getPath();
         requests.add(new Request(server, exchange.getRequestMethod(), path, System.nanoTime()));
-        HttpHandler handler = server.equals("admin") ? overrides.getOrDefault(path, faithful) : faithful;
+        HttpHandler handler = overrides.getOrDefault(server + " " + path, faithful);
         try {
             handler.handle(exchange);
         } finally {
@@ -222,6 +308,7 @@ public class FakeEnvoy implements AutoCloseable {
         int port = 9901;
         Integer pilotPort = null;
         Duration liveAfter = Duration.ofSeconds(2);
+        List<String> faults = new java.util.ArrayList<>();
         for (int i = 0; i < args.length; i++) {
             String arg = args[i];
             String value = i + 1 < args.length ? args[i + 1] : null;
@@ -229,9 +316,12 @@ public class FakeEnvoy implements AutoCloseable {
                 case "--port" -> port = Integer.parseInt(require(arg, value));
                 case "--pilot-agent-port" -> pilotPort = Integer.parseInt(require(arg, value));
                 case "--live-after" -> liveAfter = seconds(require(arg, value));
+                case "--fault" -> faults.add(require(arg, value));
                 case "-h", "--help" -> {
                     System.out.println("Usage: FakeEnvoy [--port N (9901)] [--live-after DUR (2s)]"
-                            + " [--pilot-agent-port N]\n  DUR: 500ms, 3s or a number of seconds");
+                            + " [--pilot-agent-port N] [--fault PATH=FAULT]...\n"
+                            + "  DUR: 500ms, 3s or a number of seconds\n"
+                            + "  FAULT (on the admin port): " + java.util.Arrays.toString(Fault.values()));
                     return;
                 }
                 default -> throw new IllegalArgumentException("unknown option " + arg + " (see --help)");
@@ -240,6 +330,10 @@ public class FakeEnvoy implements AutoCloseable {
         }
         FakeEnvoy fake = FakeEnvoy.start(port, liveAfter).logTo(line -> System.err.println("fake-envoy: " + line));
         if (pilotPort != null) fake.withPilotAgent(pilotPort);
+        for (String f : faults) {
+            String[] pathAndFault = f.split("=", 2);
+            fake.override(pathAndFault[0], fake.misbehave(Fault.parse(pathAndFault[1])));
+        }
         System.err.println("fake-envoy: admin API on " + fake.url() + ", LIVE after " + liveAfter.toMillis()
                 + " ms" + (pilotPort == null ? "" : ", pilot-agent on " + fake.pilotAgentUrl()));
         fake.quit.await();

@@ -1,0 +1,484 @@
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Everything around the tool misbehaves: it still returns the app's code and loses nothing. */
+class ReliabilityTests {
+    FakeEnvoy fake;
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void startFake() throws IOException {
+        fake = FakeEnvoy.start(0, Duration.ZERO).withPilotAgent(0);
+    }
+
+    @AfterEach
+    void stopFake() {
+        fake.close();
+    }
+
+    /** Every fault, plus "refused": a port nobody serves. */
+    static Stream<String> faults() {
+        return Stream.concat(Stream.of("REFUSED"), Arrays.stream(FakeEnvoy.Fault.values()).map(Enum::name));
+    }
+
+    String refusedUrl() throws IOException {
+        return "http://127.0.0.1:" + TestSupport.closedPort();
+    }
+
+    Map<String, String> verbose(String... more) {
+        Map<String, String> env = TestSupport.env(more);
+        env.put("ENVOY_PREFLIGHT_LOGGING", "true");
+        return env;
+    }
+
+    // --- the readiness poll ------------------------------------------------------------------
+
+    @Nested
+    class PollFaults {
+        /** What the log says about one poll of an endpoint with this fault. */
+        String expected(String fault) {
+            return switch (fault) {
+                case "REFUSED" -> "connection refused";
+                case "NEVER_ANSWER", "DRIP" -> "no answer within 1s";
+                case "CUT_MID_BODY" -> "connection closed after 100 of 4096 body bytes";
+                case "HTTP_404", "HTTP_405", "HTTP_500", "HTTP_503" -> "HTTP " + fault.substring(5);
+                case "NOT_JSON" -> "HTTP 200 but not a JSON object";
+                case "NO_STATE" -> "HTTP 200 without a top-level state";
+                case "LOWERCASE_LIVE" -> "state live";
+                case "HUGE_BODY" -> "state INITIALIZING";
+                case "REDIRECT" -> "HTTP 302";
+                default -> throw new IllegalArgumentException(fault);
+            };
+        }
+
+        @ParameterizedTest(name = "{0}")
+        @MethodSource("ReliabilityTests#faults")
+        void theWaitGoesOnUntilItsTimeoutAndTheAppStillRuns(String fault) throws Exception {
+            String admin = fault.equals("REFUSED") ? refusedUrl() : fake.url().toString();
+            if (!fault.equals("REFUSED")) fake.override("/server_info", fake.misbehave(FakeEnvoy.Fault.valueOf(fault)));
+            Map<String, String> env = verbose("ENVOY_ADMIN_API", admin, "WAIT_FOR_ENVOY_TIMEOUT", "1200ms",
+                    "NEVER_KILL_ISTIO", "true");
+            long t0 = System.nanoTime();
+            try (var tool = TestSupport.Tool.start(env, "sh", "-c", "exit 6")) {
+                assertEquals(6, tool.exitCode(), tool.stderr());
+                long ms = (System.nanoTime() - t0) / 1_000_000;
+                String err = tool.stderr();
+                assertTrue(err.contains("poll 1: " + expected(fault)), err);
+                assertTrue(err.contains("Envoy was not LIVE within the wait timeout (1200ms)"), err);
+                assertTrue(ms >= 1200 && ms < 8000, "took " + ms + " ms");
+                assertFalse(err.contains("OutOfMemoryError"), err);
+            }
+        }
+
+        @Test
+        void aHugeLiveBodyIsReadInSmallMemory() throws Exception {
+            // 10 MB of JSON through a 64 MB heap: streamed, never held.
+            fake.override("/server_info", exchange -> {
+                exchange.sendResponseHeaders(200, 0);
+                try (var out = new java.io.BufferedOutputStream(exchange.getResponseBody(), 65536)) {
+                    out.write("{\"log\":\"".getBytes());
+                    byte[] chunk = "x".repeat(4096).getBytes();
+                    for (int i = 0; i < 2560; i++) out.write(chunk);
+                    out.write("\",\"state\":\"LIVE\"}".getBytes());
+                }
+            });
+            try (var tool = TestSupport.Tool.start(verbose("ENVOY_ADMIN_API", fake.url().toString(),
+                    "NEVER_KILL_ISTIO", "true"), "true")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertTrue(tool.stderr().contains("LIVE after 1 polls"), tool.stderr());
+            }
+        }
+    }
+
+    // --- every quit request -------------------------------------------------------------------
+
+    @Nested
+    class QuitFaults {
+        static Stream<Arguments> targetsAndFaults() {
+            return Stream.of("generic", "istio", "envoy-admin")
+                    .flatMap(target -> faults().map(fault -> Arguments.of(target, fault)));
+        }
+
+        String expected(String fault) {
+            return switch (fault) {
+                case "REFUSED" -> " failed: connection refused";
+                case "NEVER_ANSWER" -> " failed: no answer within 500ms";
+                case "HTTP_404", "HTTP_405", "HTTP_500", "HTTP_503" -> ": HTTP " + fault.substring(5);
+                case "REDIRECT" -> ": HTTP 302";
+                // the status line arrives whole; the body of a quit answer is never needed
+                default -> ": HTTP 200";
+            };
+        }
+
+        @ParameterizedTest(name = "{0} {1}")
+        @MethodSource("targetsAndFaults")
+        void eachRequestIsBoundedLoggedAndNeverChangesTheExitCode(String target, String fault) throws Exception {
+            boolean refused = fault.equals("REFUSED");
+            FakeEnvoy.Fault f = refused ? null : FakeEnvoy.Fault.valueOf(fault);
+            Map<String, String> env = verbose("ENVOY_ADMIN_API", fake.url().toString(), "START_WITHOUT_ENVOY", "true",
+                    "QUIT_REQUEST_TIMEOUT", "500ms");
+            String url;
+            switch (target) {
+                case "generic" -> {
+                    url = (refused ? refusedUrl() : fake.url().toString()) + "/drain";
+                    if (!refused) fake.override("/drain", fake.misbehave(f));
+                    env.put("GENERIC_QUIT_ENDPOINTS", url);
+                    env.put("ISTIO_QUIT_API", fake.pilotAgentUrl().toString()); // must still be asked
+                }
+                case "istio" -> {
+                    String base = refused ? refusedUrl() : fake.pilotAgentUrl().toString();
+                    url = base + "/quitquitquit";
+                    if (!refused) fake.overridePilotAgent("/quitquitquit", fake.misbehave(f));
+                    env.put("ISTIO_QUIT_API", base);
+                }
+                default -> { // no ISTIO_QUIT_API and no pilot-agent process: Envoy's own /quitquitquit
+                    String base = refused ? refusedUrl() : fake.url().toString();
+                    url = base + "/quitquitquit";
+                    if (!refused) fake.override("/quitquitquit", fake.misbehave(f));
+                    env.put("ENVOY_ADMIN_API", base);
+                }
+            }
+            long t0 = System.nanoTime();
+            try (var tool = TestSupport.Tool.start(env, "sh", "-c", "exit 3")) {
+                assertEquals(3, tool.exitCode(), tool.stderr());
+                long ms = (System.nanoTime() - t0) / 1_000_000;
+                assertTrue(ms < 6000, "took " + ms + " ms");
+                String err = tool.stderr();
+                assertTrue(err.contains("POST " + url + expected(fault)), err);
+                assertTrue(err.contains("exit code 3"), err);
+                if (target.equals("generic")) {
+                    assertTrue(fake.requests().stream().anyMatch(r -> r.toString().equals("pilot-agent POST /quitquitquit")),
+                            "the next step still ran: " + fake.requests());
+                }
+            }
+        }
+    }
+
+    // --- signals and processes ----------------------------------------------------------------
+
+    @Nested
+    class SignalEdges {
+        ByteArrayOutputStream logged = new ByteArrayOutputStream();
+
+        EnvoyPreflight.Child child(String... command) {
+            EnvoyPreflight.Log log = new EnvoyPreflight.Log(true, EnvoyPreflight.Log.Format.TEXT,
+                    new PrintStream(logged, true));
+            return new EnvoyPreflight.Child(List.of(command), log);
+        }
+
+        @Test
+        void aStopSignalBetweenLiveAndTheStartMeansTheAppNeverStarts() {
+            // In-process, so the window is exact: the wait is over, run() has not started the app.
+            EnvoyPreflight.Child child = child("sh", "-c", "touch '" + dir.resolve("started") + "'");
+            child.onSignal(EnvoyPreflight.Signals.Sig.TERM);
+            assertEquals(143, child.run());
+            assertFalse(Files.exists(dir.resolve("started")));
+            assertTrue(logged.toString().contains("stopped by SIGTERM before the app started"), logged.toString());
+        }
+
+        @Test
+        void anotherSignalBetweenLiveAndTheStartIsDeliveredOnceTheAppRuns() {
+            EnvoyPreflight.Child child = child("sleep", "30");
+            child.onSignal(EnvoyPreflight.Signals.Sig.USR1);
+            long t0 = System.nanoTime();
+            assertEquals(128 + EnvoyPreflight.Signals.Sig.USR1.number(), child.run(), logged.toString());
+            assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(20), "sleep was not signalled");
+            assertTrue(logged.toString().contains("kept for it"), logged.toString());
+        }
+
+        @Test
+        void aBurstOfSignalsArrivesWholeAndInOrder() throws Exception {
+            var app = new TestSupport.SignalApp(dir);
+            try (var tool = TestSupport.Tool.start(verbose(), app.command(0))) {
+                app.awaitReady();
+                List<String> sent = new ArrayList<>();
+                for (int i = 0; i < 20; i++) {
+                    String sig = i % 2 == 0 ? "USR1" : "USR2";
+                    tool.signal(sig);
+                    sent.add(sig);
+                    Thread.sleep(40);
+                }
+                TestSupport.await("20 signals at the app", () -> app.received().size() >= 20);
+                app.stop();
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals(sent, app.received());
+            }
+        }
+
+        @Test
+        void termDuringTheQuitSequenceNeitherCutsItShortNorChangesTheCode() throws Exception {
+            fake.override("/slow", exchange -> {
+                IntegrationTests.sleep(1500);
+                FakeEnvoy.reply(exchange, 200, "text/plain", "drained\n");
+            });
+            Map<String, String> env = verbose("ENVOY_ADMIN_API", fake.url().toString(), "START_WITHOUT_ENVOY", "true",
+                    "GENERIC_QUIT_ENDPOINTS", fake.url() + "/slow", "ISTIO_QUIT_API", fake.pilotAgentUrl().toString());
+            try (var tool = TestSupport.Tool.start(env, "sh", "-c", "exit 3")) {
+                TestSupport.await("the slow quit request", () -> fake.requests().stream()
+                        .anyMatch(r -> r.path().equals("/slow")));
+                tool.signal("TERM");
+                tool.signal("INT");
+                assertEquals(3, tool.exitCode(), tool.stderr());
+                assertTrue(tool.stderr().contains("/slow: HTTP 200"), tool.stderr());
+                assertTrue(fake.requests().stream().anyMatch(r -> r.toString().equals("pilot-agent POST /quitquitquit")));
+                assertTrue(tool.stderr().contains("SIGTERM received after the app exited; ignored"), tool.stderr());
+            }
+        }
+
+        @Test
+        void anAppThatIgnoresTermIsWaitedFor() throws Exception {
+            var app = new TestSupport.SignalApp(dir);
+            try (var tool = TestSupport.Tool.start(verbose(), app.command(9))) {
+                app.awaitReady();
+                tool.signal("TERM");
+                app.awaitSignal("TERM");
+                assertFalse(tool.process.waitFor(1, TimeUnit.SECONDS), "the tool must wait for the app");
+                app.stop();
+                assertEquals(9, tool.exitCode(), tool.stderr());
+            }
+        }
+
+        @Test
+        void anAppThatLeavesChildrenBehindStillEndsTheTool() throws Exception {
+            Path pidFile = dir.resolve("grandchild");
+            try (var tool = TestSupport.Tool.start(verbose(), "sh", "-c",
+                    "sleep 60 >/dev/null 2>&1 & echo $! > '" + pidFile + "'; exit 4")) {
+                long t0 = System.nanoTime();
+                assertEquals(4, tool.exitCode(), tool.stderr());
+                assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(10));
+            } finally {
+                ProcessHandle.of(Long.parseLong(TestSupport.read(pidFile).strip())).ifPresent(ProcessHandle::destroy);
+            }
+        }
+
+        @Test
+        void whenTheToolIsKilledTheAppGetsTerm() throws Exception {
+            var app = new TestSupport.SignalApp(dir);
+            try (var tool = TestSupport.Tool.start(verbose(), app.command(0))) {
+                app.awaitReady();
+                tool.signal("KILL");
+                app.awaitSignal("TERM"); // sent by the kernel: setpriv --pdeathsig TERM
+                app.stop();
+            }
+        }
+    }
+
+    // --- bad input ----------------------------------------------------------------------------
+
+    @Nested
+    class BadInput {
+        @ParameterizedTest(name = "{0}={1}")
+        @CsvSource(delimiter = '|', value = {
+                "ENVOY_ADMIN_API|http://127.0.0.1:15000/a b",
+                "ENVOY_ADMIN_API|ftp://127.0.0.1:15000",
+                "ENVOY_ADMIN_API|http://",
+                "ENVOY_ADMIN_API|notaurl^^",
+                "ENVOY_ADMIN_API|127.0.0.1:15000",
+                "ENVOY_ADMIN_API|http://127.0.0.1:15000/?x=1",
+                "START_WITHOUT_ENVOY|yes",
+                "START_WITHOUT_ENVOY|1",
+                "WAIT_FOR_ENVOY_TIMEOUT|-5s",
+                "WAIT_FOR_ENVOY_TIMEOUT|soon",
+                "WAIT_FOR_ENVOY_TIMEOUT|5 s",
+                "QUIT_WITHOUT_ENVOY_TIMEOUT|-1",
+                "QUIT_WITHOUT_ENVOY_TIMEOUT|1d",
+                "ISTIO_QUIT_API|http://127.0.0.1 :15020",
+                "ISTIO_QUIT_API|tcp://127.0.0.1:15020",
+                "ISTIO_QUIT_API|http:///quitquitquit",
+                "ISTIO_FALLBACK_PKILL|on",
+                "GENERIC_QUIT_ENDPOINTS|http://127.0.0.1:1/a,htp://127.0.0.1:2/b,http://127.0.0.1:3/c",
+                "GENERIC_QUIT_ENDPOINTS|http://127.0.0.1:1/a,notaurl^^",
+                "NEVER_KILL_ISTIO|yes",
+                "NEVER_KILL_ISTIO_ON_FAILURE|0",
+                "QUIT_REQUEST_TIMEOUT|0",
+                "QUIT_REQUEST_TIMEOUT|-2s",
+                "QUIT_REQUEST_TIMEOUT|fast",
+                "ENVOY_PREFLIGHT_POLL_MAX_INTERVAL|0ms",
+                "ENVOY_PREFLIGHT_LOGGING|verbose",
+                "ENVOY_PREFLIGHT_LOG_FORMAT|yaml"})
+        void aBadVariableExits2NamingItAndItsValue(String variable, String value) throws Exception {
+            Map<String, String> env = TestSupport.env("ENVOY_ADMIN_API", fake.url().toString(),
+                    "ISTIO_QUIT_API", fake.pilotAgentUrl().toString(), "GENERIC_QUIT_ENDPOINTS", fake.url() + "/drain");
+            env.put(variable, value);
+            assertRejected(env, new String[0], variable, value);
+        }
+
+        @ParameterizedTest(name = "{0} {1}")
+        @CsvSource(delimiter = '|', value = {
+                "--admin-api|http://127.0.0.1:15000/a b",
+                "--admin-api|gopher://127.0.0.1",
+                "--wait-timeout|-1s",
+                "--give-up-timeout|ten",
+                "--istio-quit-api|notaurl^^",
+                "--generic-quit-endpoint|http://127.0.0.1:1/a,http//bad",
+                "--quit-timeout|0s",
+                "--poll-max-interval|-250ms",
+                "--log-format|xml",
+                "--start-without-envoy=yes|",
+                "--istio-fallback-pkill=1|",
+                "--never-kill-istio=on|",
+                "--never-kill-istio-on-failure=no|",
+                "--verbose=2|"})
+        void aBadFlagExits2NamingItAndItsValue(String flag, String value) throws Exception {
+            Map<String, String> env = TestSupport.env("ENVOY_ADMIN_API", fake.url().toString(),
+                    "ISTIO_QUIT_API", fake.pilotAgentUrl().toString());
+            String[] args = value == null ? new String[]{flag} : new String[]{flag, value};
+            String name = flag.contains("=") ? flag.substring(0, flag.indexOf('=')) : flag;
+            String shown = flag.contains("=") ? flag.substring(flag.indexOf('=') + 1) : value;
+            assertRejected(env, args, name, shown);
+        }
+
+        void assertRejected(Map<String, String> env, String[] options, String name, String value) throws Exception {
+            List<String> args = new ArrayList<>(List.of(options));
+            args.addAll(List.of("sh", "-c", "touch '" + dir.resolve("started") + "'"));
+            try (var tool = TestSupport.Tool.start(env, args.toArray(String[]::new))) {
+                assertEquals(2, tool.exitCode(), tool.stderr());
+                String err = tool.stderr();
+                assertEquals(1, err.lines().count(), err);
+                assertTrue(err.startsWith("envoy-preflight: error: "), err);
+                assertTrue(err.contains(name), "names " + name + ": " + err);
+                assertTrue(err.contains(value.contains(",") ? value.split(",")[1] : value), "shows the value: " + err);
+                assertFalse(Files.exists(dir.resolve("started")), "the app ran");
+                assertEquals(List.of(), fake.requests(), "something was waited for or quit");
+            }
+        }
+
+        @Test
+        void credentialsInABadValueAreNeverShown() throws Exception {
+            for (String variable : List.of("ENVOY_ADMIN_API", "ISTIO_QUIT_API", "GENERIC_QUIT_ENDPOINTS")) {
+                try (var tool = TestSupport.Tool.start(TestSupport.env(variable, "http://user:hunter2@bad host:1/x"),
+                        "true")) {
+                    assertEquals(2, tool.exitCode());
+                    assertTrue(tool.stderr().contains(variable + ": "), tool.stderr());
+                    assertFalse(tool.stderr().contains("hunter2"), tool.stderr());
+                }
+            }
+        }
+
+        @Test
+        void emptyValuesAreUnsetAndEmptyCsvEntriesAreSkipped() throws Exception {
+            Map<String, String> env = new java.util.HashMap<>();
+            TestSupport.TOOL_VARIABLES.forEach(v -> env.put(v, ""));
+            try (var tool = TestSupport.Tool.start(env, "sh", "-c", "exit 5")) {
+                assertEquals(5, tool.exitCode(), tool.stderr());
+                assertEquals("", tool.stderr());
+            }
+            env.put("ENVOY_ADMIN_API", fake.url().toString());
+            env.put("ISTIO_QUIT_API", fake.pilotAgentUrl().toString());
+            env.put("GENERIC_QUIT_ENDPOINTS", " , ," + fake.url() + "/drain ,,");
+            fake.override("/drain", exchange -> FakeEnvoy.reply(exchange, 200, "text/plain", "ok"));
+            try (var tool = TestSupport.Tool.start(env, "true")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals(List.of("admin POST /drain", "pilot-agent POST /quitquitquit"), fake.requests().stream()
+                        .filter(r -> r.method().equals("POST")).map(Object::toString).toList());
+            }
+        }
+    }
+
+    // --- soak ---------------------------------------------------------------------------------
+
+    @Nested
+    class Soak {
+        @Test
+        void thousandsOfPollsLeakNoHeapThreadsOrDescriptors() throws Exception {
+            fake.forceState("INITIALIZING");
+            EnvoyPreflight.Config config = EnvoyPreflight.Config.resolve(new EnvoyPreflight() {{
+                command = List.of("true");
+            }}, Map.of("ENVOY_ADMIN_API", fake.url().toString()));
+            EnvoyPreflight.AdminApi api = new EnvoyPreflight.AdminApi(config,
+                    new EnvoyPreflight.Log(false, EnvoyPreflight.Log.Format.TEXT, System.err));
+            for (int i = 0; i < 300; i++) api.poll(Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()); // warm-up
+            long heap0 = usedHeapAfterGc();
+            long threads0 = ourThreads();
+            long fds0 = openDescriptors();
+            for (int i = 0; i < 3000; i++) {
+                assertFalse(api.poll(Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()).live());
+            }
+            long heapGrowth = usedHeapAfterGc() - heap0;
+            assertTrue(heapGrowth < 2 << 20, "heap grew by " + heapGrowth + " bytes over 3000 polls");
+            assertEquals(threads0, ourThreads(), "threads");
+            long fds = openDescriptors();
+            assertTrue(fds <= fds0 + 8, "descriptors: " + fds0 + " before, " + fds + " after 3000 polls");
+        }
+
+        @Test
+        void theToolsRssThreadsAndDescriptorsStayFlatOverTenThousandPolls() throws Exception {
+            fake.forceState("INITIALIZING");
+            Map<String, String> env = TestSupport.env("ENVOY_ADMIN_API", fake.url().toString(),
+                    "ENVOY_PREFLIGHT_POLL_MAX_INTERVAL", "1ms", "NEVER_KILL_ISTIO", "true");
+            try (var tool = TestSupport.Tool.start(env, "true")) {
+                long[] at1000 = sampleAt(tool, 1_000);
+                long[] at10000 = sampleAt(tool, 10_000);
+                tool.signal("TERM");
+                assertEquals(143, tool.exitCode());
+                assertTrue(at10000[0] - at1000[0] < 4 << 10, "VmRSS kB " + at1000[0] + " -> " + at10000[0]);
+                // JIT compiler threads come and go: a leak would only ever add
+                assertTrue(at10000[1] <= at1000[1], "threads " + at1000[1] + " -> " + at10000[1]);
+                assertTrue(at10000[2] <= at1000[2], "descriptors " + at1000[2] + " -> " + at10000[2]);
+            }
+        }
+
+        /** VmRSS (kB), threads and descriptors of the tool once the fake has answered polls times. */
+        long[] sampleAt(TestSupport.Tool tool, int polls) throws Exception {
+            TestSupport.await(polls + " polls", () -> fake.requests().size() >= polls);
+            long pid = tool.pid();
+            String status = Files.readString(Path.of("/proc/" + pid + "/status"));
+            long rss = status.lines().filter(l -> l.startsWith("VmRSS:"))
+                    .mapToLong(l -> Long.parseLong(l.replaceAll("\\D", ""))).findFirst().orElseThrow();
+            try (var tasks = Files.list(Path.of("/proc/" + pid + "/task"));
+                 var fds = Files.list(Path.of("/proc/" + pid + "/fd"))) {
+                return new long[]{rss, tasks.count(), fds.count()};
+            }
+        }
+
+        long usedHeapAfterGc() throws InterruptedException {
+            long best = Long.MAX_VALUE;
+            for (int i = 0; i < 3; i++) {
+                System.gc();
+                Thread.sleep(50);
+                var heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
+                best = Math.min(best, heap.getUsed());
+            }
+            return best;
+        }
+
+        /** Threads of this JVM that are not the fake server's (whose pool grows and shrinks). */
+        long ourThreads() {
+            return Thread.getAllStackTraces().keySet().stream()
+                    .filter(t -> !t.getName().startsWith("fake-envoy") && !t.getName().startsWith("HTTP-Dispatcher"))
+                    .count();
+        }
+
+        long openDescriptors() throws IOException {
+            try (var fds = Files.list(Path.of("/proc/self/fd"))) {
+                return fds.count();
+            }
+        }
+    }
+}
