@@ -2,8 +2,9 @@
 //JAVA 17+
 //DEPS info.picocli:picocli:4.7.7
 //DEPS com.google.code.gson:gson:2.13.2
-//COMPILE_OPTIONS -nowarn -XDignore.symbol.file
-//RUNTIME_OPTIONS -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Xmx64m
+//COMPILE_OPTIONS -XDignore.symbol.file -XDstringConcat=inline
+//RUNTIME_OPTIONS -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Xmx64m -Xmn4m -Xlog:cds=off -Xlog:cds+dynamic=off
+//CDS
 //DESCRIPTION Waits for an Envoy sidecar to be LIVE, runs your app, relays its signals,
 //DESCRIPTION and quits the sidecar when the app exits, so Kubernetes Jobs can finish.
 
@@ -54,7 +55,6 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.DoubleSupplier;
-import java.util.function.Function;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -169,6 +169,15 @@ public class EnvoyPreflight implements Callable<Integer> {
     List<String> command = new ArrayList<>();
 
     public static void main(String[] args) {
+        // Containers configure by environment and pass only the command: then there is nothing
+        // for picocli to parse, and skipping it saves ~100 ms of start-up (its Java 5 classes
+        // can't be CDS-archived and go through the old verifier). Options, --help and errors
+        // all go through picocli.
+        if (args.length > 0 && !args[0].startsWith("-")) {
+            EnvoyPreflight onlyCommand = new EnvoyPreflight();
+            onlyCommand.command = List.of(args);
+            System.exit(onlyCommand.call());
+        }
         System.exit(commandLine().execute(args));
     }
 
@@ -181,21 +190,27 @@ public class EnvoyPreflight implements Callable<Integer> {
                     e.getCommandLine().getErr().println(NAME + ": error: " + Redact.text(e.getMessage())
                             + " (see --help)");
                     return EXIT_USAGE;
-                })
-                .setExecutionExceptionHandler((e, cl, parsed) -> {
-                    cl.getErr().println(NAME + ": internal error: " + e);
-                    return EXIT_SOFTWARE;
                 });
     }
 
+    /** Never throws: a bug of ours becomes exit code 70, after the sidecar was still quit. */
     @Override
     public Integer call() {
+        try {
+            return preflight();
+        } catch (RuntimeException | Error e) {
+            System.err.println(NAME + ": internal error: " + e);
+            return EXIT_SOFTWARE;
+        }
+    }
+
+    private int preflight() {
         Map<String, String> env = System.getenv();
         Log log = new Log(false, Log.Format.TEXT, System.err);
         Config config;
         try {
             // The format first, so that any other configuration error is logged in it.
-            log = new Log(false, Log.formatSource(this, env).parse(Log.Format::parse, Log.Format.TEXT), System.err);
+            log = new Log(false, Log.formatSource(this, env).logFormat(), System.err);
             config = Config.resolve(this, env);
         } catch (Config.Invalid e) {
             log.error(e.getMessage());
@@ -204,7 +219,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         log = new Log(config.verbose(), config.logFormat(), System.err);
         if (config.check()) return AdminApi.check(config, System.out);
         if (config.dryRun()) return Config.printDryRun(config, System.out);
-        log.info("configuration: " + String.join(", ", config.describe()));
+        if (log.verbose()) log.info("configuration: " + String.join(", ", config.describe()));
 
         Child child = new Child(config.command(), log);
         Signals.relayTo(child, log);
@@ -265,77 +280,87 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        /** Where each setting's raw text comes from: a flag if given, else its variable. */
+        /**
+         * One setting's raw text and where it came from: the flag if given, else the variable (an
+         * empty variable counts as unset). Its typed readers turn a bad value into an Invalid that
+         * names the source and the value. (Plain methods, not parser lambdas: each lambda costs
+         * start-up time on every run.)
+         */
         record Source(String name, String raw) {
-            static Source of(String flag, String flagValue, String variable, Map<String, String> env) {
-                if (flagValue != null) return new Source(flag, flagValue);
+            static Source of(String flag, Object flagValue, String variable, Map<String, String> env) {
+                if (flagValue != null) return new Source(flag, flagValue.toString());
                 String value = env.get(variable);
                 return new Source(variable, value == null || value.isEmpty() ? null : value);
             }
 
-            static Source of(String flag, Boolean flagValue, String variable, Map<String, String> env) {
-                return of(flag, flagValue == null ? null : flagValue.toString(), variable, env);
+            private Invalid invalid(IllegalArgumentException e) {
+                return new Invalid(name + ": " + e.getMessage() + ": '" + Redact.text(raw) + "'");
             }
 
-            <T> T parse(Parser<T> parser, T unset) throws Invalid {
-                if (raw == null) return unset;
-                try {
-                    return parser.parse(raw);
-                } catch (IllegalArgumentException e) {
-                    throw new Invalid(name + ": " + e.getMessage() + ": '" + Redact.text(raw) + "'");
-                }
+            boolean bool() throws Invalid {
+                try { return raw != null && Bools.parse(raw); } catch (IllegalArgumentException e) { throw invalid(e); }
             }
-        }
 
-        interface Parser<T> {
-            T parse(String raw);
+            Duration duration(Duration unset) throws Invalid {
+                try { return raw == null ? unset : Durations.parse(raw); } catch (IllegalArgumentException e) { throw invalid(e); }
+            }
+
+            Duration positiveDuration(Duration unset) throws Invalid {
+                try { return raw == null ? unset : Durations.parsePositive(raw); } catch (IllegalArgumentException e) { throw invalid(e); }
+            }
+
+            URI baseUrl() throws Invalid {
+                try { return raw == null ? null : Urls.parseBase(raw); } catch (IllegalArgumentException e) { throw invalid(e); }
+            }
+
+            List<URI> urls() throws Invalid {
+                try { return raw == null ? List.of() : Urls.parseList(raw); } catch (IllegalArgumentException e) { throw invalid(e); }
+            }
+
+            Log.Format logFormat() throws Invalid {
+                try { return raw == null ? Log.Format.TEXT : Log.Format.parse(raw); } catch (IllegalArgumentException e) { throw invalid(e); }
+            }
         }
 
         static Config resolve(EnvoyPreflight flags, Map<String, String> env) throws Invalid {
-            List<String> sources = new ArrayList<>();
-            Function<Source, Source> seen = s -> {
-                if (s.raw() != null) sources.add(s.name());
-                return s;
-            };
-            URI admin = seen.apply(Source.of("--admin-api", flags.adminApi, "ENVOY_ADMIN_API", env))
-                    .parse(Urls::parseBase, null);
-            boolean startWithout = seen.apply(Source.of("--start-without-envoy",
-                    flags.startWithoutEnvoy, "START_WITHOUT_ENVOY", env)).parse(Bools::parse, false);
-            Duration wait = seen.apply(Source.of("--wait-timeout", flags.waitTimeout,
-                    "WAIT_FOR_ENVOY_TIMEOUT", env)).parse(Durations::parse, Duration.ZERO);
-            Duration giveUp = seen.apply(Source.of("--give-up-timeout", flags.giveUpTimeout,
-                    "QUIT_WITHOUT_ENVOY_TIMEOUT", env)).parse(Durations::parse, Duration.ZERO);
-            URI istio = seen.apply(Source.of("--istio-quit-api", flags.istioQuitApi,
-                    "ISTIO_QUIT_API", env)).parse(Urls::parseBase, null);
-            boolean pkill = seen.apply(Source.of("--istio-fallback-pkill", flags.istioFallbackPkill,
-                    "ISTIO_FALLBACK_PKILL", env)).parse(Bools::parse, false);
-            String genericFlags = flags.genericQuitEndpoints == null || flags.genericQuitEndpoints.isEmpty()
-                    ? null : String.join(",", flags.genericQuitEndpoints);
-            List<URI> generic = seen.apply(Source.of("--generic-quit-endpoint", genericFlags,
-                    "GENERIC_QUIT_ENDPOINTS", env)).parse(Urls::parseList, List.of());
-            boolean never = seen.apply(Source.of("--never-kill-istio", flags.neverKillIstio,
-                    "NEVER_KILL_ISTIO", env)).parse(Bools::parse, false);
-            boolean neverOnFailure = seen.apply(Source.of("--never-kill-istio-on-failure",
-                    flags.neverKillIstioOnFailure, "NEVER_KILL_ISTIO_ON_FAILURE", env))
-                    .parse(Bools::parse, false);
-            Duration quit = seen.apply(Source.of("--quit-timeout", flags.quitTimeout,
-                    "QUIT_REQUEST_TIMEOUT", env)).parse(Durations::parsePositive, DEFAULT_QUIT_TIMEOUT);
-            Duration pollMax = seen.apply(Source.of("--poll-max-interval", flags.pollMaxInterval,
-                    "ENVOY_PREFLIGHT_POLL_MAX_INTERVAL", env))
-                    .parse(Durations::parsePositive, DEFAULT_POLL_MAX_INTERVAL);
-            boolean verbose = seen.apply(Log.verboseSource(flags, env)).parse(Bools::parse, false);
-            Log.Format format = seen.apply(Log.formatSource(flags, env))
-                    .parse(Log.Format::parse, Log.Format.TEXT);
-
-            if (flags.check && admin == null) {
+            Source admin = Source.of("--admin-api", flags.adminApi, "ENVOY_ADMIN_API", env);
+            Source startWithout = Source.of("--start-without-envoy", flags.startWithoutEnvoy, "START_WITHOUT_ENVOY", env);
+            Source wait = Source.of("--wait-timeout", flags.waitTimeout, "WAIT_FOR_ENVOY_TIMEOUT", env);
+            Source giveUp = Source.of("--give-up-timeout", flags.giveUpTimeout, "QUIT_WITHOUT_ENVOY_TIMEOUT", env);
+            Source istio = Source.of("--istio-quit-api", flags.istioQuitApi, "ISTIO_QUIT_API", env);
+            Source pkill = Source.of("--istio-fallback-pkill", flags.istioFallbackPkill, "ISTIO_FALLBACK_PKILL", env);
+            Source generic = Source.of("--generic-quit-endpoint", flags.genericQuitEndpoints == null
+                    || flags.genericQuitEndpoints.isEmpty() ? null : String.join(",", flags.genericQuitEndpoints),
+                    "GENERIC_QUIT_ENDPOINTS", env);
+            Source never = Source.of("--never-kill-istio", flags.neverKillIstio, "NEVER_KILL_ISTIO", env);
+            Source neverOnFailure = Source.of("--never-kill-istio-on-failure", flags.neverKillIstioOnFailure,
+                    "NEVER_KILL_ISTIO_ON_FAILURE", env);
+            Source quit = Source.of("--quit-timeout", flags.quitTimeout, "QUIT_REQUEST_TIMEOUT", env);
+            Source pollMax = Source.of("--poll-max-interval", flags.pollMaxInterval,
+                    "ENVOY_PREFLIGHT_POLL_MAX_INTERVAL", env);
+            Source verbose = Source.of("--verbose", flags.verbose, "ENVOY_PREFLIGHT_LOGGING", env);
+            Source format = Log.formatSource(flags, env);
+            // Read in this order, so that the first bad value reported is the first in --help.
+            Config config = new Config(admin.baseUrl(), startWithout.bool(), wait.duration(Duration.ZERO),
+                    giveUp.duration(Duration.ZERO), istio.baseUrl(), pkill.bool(), generic.urls(), never.bool(),
+                    neverOnFailure.bool(), quit.positiveDuration(DEFAULT_QUIT_TIMEOUT),
+                    pollMax.positiveDuration(DEFAULT_POLL_MAX_INTERVAL), verbose.bool(), format.logFormat(),
+                    flags.check, flags.dryRun, List.copyOf(flags.command), setBy(admin, startWithout, wait, giveUp,
+                            istio, pkill, generic, never, neverOnFailure, quit, pollMax, verbose, format));
+            if (flags.check && config.adminApi() == null) {
                 throw new Invalid("--check: needs ENVOY_ADMIN_API or --admin-api");
             }
             if (flags.command.isEmpty() && !flags.check && !flags.dryRun) {
                 throw new Invalid("no COMMAND given: envoy-preflight [OPTIONS] [--] COMMAND [ARG...]");
             }
-            return new Config(admin, startWithout, wait, giveUp, istio, pkill, generic, never,
-                    neverOnFailure, quit, pollMax, verbose, format, flags.check, flags.dryRun,
-                    List.copyOf(flags.command), List.copyOf(sources));
+            return config;
+        }
+
+        /** The names of the flags and variables that set something, for the log. */
+        private static List<String> setBy(Source... all) {
+            List<String> names = new ArrayList<>();
+            for (Source s : all) if (s.raw() != null) names.add(s.name());
+            return List.copyOf(names);
         }
 
         boolean shouldWait() {
@@ -560,10 +585,6 @@ public class EnvoyPreflight implements Callable<Integer> {
             this.verbose = verbose;
             this.format = format;
             this.err = err;
-        }
-
-        static Config.Source verboseSource(EnvoyPreflight flags, Map<String, String> env) {
-            return Config.Source.of("--verbose", flags.verbose, "ENVOY_PREFLIGHT_LOGGING", env);
         }
 
         static Config.Source formatSource(EnvoyPreflight flags, Map<String, String> env) {
@@ -1021,11 +1042,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         private final Object lock = new Object();
         private final Http.Abort abort = new Http.Abort();
         /** One thread sends every signal, so they reach the app in the order we got them. */
-        private final ExecutorService relay = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "signal-relay");
-            t.setDaemon(true);
-            return t;
-        });
+        private ExecutorService relay; // started with the first signal: most runs get none
         private final List<Signals.Sig> pending = new ArrayList<>(); // arrived before the app ran
         private Process process;
         private int stopSignal;
@@ -1067,7 +1084,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 if (exited) {
                     log.info("SIG" + sig.name() + " received after the app exited; ignored");
                 } else if (process != null) {
-                    relay.execute(() -> send(sig));
+                    relayLocked(sig);
                 } else if (sig.stops()) {
                     // Before the app runs, TERM/INT/HUP mean "don't start it": stop the wait now.
                     if (stopSignal == 0) stopSignal = sig.number();
@@ -1078,6 +1095,17 @@ public class EnvoyPreflight implements Callable<Integer> {
                     pending.add(sig);
                 }
             }
+        }
+
+        private void relayLocked(Signals.Sig sig) {
+            if (relay == null) {
+                relay = Executors.newSingleThreadExecutor(r -> {
+                    Thread t = new Thread(r, "signal-relay");
+                    t.setDaemon(true);
+                    return t;
+                });
+            }
+            relay.execute(() -> send(sig));
         }
 
         private void send(Signals.Sig sig) {
@@ -1115,7 +1143,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 }
                 process = p;
                 // Signals that arrived before the start go first, in order, ahead of any new one.
-                pending.forEach(sig -> relay.execute(() -> send(sig)));
+                pending.forEach(this::relayLocked);
                 pending.clear();
             }
             log.info("started the app, pid " + p.pid() + ": " + command);

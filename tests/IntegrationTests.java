@@ -584,8 +584,7 @@ class IntegrationTests {
     class ThroughJBang {
         @Test
         void theCommittedLauncherRunsTheScriptAndTheCatalogAlias() throws Exception {
-            Path root = Path.of("").toAbsolutePath();
-            while (!Files.exists(root.resolve("jbang-catalog.json"))) root = root.getParent();
+            Path root = TestSupport.repositoryRoot();
             for (String script : List.of("EnvoyPreflight.java", "envoy-preflight")) {
                 ProcessBuilder pb = new ProcessBuilder(root.resolve("jbang").toString(), script, "sh", "-c",
                         "echo \"hi $0\"; exit 3", "from-jbang")

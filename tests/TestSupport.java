@@ -23,11 +23,31 @@ final class TestSupport {
 
     static final Duration PATIENCE = Duration.ofSeconds(30);
 
-    /** The tool's JVM: this test JVM's java and class path, with the script's runtime options. */
+    /** The tool's JVM: this test JVM's java and class path, with the script's //RUNTIME_OPTIONS. */
     static List<String> javaCommand() {
-        String java = ProcessHandle.current().info().command().orElse("java");
-        return List.of(java, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k", "-Xmx64m",
-                "-cp", System.getProperty("java.class.path"), "EnvoyPreflight");
+        List<String> command = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java")));
+        command.addAll(RUNTIME_OPTIONS);
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), "EnvoyPreflight"));
+        return command;
+    }
+
+    static final List<String> RUNTIME_OPTIONS = runtimeOptions();
+
+    private static List<String> runtimeOptions() {
+        try {
+            return Files.readAllLines(repositoryRoot().resolve("EnvoyPreflight.java")).stream()
+                    .filter(l -> l.startsWith("//RUNTIME_OPTIONS "))
+                    .flatMap(l -> java.util.Arrays.stream(l.substring(18).trim().split("\\s+"))).toList();
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** The clone's root: the tests run from it or from below it. */
+    static Path repositoryRoot() {
+        Path root = Path.of("").toAbsolutePath();
+        while (!Files.exists(root.resolve("jbang-catalog.json"))) root = root.getParent();
+        return root;
     }
 
     static final class Tool implements AutoCloseable {
