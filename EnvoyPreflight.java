@@ -173,9 +173,10 @@ public class EnvoyPreflight implements Callable<Integer> {
         // for picocli to parse, and skipping it saves ~100 ms of start-up (its Java 5 classes
         // can't be CDS-archived and go through the old verifier). Options, --help and errors
         // all go through picocli.
-        if (args.length > 0 && !args[0].startsWith("-")) {
+        boolean endOfOptions = args.length > 0 && args[0].equals("--"); // as picocli reads "--"
+        if (endOfOptions || args.length > 0 && !args[0].startsWith("-")) {
             EnvoyPreflight onlyCommand = new EnvoyPreflight();
-            onlyCommand.command = List.of(args);
+            onlyCommand.command = List.of(args).subList(endOfOptions ? 1 : 0, args.length);
             System.exit(onlyCommand.call());
         }
         System.exit(commandLine().execute(args));

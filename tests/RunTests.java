@@ -2,12 +2,14 @@
 //JAVA 17+
 //DEPS org.junit.jupiter:junit-jupiter:5.14.1
 //DEPS org.junit.platform:junit-platform-launcher:1.14.1
+//DEPS org.yaml:snakeyaml:2.5
 //SOURCES ../EnvoyPreflight.java
 //SOURCES ../examples/local/FakeEnvoy.java
 //SOURCES TestSupport.java
 //SOURCES UnitTests.java
 //SOURCES IntegrationTests.java
 //SOURCES ReliabilityTests.java
+//SOURCES ExamplesTests.java
 //RUNTIME_OPTIONS -Xmx512m
 //DESCRIPTION Runs envoy-preflight's JUnit tests and prints "N passed, N failed, N skipped".
 

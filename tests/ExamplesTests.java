@@ -1,0 +1,232 @@
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.yaml.snakeyaml.LoaderOptions;
+import org.yaml.snakeyaml.Yaml;
+import org.yaml.snakeyaml.constructor.SafeConstructor;
+
+import java.io.IOException;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The examples a platform engineer copies: every manifest parses and is configured as it says. */
+class ExamplesTests {
+    static final Path ROOT = TestSupport.repositoryRoot();
+
+    /** One pod template of a Job or CronJob, with the file it came from. */
+    record Pod(String file, Map<String, Object> job, Map<String, Object> template) {
+        @SuppressWarnings("unchecked")
+        List<Map<String, Object>> containers() {
+            return (List<Map<String, Object>>) map(template, "spec").get("containers");
+        }
+
+        Map<String, Object> spec() {
+            return map(template, "spec");
+        }
+
+        Map<String, String> annotations() {
+            Map<String, Object> metadata = map(template, "metadata");
+            @SuppressWarnings("unchecked")
+            Map<String, String> a = metadata == null ? null : (Map<String, String>) metadata.get("annotations");
+            return a == null ? Map.of() : a;
+        }
+
+        /** The container that runs envoy-preflight: the one configured with ENVOY_ADMIN_API. */
+        Map<String, Object> wrapped() {
+            return containers().stream().filter(c -> env(c).containsKey("ENVOY_ADMIN_API")).findFirst()
+                    .orElseThrow(() -> new AssertionError(file + ": no container sets ENVOY_ADMIN_API"));
+        }
+    }
+
+    static List<Map<String, Object>> documents = new ArrayList<>();
+    static List<Pod> pods = new ArrayList<>();
+
+    @BeforeAll
+    @SuppressWarnings("unchecked")
+    static void load() throws IOException {
+        List<Path> files;
+        try (Stream<Path> walk = Files.walk(ROOT.resolve("examples"))) {
+            files = walk.filter(p -> p.toString().endsWith(".yaml") || p.toString().endsWith(".yml")).sorted().toList();
+        }
+        assertTrue(files.size() >= 3, "YAML files under examples/: " + files);
+        for (Path f : files) {
+            for (Object doc : new Yaml(new SafeConstructor(new LoaderOptions())).loadAll(Files.readString(f))) {
+                Map<String, Object> d = (Map<String, Object>) doc;
+                assertNotNull(d, f + " has an empty document");
+                d.put("__file", ROOT.relativize(f).toString());
+                documents.add(d);
+                String kind = (String) d.get("kind");
+                if ("Job".equals(kind)) {
+                    pods.add(new Pod(d.get("__file").toString(), map(d, "spec"), map(map(d, "spec"), "template")));
+                } else if ("CronJob".equals(kind)) {
+                    Map<String, Object> job = map(map(d, "spec"), "jobTemplate");
+                    pods.add(new Pod(d.get("__file").toString(), map(job, "spec"), map(map(job, "spec"), "template")));
+                }
+            }
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    static Map<String, Object> map(Map<String, Object> m, String key) {
+        return m == null ? null : (Map<String, Object>) m.get(key);
+    }
+
+    @SuppressWarnings("unchecked")
+    static Map<String, String> env(Map<String, Object> container) {
+        Map<String, String> env = new LinkedHashMap<>();
+        List<Map<String, Object>> list = (List<Map<String, Object>>) container.get("env");
+        if (list != null) list.forEach(e -> env.put((String) e.get("name"), String.valueOf(e.get("value"))));
+        return env;
+    }
+
+    /** What envoy-preflight makes of the container's environment and arguments. */
+    @SuppressWarnings("unchecked")
+    static EnvoyPreflight.Config config(Map<String, Object> container) throws EnvoyPreflight.Config.Invalid {
+        EnvoyPreflight flags = new EnvoyPreflight();
+        flags.command = (List<String>) container.get("args");
+        return EnvoyPreflight.Config.resolve(flags, env(container));
+    }
+
+    @Test
+    void everyManifestParsesAndNamesItsKind() {
+        assertFalse(documents.isEmpty());
+        for (Map<String, Object> d : documents) {
+            assertNotNull(d.get("apiVersion"), d.get("__file") + ": apiVersion");
+            assertNotNull(d.get("kind"), d.get("__file") + ": kind");
+            assertNotNull(map(d, "metadata").get("name"), d.get("__file") + ": metadata.name");
+        }
+        assertTrue(pods.size() >= 3, "Jobs and CronJobs: " + pods.size());
+    }
+
+    @Test
+    void everyWrappedContainerIsAcceptedByTheToolAndQuitsALoopbackSidecar() throws Exception {
+        for (Pod pod : pods) {
+            EnvoyPreflight.Config c = config(pod.wrapped());
+            assertTrue(EnvoyPreflight.Urls.isLoopback(c.adminApi()), pod.file() + ": " + c.adminApi());
+            assertTrue(c.shouldWait(), pod.file());
+            String plan = EnvoyPreflight.Sidecar.plan(c, 0).describe();
+            assertFalse(plan.startsWith("quit nothing"), pod.file() + ": " + plan);
+            assertFalse(c.command().isEmpty(), pod.file() + ": the app to run");
+        }
+    }
+
+    @Test
+    void restartPolicyAndBackoffLimitAreChosenDeliberately() throws Exception {
+        for (Pod pod : pods) {
+            Object policy = pod.spec().get("restartPolicy");
+            assertTrue("Never".equals(policy) || "OnFailure".equals(policy), pod.file() + ": restartPolicy " + policy);
+            assertNotNull(pod.job().get("backoffLimit"), pod.file() + ": backoffLimit");
+            if ("OnFailure".equals(policy)) {
+                // the same pod restarts the app: its sidecar must survive a failure
+                assertTrue(config(pod.wrapped()).neverKillIstioOnFailure(), pod.file());
+            }
+        }
+    }
+
+    @Test
+    void istioPodsQuitPilotAgentOnItsLoopbackPort() throws Exception {
+        List<Pod> istio = pods.stream().filter(p -> "true".equals(p.annotations().get("sidecar.istio.io/inject")))
+                .toList();
+        assertTrue(istio.size() >= 2, "Istio pods: " + istio.size());
+        for (Pod pod : istio) {
+            EnvoyPreflight.Config c = config(pod.wrapped());
+            assertEquals(URI.create("http://127.0.0.1:15000"), c.adminApi(), pod.file());
+            assertEquals("POST http://127.0.0.1:15020/quitquitquit", EnvoyPreflight.Sidecar.plan(c, 0).describe(),
+                    pod.file());
+        }
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void thePlainEnvoyJobStopsEnvoyThroughTheAdminPortItsBootstrapOpens() throws Exception {
+        Pod pod = pods.stream().filter(p -> p.containers().stream()
+                .anyMatch(c -> String.valueOf(c.get("image")).startsWith("envoyproxy/envoy"))).findFirst()
+                .orElseThrow(() -> new AssertionError("no Job with an envoyproxy/envoy sidecar"));
+        EnvoyPreflight.Config c = config(pod.wrapped());
+        assertEquals("SIGINT pilot-agent, else POST " + c.adminApi() + "/quitquitquit",
+                EnvoyPreflight.Sidecar.plan(c, 0).describe());
+        // The bootstrap in the ConfigMap mounted into the Envoy container opens exactly that admin address.
+        Map<String, Object> envoy = pod.containers().stream()
+                .filter(x -> String.valueOf(x.get("image")).startsWith("envoyproxy/envoy")).findFirst().orElseThrow();
+        String configMapName = ((List<Map<String, Object>>) pod.spec().get("volumes")).stream()
+                .filter(v -> v.containsKey("configMap")).map(v -> (String) map(v, "configMap").get("name"))
+                .findFirst().orElseThrow();
+        Map<String, Object> configMap = documents.stream().filter(d -> "ConfigMap".equals(d.get("kind"))
+                && configMapName.equals(map(d, "metadata").get("name"))).findFirst().orElseThrow();
+        String bootstrapYaml = (String) map(configMap, "data").get("envoy.yaml");
+        Map<String, Object> bootstrap = new Yaml(new SafeConstructor(new LoaderOptions())).load(bootstrapYaml);
+        Map<String, Object> admin = map(map(map(bootstrap, "admin"), "address"), "socket_address");
+        assertEquals(c.adminApi().getHost(), admin.get("address"));
+        assertEquals(c.adminApi().getPort(), admin.get("port_value"));
+        assertTrue(String.valueOf(envoy.get("args")).contains("/etc/envoy/envoy.yaml"), envoy.toString());
+    }
+
+    @Test
+    void theCronJobNeverOverlapsAndBoundsItsWait() throws Exception {
+        Map<String, Object> cron = documents.stream().filter(d -> "CronJob".equals(d.get("kind"))).findFirst()
+                .orElseThrow(() -> new AssertionError("no CronJob example"));
+        assertTrue(List.of("Forbid", "Replace").contains(map(cron, "spec").get("concurrencyPolicy")),
+                "concurrencyPolicy: " + map(cron, "spec").get("concurrencyPolicy"));
+        Pod pod = pods.stream().filter(p -> p.file().equals(cron.get("__file"))).findFirst().orElseThrow();
+        EnvoyPreflight.Config c = config(pod.wrapped());
+        assertTrue(!c.waitTimeout().isZero() || !c.giveUpTimeout().isZero(), "a wait timeout");
+    }
+
+    @Test
+    void theImagesRunWhatTheManifestsAskFor() throws IOException {
+        for (String dockerfile : List.of("Dockerfile", "Dockerfile.jar")) {
+            String text = Files.readString(ROOT.resolve("examples/docker").resolve(dockerfile));
+            assertTrue(text.contains("COPY examples/docker/job.sh /app/job.sh"), dockerfile);
+            assertTrue(text.contains("CMD [\"/app/job.sh\"]"), dockerfile);
+        }
+        for (Pod pod : pods) {
+            assertEquals(List.of("/app/job.sh"), pod.wrapped().get("args"), pod.file());
+        }
+        // The jar image passes the script's own JVM options, which `java -jar` would not read.
+        String jarImage = Files.readString(ROOT.resolve("examples/docker/Dockerfile.jar"));
+        Matcher m = Pattern.compile("PREFLIGHT_JAVA_OPTIONS=\"([^\"]*)\"").matcher(jarImage);
+        assertTrue(m.find());
+        assertEquals(TestSupport.RUNTIME_OPTIONS, List.of(m.group(1).split(" ")));
+    }
+
+    @Test
+    void theReadmesLaptopCycleRunsEndToEnd() throws Exception {
+        // The three commands exactly as the README shows them, on a free port instead of 9901.
+        String readme = Files.readString(ROOT.resolve("README.md"));
+        Matcher block = Pattern.compile("## Try it on a laptop.*?```bash\n(.*?)```", Pattern.DOTALL).matcher(readme);
+        assertTrue(block.find(), "README section 'Try it on a laptop' with a bash block");
+        String commands = block.group(1);
+        assertTrue(commands.contains("9901"), commands);
+        int port = TestSupport.closedPort();
+        Path log = Files.createTempFile("laptop-cycle", ".log");
+        ProcessBuilder pb = new ProcessBuilder("bash", "-c", "set -e\n" + commands.replace("9901", String.valueOf(port)))
+                .directory(ROOT.toFile())
+                .redirectErrorStream(true)
+                .redirectOutput(log.toFile())
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+        pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
+        Process p = pb.start();
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the cycle did not finish:\n" + TestSupport.read(log));
+        String out = TestSupport.read(log);
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(out.contains("\napp\n"), out);
+        assertTrue(out.contains("state INITIALIZING"), out);
+        assertTrue(out.contains("envoy-preflight: LIVE after "), out);
+        assertTrue(out.contains("fake-envoy: POST /quitquitquit -> 200, quitting"), out);
+        assertTrue(out.contains("fake-envoy: quit"), out);
+    }
+}
