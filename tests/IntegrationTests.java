@@ -490,8 +490,14 @@ class IntegrationTests {
             Map<String, String> env = admin("ISTIO_QUIT_API", "http://agent:hunter2@127.0.0.1:"
                     + TestSupport.closedPort());
             env.put("ENVOY_ADMIN_API", "http://admin:s3cret@127.0.0.1:" + fake.url().getPort());
+            String expected = "Basic " + java.util.Base64.getEncoder().encodeToString("admin:s3cret".getBytes());
+            fake.override("/server_info", exchange -> { // LIVE only for the right credentials
+                boolean ok = expected.equals(exchange.getRequestHeaders().getFirst("Authorization"));
+                FakeEnvoy.reply(exchange, ok ? 200 : 401, "application/json", FakeEnvoy.serverInfo("LIVE"));
+            });
             try (var tool = TestSupport.Tool.start(env, markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
+                assertTrue(tool.stderr().contains("poll 1: state LIVE"), "sent as Basic auth: " + tool.stderr());
                 assertTrue(tool.stderr().contains("***@127.0.0.1"), tool.stderr());
                 assertFalse(tool.stderr().contains("s3cret") || tool.stderr().contains("hunter2"), tool.stderr());
             }
@@ -499,6 +505,25 @@ class IntegrationTests {
                     markerApp(0))) {
                 assertEquals(2, tool.exitCode());
                 assertFalse(tool.stderr().contains("hunter2"), tool.stderr());
+            }
+        }
+    }
+
+    // --- never through a proxy -----------------------------------------------------------------
+
+    @Nested
+    class Proxies {
+        @Test
+        void proxySettingsOfTheJvmAndTheEnvironmentAreIgnored() throws Exception {
+            String deadProxy = "127.0.0.1:" + TestSupport.closedPort();
+            Map<String, String> env = admin("http_proxy", "http://" + deadProxy, "HTTP_PROXY", "http://" + deadProxy,
+                    "JAVA_TOOL_OPTIONS", "-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort=" + deadProxy.split(":")[1]
+                            + " -DsocksProxyHost=127.0.0.1 -DsocksProxyPort=" + deadProxy.split(":")[1]
+                            + " -Djava.net.useSystemProxies=true");
+            try (var tool = TestSupport.Tool.start(env, markerApp(0))) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertTrue(tool.stderr().contains("poll 1: state LIVE"), tool.stderr());
+                assertEquals(List.of("admin POST /quitquitquit"), quitRequests());
             }
         }
     }
