@@ -1,10 +1,7 @@
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -24,27 +21,13 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The real program, as a separate process, against FakeEnvoy: one nested class per numbered point. */
-class IntegrationTests {
-    FakeEnvoy fake;
-    @TempDir
-    Path dir;
-
-    @BeforeEach
-    void startFake() throws IOException {
-        fake = FakeEnvoy.start(0, Duration.ZERO).withPilotAgent(0);
-    }
-
-    @AfterEach
-    void stopFake() {
-        fake.close();
-    }
+class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
     // --- helpers -----------------------------------------------------------------------------
 
     Map<String, String> admin(String... more) {
-        Map<String, String> env = TestSupport.env(more);
+        Map<String, String> env = verbose(more);
         env.put("ENVOY_ADMIN_API", fake.url().toString());
-        env.put("ENVOY_PREFLIGHT_LOGGING", "true");
         return env;
     }
 

@@ -1,3 +1,7 @@
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.io.TempDir;
+
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -12,6 +16,30 @@ import java.util.function.BooleanSupplier;
 
 /** Runs the real envoy-preflight as a separate process, the way a container would. */
 final class TestSupport {
+    /** A fresh FakeEnvoy (LIVE at once, with a pilot-agent port) and a temporary folder per test. */
+    abstract static class WithFakeEnvoy {
+        FakeEnvoy fake;
+        @TempDir
+        Path dir;
+
+        @BeforeEach
+        void startFake() throws IOException {
+            fake = FakeEnvoy.start(0, Duration.ZERO).withPilotAgent(0);
+        }
+
+        @AfterEach
+        void stopFake() {
+            fake.close();
+        }
+
+        /** The tool's environment: verbose, plus the given NAME, VALUE pairs. */
+        static Map<String, String> verbose(String... more) {
+            Map<String, String> env = env(more);
+            env.put("ENVOY_PREFLIGHT_LOGGING", "true");
+            return env;
+        }
+    }
+
     private TestSupport() {
     }
 
