@@ -695,33 +695,32 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         Outcome awaitLive(Child child) {
             long start = System.nanoTime();
-            long giveUpAt = deadline(start, config.giveUpTimeout());
+            Duration giveUp = config.giveUpTimeout();
             // As in scuttle, a give-up timeout replaces the wait timeout: the app never starts early.
-            long startAnywayAt = deadline(start, config.giveUpTimeout().isZero() ? config.waitTimeout() : Duration.ZERO);
+            Duration startAnyway = giveUp.isZero() ? config.waitTimeout() : Duration.ZERO;
             Backoff backoff = new Backoff(config.pollMaxInterval(), ThreadLocalRandom.current()::nextDouble);
             log.info("waiting for Envoy: GET " + Redact.uri(serverInfo));
             for (int polls = 1; ; polls++) {
-                long now = System.nanoTime();
-                long until = Math.min(giveUpAt, startAnywayAt);
-                Duration timeout = Duration.ofNanos(Math.max(1, Math.min(POLL_TIMEOUT.toNanos(), until - now)));
+                long left = Math.min(nanosLeft(start, giveUp), nanosLeft(start, startAnyway));
+                Duration timeout = Duration.ofNanos(Math.max(1, Math.min(POLL_TIMEOUT.toNanos(), left)));
                 Poll poll = poll(timeout, child.abortOnStop());
                 if (child.stopSignal() != 0) return Outcome.STOPPED;
-                long elapsedMs = (System.nanoTime() - start) / 1_000_000;
                 log.info("poll " + polls + ": " + poll.seen());
                 if (poll.live()) {
-                    log.info("LIVE after " + polls + " polls in " + elapsedMs + " ms");
+                    log.info("LIVE after " + polls + " polls in " + (System.nanoTime() - start) / 1_000_000 + " ms");
                     return Outcome.LIVE;
                 }
-                if (System.nanoTime() - giveUpAt >= 0) return Outcome.GAVE_UP;
-                if (System.nanoTime() - startAnywayAt >= 0) return Outcome.WAIT_TIMED_OUT;
-                long pause = Math.min(backoff.next().toNanos(), until - System.nanoTime());
+                if (nanosLeft(start, giveUp) <= 0) return Outcome.GAVE_UP;
+                if (nanosLeft(start, startAnyway) <= 0) return Outcome.WAIT_TIMED_OUT;
+                long pause = Math.min(backoff.next().toNanos(),
+                        Math.min(nanosLeft(start, giveUp), nanosLeft(start, startAnyway)));
                 if (child.sleepUnlessStopped(pause)) return Outcome.STOPPED;
             }
         }
 
-        /** A far-future deadline for "no timeout" keeps the loop free of special cases. */
-        private static long deadline(long start, Duration timeout) {
-            return timeout.isZero() ? start + Long.MAX_VALUE / 2 : start + timeout.toNanos();
+        /** How long until limit has passed since start; no limit (zero) never runs out. */
+        private static long nanosLeft(long start, Duration limit) {
+            return limit.isZero() ? Long.MAX_VALUE : limit.toNanos() - (System.nanoTime() - start);
         }
 
         Poll poll(Duration timeout, Http.Abort abort) {
@@ -1276,9 +1275,14 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
+        /** Linux's signal names by number (x86 and ARM), for the log: "killed by SIGSEGV". */
+        private static final String[] LINUX_NAMES = {null, "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS",
+            "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP",
+            "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS"};
+
         static String name(int number) {
             for (Sig sig : Sig.values()) if (sig.number == number) return sig.name();
-            return String.valueOf(number);
+            return number > 0 && number < LINUX_NAMES.length ? LINUX_NAMES[number] : String.valueOf(number);
         }
 
         /**
