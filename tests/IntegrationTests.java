@@ -588,23 +588,45 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
     @Nested
     class ThroughJBang {
+        final Path root = TestSupport.repositoryRoot();
+
+        /** Runs the committed ./jbang launcher in cwd; {exit code, stdout}. */
+        Object[] jbang(Path cwd, Map<String, String> env, String... args) throws Exception {
+            List<String> command = new java.util.ArrayList<>(List.of(root.resolve("jbang").toString()));
+            command.addAll(List.of(args));
+            ProcessBuilder pb = new ProcessBuilder(command)
+                    .directory(cwd.toFile())
+                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
+                    .redirectError(dir.resolve("jbang-stderr").toFile());
+            TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+            pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
+            pb.environment().putAll(env);
+            Process p = pb.start();
+            String out = new String(p.getInputStream().readAllBytes());
+            assertTrue(p.waitFor(120, TimeUnit.SECONDS), "jbang " + args[0] + " did not finish");
+            return new Object[]{p.exitValue(), out};
+        }
+
         @Test
-        void theCommittedLauncherRunsTheScriptAndTheCatalogAlias() throws Exception {
-            Path root = TestSupport.repositoryRoot();
+        void theCommittedLauncherRunsTheScriptAndTheLocalAlias() throws Exception {
             for (String script : List.of("EnvoyPreflight.java", "envoy-preflight")) {
-                ProcessBuilder pb = new ProcessBuilder(root.resolve("jbang").toString(), script, "sh", "-c",
-                        "echo \"hi $0\"; exit 3", "from-jbang")
-                        .directory(root.toFile())
-                        .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
-                        .redirectError(dir.resolve("jbang-stderr").toFile());
-                TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
-                pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
-                Process p = pb.start();
-                String out = new String(p.getInputStream().readAllBytes());
-                assertTrue(p.waitFor(120, TimeUnit.SECONDS));
-                assertEquals(3, p.exitValue(), script + ": " + TestSupport.read(dir.resolve("jbang-stderr")));
-                assertEquals("hi from-jbang\n", out, script);
+                Object[] r = jbang(root, Map.of(), script, "sh", "-c", "echo \"hi $0\"; exit 3", "from-jbang");
+                assertEquals(3, r[0], script + ": " + TestSupport.read(dir.resolve("jbang-stderr")));
+                assertEquals("hi from-jbang\n", r[1], script);
             }
+        }
+
+        @Test
+        void aCatalogAddedByNameServesTheAliasFromAnywhere() throws Exception {
+            // A JBang home of its own, so the developer's catalogs are neither used nor changed.
+            Map<String, String> home = Map.of("JBANG_DIR", dir.resolve("jbang-home").toString());
+            Path elsewhere = Files.createDirectories(dir.resolve("elsewhere"));
+            Object[] added = jbang(elsewhere, home, "catalog", "add", "--name", "myorg",
+                    root.resolve("jbang-catalog.json").toString());
+            assertEquals(0, added[0], TestSupport.read(dir.resolve("jbang-stderr")));
+            Object[] r = jbang(elsewhere, home, "envoy-preflight@myorg", "sh", "-c", "echo \"hi $0\"", "via-catalog");
+            assertEquals(0, r[0], TestSupport.read(dir.resolve("jbang-stderr")));
+            assertEquals("hi via-catalog\n", r[1]);
         }
     }
 
