@@ -1168,26 +1168,62 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /**
-         * The command, behind `setpriv --pdeathsig TERM` where util-linux's setpriv is on PATH: if
-         * envoy-preflight is SIGKILLed, the kernel then sends the app TERM instead of leaving it
-         * orphaned. The JDK cannot set a parent-death signal itself. It is tied to the thread that
-         * starts the app, which is why run() is only ever called on the main thread.
+         * The command, behind two safeguards that the JDK cannot set up itself, each used where its
+         * tool is on PATH (a missing one is logged with -v):
+         * <ul>
+         * <li>{@code env --default-signal=QUIT} (GNU coreutils 8.31+), on JDKs before 20 only: they
+         *     start children with SIGQUIT blocked (JDK-8234262), and the app's signals are its own;
+         * <li>{@code setpriv --pdeathsig TERM} (util-linux): if envoy-preflight is SIGKILLed, the
+         *     kernel sends the app TERM instead of leaving it orphaned. The death signal is tied to
+         *     the thread that starts the app, which is why run() is only ever called on the main
+         *     thread.
+         * </ul>
+         * Both exec the next word: the app keeps the pid we started.
          */
         private List<String> launchCommand() {
-            Resolved setpriv = resolve("setpriv", System.getenv("PATH"));
+            List<String> launch = new ArrayList<>();
+            if (Runtime.version().feature() < 20) {
+                String env = genuine("env");
+                if (env != null && succeeds(env, "--default-signal=QUIT", "true")) {
+                    launch.addAll(List.of(env, "--default-signal=QUIT"));
+                } else {
+                    log.info("GNU env is not on PATH: on this JDK the app starts with SIGQUIT blocked");
+                }
+            }
+            String setpriv = genuine("setpriv");
+            if (setpriv != null) {
+                launch.addAll(List.of(setpriv, "--pdeathsig", "TERM", "--"));
+            } else {
+                log.info("util-linux setpriv is not on PATH: the app would outlive a SIGKILL of envoy-preflight");
+            }
+            launch.addAll(command);
+            return launch;
+        }
+
+        /** tool's path on PATH, unless it is a busybox or toybox applet (a link to another name). */
+        private static String genuine(String tool) {
+            Resolved found = resolve(tool, System.getenv("PATH"));
             try {
-                // busybox and toybox link their applets to themselves, without --pdeathsig
-                if (setpriv.exitCode() == 0
-                        && setpriv.path().toRealPath().getFileName().toString().equals("setpriv")) {
-                    List<String> wrapped = new ArrayList<>(List.of(setpriv.path().toString(), "--pdeathsig", "TERM", "--"));
-                    wrapped.addAll(command);
-                    return wrapped;
+                if (found.exitCode() == 0 && found.path().toRealPath().getFileName().toString().equals(tool)) {
+                    return found.path().toString();
                 }
             } catch (IOException e) {
-                // unreadable link: start the app without the safeguard
+                // an unreadable link: do without it
             }
-            log.info("util-linux setpriv is not on PATH: the app would outlive a SIGKILL of envoy-preflight");
-            return command;
+            return null;
+        }
+
+        private static boolean succeeds(String... command) {
+            try {
+                Process p = new ProcessBuilder(command).redirectErrorStream(true)
+                        .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+                return p.waitFor(5, TimeUnit.SECONDS) && p.exitValue() == 0;
+            } catch (IOException e) {
+                return false;
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
         }
 
         private static int waitUninterruptibly(Process p) {

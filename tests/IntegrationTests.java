@@ -206,6 +206,15 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        void theAppStartsWithNoSignalBlockedWhateverTheJdkDoes() throws Exception {
+            // JDKs before 20 start children with SIGQUIT blocked (JDK-8234262); the app must not notice.
+            try (var tool = TestSupport.Tool.start(admin(), "grep", "^SigBlk", "/proc/self/status")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals("SigBlk:\t0000000000000000\n", tool.stdout());
+            }
+        }
+
+        @Test
         void aCommandFoundOnPathIsRunByItsName() throws Exception {
             Path bin = Files.createDirectories(dir.resolve("bin"));
             Path app = Files.writeString(bin.resolve("my-app"), "#!/bin/sh\necho \"argv0=$0\"\n");
