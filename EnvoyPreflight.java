@@ -151,7 +151,7 @@ public class EnvoyPreflight implements Callable<Integer> {
     @Option(names = "--poll-max-interval", paramLabel = "DUR",
             description = "Longest pause between two readiness polls; bounds how late the app"
                     + " starts after Envoy turns LIVE.%n  env: ENVOY_PREFLIGHT_POLL_MAX_INTERVAL,"
-                    + " default: 250ms")
+                    + " default: 200ms")
     String pollMaxInterval;
 
     @Option(names = {"-v", "--verbose"}, negatable = true,
@@ -280,7 +280,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                   List<String> command, List<String> sources) {
 
         static final Duration DEFAULT_QUIT_TIMEOUT = Duration.ofSeconds(5);
-        static final Duration DEFAULT_POLL_MAX_INTERVAL = Duration.ofMillis(250);
+        static final Duration DEFAULT_POLL_MAX_INTERVAL = Duration.ofMillis(200);
 
         /** A value we cannot use; the message names where it came from and what it was. */
         static final class Invalid extends Exception {
