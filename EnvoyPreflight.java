@@ -1137,6 +1137,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 log.error(found.problem);
                 return found.exitCode;
             }
+            List<String> launch = launchCommand(); // outside the lock: it may look at PATH and spawn
             Process p;
             synchronized (lock) {
                 if (stopSignal != 0) {
@@ -1144,7 +1145,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     return 128 + stopSignal;
                 }
                 try {
-                    p = new ProcessBuilder(launchCommand()).inheritIO().start();
+                    p = new ProcessBuilder(launch).inheritIO().start();
                 } catch (IOException e) {
                     log.error("cannot run '" + command.get(0) + "': " + e.getMessage());
                     return EXIT_NOT_EXECUTABLE; // found on PATH, so the kernel refused it
@@ -1159,11 +1160,9 @@ public class EnvoyPreflight implements Callable<Integer> {
             synchronized (lock) {
                 exited = true;
             }
-            // Java reports death by signal N as 128+N, which is also what a shell reports.
-            if (code > 128 && code < 128 + 65) {
-                log.info("the app was killed by SIG" + Signals.name(code - 128));
-            }
-            log.info("the app exited with code " + code);
+            // Java reports death by signal N as 128+N, as a shell does; exit(128+N) looks the same.
+            log.info("the app exited with code " + code
+                    + (code > 128 && code <= 128 + 64 ? " (= 128+SIG" + Signals.name(code - 128) + ")" : ""));
             return code;
         }
 

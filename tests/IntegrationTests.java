@@ -322,7 +322,8 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         void deathBySignalIs128PlusN(String signal, int code) throws Exception {
             try (var tool = TestSupport.Tool.start(admin(), "sh", "-c", "kill -s " + signal + " $$")) {
                 assertEquals(code, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains("the app was killed by SIG" + signal), tool.stderr());
+                assertTrue(tool.stderr().contains("the app exited with code " + code + " (= 128+SIG" + signal + ")"),
+                        tool.stderr());
                 assertEquals(List.of("admin POST /quitquitquit"), quitRequests());
             }
         }
