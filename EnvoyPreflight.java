@@ -195,9 +195,16 @@ public class EnvoyPreflight implements Callable<Integer> {
                 .setStopAtPositional(true)   // `envoy-preflight ls --help`: --help is ls's
                 .setExpandAtFiles(false)     // `curl -d @body.json` must reach curl as written
                 .setParameterExceptionHandler((e, args) -> {
-                    // One line, no usage dump: this runs in container logs, not at a prompt.
-                    e.getCommandLine().getErr().println(NAME + ": error: " + Redact.text(e.getMessage())
-                            + " (see --help)");
+                    // One line, no usage dump: this runs in container logs, not at a prompt. The
+                    // flags are what failed to parse, so only the variable can ask for JSON.
+                    Log.Format format;
+                    try {
+                        format = Config.Source.of("--log-format", null, "ENVOY_PREFLIGHT_LOG_FORMAT",
+                                System.getenv()).logFormat();
+                    } catch (Config.Invalid invalid) {
+                        format = Log.Format.TEXT;
+                    }
+                    new Log(false, format, System.err).error(e.getMessage() + " (see --help)");
                     return EXIT_USAGE;
                 });
     }

@@ -586,6 +586,16 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        void anUnknownOptionIsLoggedAsJsonWhenTheVariableAsksForIt() throws Exception {
+            try (var tool = TestSupport.Tool.start(admin("ENVOY_PREFLIGHT_LOG_FORMAT", "json"), "--bogus", "true")) {
+                assertEquals(2, tool.exitCode());
+                JsonObject line = JsonParser.parseString(tool.stderr().strip()).getAsJsonObject();
+                assertEquals("error", line.get("level").getAsString());
+                assertEquals("Unknown option: '--bogus' (see --help)", line.get("msg").getAsString());
+            }
+        }
+
+        @Test
         void noCommandExits2() throws Exception {
             try (var tool = TestSupport.Tool.start(admin())) {
                 assertEquals(2, tool.exitCode());
