@@ -105,7 +105,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void aHungAdminApiNeverStallsTheWait() throws Exception {
-            fake.override("/server_info", exchange -> sleep(20_000));
+            fake.override("/server_info", exchange -> TestSupport.sleep(20_000));
             long t0 = System.nanoTime();
             try (var tool = TestSupport.Tool.start(admin("WAIT_FOR_ENVOY_TIMEOUT", "1500ms", "NEVER_KILL_ISTIO", "true"),
                     markerApp(0))) {
@@ -279,7 +279,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void aStopSignalCutsAHungPollShort() throws Exception {
-            fake.override("/server_info", exchange -> sleep(20_000));
+            fake.override("/server_info", exchange -> TestSupport.sleep(20_000));
             try (var tool = TestSupport.Tool.start(admin("NEVER_KILL_ISTIO", "true"), markerApp(0))) {
                 TestSupport.await("the first poll", () -> !fake.requests().isEmpty());
                 long t0 = System.nanoTime();
@@ -349,7 +349,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void refusingAndHungEndpointsAreBoundedAndPassedOver() throws Exception {
-            fake.override("/hang", exchange -> sleep(20_000));
+            fake.override("/hang", exchange -> TestSupport.sleep(20_000));
             String refused = "http://127.0.0.1:" + TestSupport.closedPort() + "/drain";
             Map<String, String> env = admin("ISTIO_QUIT_API", fake.pilotAgentUrl().toString(),
                     "QUIT_REQUEST_TIMEOUT", "400ms", "GENERIC_QUIT_ENDPOINTS", refused + "," + fake.url() + "/hang");
@@ -647,14 +647,6 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             Object[] r = jbang(elsewhere, home, "envoy-preflight@myorg", "sh", "-c", "echo \"hi $0\"", "via-catalog");
             assertEquals(0, r[0], TestSupport.read(dir.resolve("jbang-stderr")));
             assertEquals("hi via-catalog\n", r[1]);
-        }
-    }
-
-    static void sleep(long ms) {
-        try {
-            Thread.sleep(ms);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
         }
     }
 }

@@ -213,7 +213,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
         @Test
         void termDuringTheQuitSequenceNeitherCutsItShortNorChangesTheCode() throws Exception {
             fake.override("/slow", exchange -> {
-                IntegrationTests.sleep(1500);
+                TestSupport.sleep(1500);
                 FakeEnvoy.reply(exchange, 200, "text/plain", "drained\n");
             });
             Map<String, String> env = verbose("ENVOY_ADMIN_API", fake.url().toString(), "START_WITHOUT_ENVOY", "true",

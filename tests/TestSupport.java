@@ -166,6 +166,15 @@ final class TestSupport {
         return env;
     }
 
+    /** Thread.sleep for handlers that may not throw InterruptedException. */
+    static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
     /** A port nothing listens on: bound, then released. */
     static int closedPort() throws IOException {
         try (var s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
