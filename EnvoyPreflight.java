@@ -196,15 +196,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                 .setExpandAtFiles(false)     // `curl -d @body.json` must reach curl as written
                 .setParameterExceptionHandler((e, args) -> {
                     // One line, no usage dump: this runs in container logs, not at a prompt. The
-                    // flags are what failed to parse, so only the variable can ask for JSON.
-                    Log.Format format;
-                    try {
-                        format = Config.Source.of("--log-format", null, "ENVOY_PREFLIGHT_LOG_FORMAT",
-                                System.getenv()).logFormat();
-                    } catch (Config.Invalid invalid) {
-                        format = Log.Format.TEXT;
-                    }
-                    new Log(false, format, System.err).error(e.getMessage() + " (see --help)");
+                    // format comes from the variable, or from a --log-format parsed before the error.
+                    EnvoyPreflight parsed = e.getCommandLine().getCommand();
+                    Log.forErrors(Log.formatSource(parsed, System.getenv())).error(e.getMessage() + " (see --help)");
                     return EXIT_USAGE;
                 });
     }
@@ -222,11 +216,10 @@ public class EnvoyPreflight implements Callable<Integer> {
 
     private int preflight() {
         Map<String, String> env = System.getenv();
-        Log log = new Log(false, Log.Format.TEXT, System.err);
+        // The format first, so that any other configuration error is logged in it.
+        Log log = Log.forErrors(Log.formatSource(this, env));
         Config config;
         try {
-            // The format first, so that any other configuration error is logged in it.
-            log = new Log(false, Log.formatSource(this, env).logFormat(), System.err);
             config = Config.resolve(this, env);
         } catch (Config.Invalid e) {
             log.error(e.getMessage());
@@ -607,6 +600,15 @@ public class EnvoyPreflight implements Callable<Integer> {
             return Config.Source.of("--log-format", flags.logFormat, "ENVOY_PREFLIGHT_LOG_FORMAT", env);
         }
 
+        /** A log for errors before the configuration is known: in the asked format, else text. */
+        static Log forErrors(Config.Source format) {
+            try {
+                return new Log(false, format.logFormat(), System.err);
+            } catch (Config.Invalid e) {
+                return new Log(false, Format.TEXT, System.err); // the bad format itself is reported later
+            }
+        }
+
         boolean verbose() {
             return verbose;
         }
@@ -717,10 +719,11 @@ public class EnvoyPreflight implements Callable<Integer> {
                     log.info("LIVE after " + polls + " polls in " + (System.nanoTime() - start) / 1_000_000 + " ms");
                     return Outcome.LIVE;
                 }
-                if (nanosLeft(start, giveUp) <= 0) return Outcome.GAVE_UP;
-                if (nanosLeft(start, startAnyway) <= 0) return Outcome.WAIT_TIMED_OUT;
-                long pause = Math.min(backoff.next().toNanos(),
-                        Math.min(nanosLeft(start, giveUp), nanosLeft(start, startAnyway)));
+                long giveUpLeft = nanosLeft(start, giveUp);
+                long startAnywayLeft = nanosLeft(start, startAnyway);
+                if (giveUpLeft <= 0) return Outcome.GAVE_UP;
+                if (startAnywayLeft <= 0) return Outcome.WAIT_TIMED_OUT;
+                long pause = Math.min(backoff.next().toNanos(), Math.min(giveUpLeft, startAnywayLeft));
                 if (child.sleepUnlessStopped(pause)) return Outcome.STOPPED;
             }
         }
