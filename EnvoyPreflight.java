@@ -18,30 +18,28 @@
 
 import com.google.gson.stream.JsonReader;
 import com.google.gson.stream.JsonToken;
+import com.google.gson.stream.JsonWriter;
 import com.google.gson.stream.MalformedJsonException;
 import picocli.CommandLine;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.Model.PositionalParamSpec;
 
-import javax.net.ssl.SSLParameters;
-import javax.net.ssl.SSLSocket;
-import javax.net.ssl.SSLSocketFactory;
-import java.io.BufferedInputStream;
-import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
 import java.io.File;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
+import java.io.StringWriter;
+import java.io.UncheckedIOException;
 import java.math.BigDecimal;
 import java.net.ConnectException;
+import java.net.HttpURLConnection;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.NoRouteToHostException;
 import java.net.Proxy;
-import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.net.URISyntaxException;
@@ -53,41 +51,28 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Base64;
-import java.util.LinkedHashMap;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import java.util.function.DoubleSupplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * envoy-preflight: parse the configuration, wait for Envoy, run the app, relay signals,
- * quit the sidecar, exit with the app's code. Reads top to bottom in {@link #call()}.
+ * envoy-preflight: read the settings, wait for the sidecar, run the app, relay its signals,
+ * quit the sidecar, exit with the app's code. The story is {@link #call()}; each nested class
+ * below it does one job, and the plumbing (logging, values, HTTP) is at the bottom.
  */
-@Command(name = "envoy-preflight",
-        mixinStandardHelpOptions = true,
-        version = "envoy-preflight " + EnvoyPreflight.VERSION,
-        sortOptions = false,
-        usageHelpAutoWidth = true,
-        customSynopsis = "envoy-preflight [OPTIONS] [--] COMMAND [ARG...]",
-        description = {
-            "Waits until the Envoy admin API reports LIVE, runs COMMAND, relays signals",
-            "to it, and when it exits tells the sidecar to quit. Exits with its exit code.",
-            "Options go before COMMAND; everything from COMMAND on is passed to it verbatim.",
-            "A flag wins over its environment variable; an empty variable counts as unset."},
-        footer = {"",
-            "Exit codes: the app's own; 128+N if it died of signal N; 2 bad configuration;",
-            "69 Envoy not LIVE within --give-up-timeout; 70 internal error;",
-            "126 COMMAND not executable; 127 COMMAND not found;",
-            "128+N stopped by signal N before the app started.",
-            "--check: 0 if LIVE, 1 if not."})
 public class EnvoyPreflight implements Callable<Integer> {
 
     static final String VERSION = "1.0.0";
@@ -95,86 +80,21 @@ public class EnvoyPreflight implements Callable<Integer> {
 
     // Exit codes, following sysexits(3) and the shell's conventions.
     static final int EXIT_USAGE = 2;
-    static final int EXIT_UNAVAILABLE = 69;    // EX_UNAVAILABLE: Envoy never became LIVE
-    static final int EXIT_SOFTWARE = 70;       // EX_SOFTWARE: a bug of ours, never the app's code
+    static final int EXIT_UNAVAILABLE = 69;     // EX_UNAVAILABLE: Envoy never became LIVE
+    static final int EXIT_SOFTWARE = 70;        // EX_SOFTWARE: a bug of ours, never the app's code
     static final int EXIT_NOT_EXECUTABLE = 126; // as bash: found but cannot be run
     static final int EXIT_NOT_FOUND = 127;      // as bash: not on PATH
 
-    @Option(names = "--admin-api", paramLabel = "URL",
-            description = "Envoy admin base URL, e.g. http://127.0.0.1:15000. Unset: run the app"
-                    + " directly, no waiting, no quitting.%n  env: ENVOY_ADMIN_API")
-    String adminApi;
-
-    @Option(names = "--start-without-envoy", negatable = true,
-            description = "Don't wait for Envoy, but still quit the sidecar at exit.%n"
-                    + "  env: START_WITHOUT_ENVOY, default: false")
-    Boolean startWithoutEnvoy;
-
-    @Option(names = "--wait-timeout", paramLabel = "DUR",
-            description = "Stop waiting after DUR and start the app anyway (0: wait forever).%n"
-                    + "  env: WAIT_FOR_ENVOY_TIMEOUT, default: 0")
-    String waitTimeout;
-
-    @Option(names = "--give-up-timeout", paramLabel = "DUR",
-            description = "Stop waiting after DUR and exit 69 without starting the app; wins over"
-                    + " --wait-timeout (0: never).%n  env: QUIT_WITHOUT_ENVOY_TIMEOUT, default: 0")
-    String giveUpTimeout;
-
-    @Option(names = "--istio-quit-api", paramLabel = "URL",
-            description = "pilot-agent base URL, e.g. http://127.0.0.1:15020; POST URL/quitquitquit.%n"
-                    + "  env: ISTIO_QUIT_API")
-    String istioQuitApi;
-
-    @Option(names = "--istio-fallback-pkill", negatable = true,
-            description = "If the Istio quit API fails, SIGINT pilot-agent as well.%n"
-                    + "  env: ISTIO_FALLBACK_PKILL, default: false")
-    Boolean istioFallbackPkill;
-
-    @Option(names = "--generic-quit-endpoint", paramLabel = "URL",
-            description = "Full URL to POST first at exit; repeatable, in order (comma-separated"
-                    + " lists too).%n  env: GENERIC_QUIT_ENDPOINTS (comma-separated)")
-    List<String> genericQuitEndpoints;
-
-    @Option(names = "--never-kill-istio", negatable = true,
-            description = "Never quit anything.%n  env: NEVER_KILL_ISTIO, default: false")
-    Boolean neverKillIstio;
-
-    @Option(names = "--never-kill-istio-on-failure", negatable = true,
-            description = "Don't quit anything when the exit code is not 0.%n"
-                    + "  env: NEVER_KILL_ISTIO_ON_FAILURE, default: false")
-    Boolean neverKillIstioOnFailure;
-
-    @Option(names = "--quit-timeout", paramLabel = "DUR",
-            description = "Time limit of each quit request.%n  env: QUIT_REQUEST_TIMEOUT, default: 5s")
-    String quitTimeout;
-
-    @Option(names = "--poll-max-interval", paramLabel = "DUR",
-            description = "Longest pause between two readiness polls; bounds how late the app"
-                    + " starts after Envoy turns LIVE.%n  env: ENVOY_PREFLIGHT_POLL_MAX_INTERVAL,"
-                    + " default: 200ms")
-    String pollMaxInterval;
-
-    @Option(names = {"-v", "--verbose"}, negatable = true,
-            description = "Log each step to stderr (default: warnings and errors only).%n"
-                    + "  env: ENVOY_PREFLIGHT_LOGGING, default: false")
-    Boolean verbose;
-
-    @Option(names = "--log-format", paramLabel = "text|json",
-            description = "text, or one JSON object per line.%n"
-                    + "  env: ENVOY_PREFLIGHT_LOG_FORMAT, default: text")
-    String logFormat;
-
-    @Option(names = "--check",
-            description = "Ask the admin API once, print its state, exit 0 if LIVE else 1.")
+    // What the command line said; picocli fills it from the Setting table (see commandLine()).
+    final Map<Setting, String> flags = new EnumMap<>(Setting.class);
     boolean check;
-
-    @Option(names = "--dry-run",
-            description = "Print the resolved configuration and what would be done; run nothing.")
     boolean dryRun;
-
-    @Parameters(paramLabel = "COMMAND", arity = "0..*",
-            description = "The app and its arguments, looked up on PATH like a shell does.")
-    List<String> command = new ArrayList<>();
+    List<String> command = List.of();
+    // The process's own, replaceable so that tests can run the story in-process.
+    Map<String, String> env = System.getenv();
+    PrintStream out = System.out;
+    PrintStream err = System.err;
+    private CommandSpec spec; // null when picocli was skipped
 
     public static void main(String[] args) {
         // Containers configure by environment and pass only the command: then there is nothing
@@ -187,20 +107,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             onlyCommand.command = List.of(args).subList(endOfOptions ? 1 : 0, args.length);
             System.exit(onlyCommand.call());
         }
-        System.exit(commandLine().execute(args));
-    }
-
-    static CommandLine commandLine() {
-        return new CommandLine(new EnvoyPreflight())
-                .setStopAtPositional(true)   // `envoy-preflight ls --help`: --help is ls's
-                .setExpandAtFiles(false)     // `curl -d @body.json` must reach curl as written
-                .setParameterExceptionHandler((e, args) -> {
-                    // One line, no usage dump: this runs in container logs, not at a prompt. The
-                    // format comes from the variable, or from a --log-format parsed before the error.
-                    EnvoyPreflight parsed = e.getCommandLine().getCommand();
-                    Log.forErrors(Log.formatSource(parsed, System.getenv())).error(e.getMessage() + " (see --help)");
-                    return EXIT_USAGE;
-                });
+        System.exit(commandLine(new EnvoyPreflight()).execute(args));
     }
 
     /** Never throws: a bug of ours becomes exit code 70, after the sidecar was still quit. */
@@ -209,78 +116,258 @@ public class EnvoyPreflight implements Callable<Integer> {
         try {
             return preflight();
         } catch (RuntimeException | Error e) {
-            System.err.println(NAME + ": internal error: " + e);
+            Log.forErrors(this).error("internal error: " + e);
             return EXIT_SOFTWARE;
         }
     }
 
-    private int preflight() {
-        Map<String, String> env = System.getenv();
-        // The format first, so that any other configuration error is logged in it.
-        Log log = Log.forErrors(Log.formatSource(this, env));
+    int preflight() {
+        readFlags();
+        Log log = Log.forErrors(this); // the format first, so that errors are logged in it
         Config config;
         try {
-            config = Config.resolve(this, env);
+            config = Config.resolve(this);
         } catch (Config.Invalid e) {
             log.error(e.getMessage());
             return EXIT_USAGE;
         }
-        log = new Log(config.verbose(), config.logFormat(), System.err);
-        if (config.check()) return AdminApi.check(config, System.out);
-        if (config.dryRun()) return Config.printDryRun(config, System.out);
-        if (log.verbose()) log.info("configuration: " + String.join(", ", config.describe()));
+        log = new Log(config.on(Setting.VERBOSE), config.logFormat(), err);
+        if (check) return check(config, log);
+        if (dryRun) return dryRun(config);
+        log.info("configuration: " + String.join(", ", config.describe()));
 
-        Child child = new Child(config.command(), log);
-        Signals.relayTo(child, log);
+        Lifecycle lifecycle = new Lifecycle(log);
+        Signals.install(lifecycle::onSignal, log);
         int code = EXIT_SOFTWARE; // what we return if something below throws
         try {
-            code = awaitThenRun(config, child, log);
+            code = waitThenRun(config, lifecycle, log);
         } finally {
             // Runs on every exit once the configuration was accepted, and never changes the code.
-            Sidecar.quit(config, code, log);
+            new Quit(config.duration(Setting.QUIT_TIMEOUT), log).run(Quit.plan(config, code));
             log.info("exit code " + code);
         }
         return code;
     }
 
     /** Waits for Envoy as configured, then runs the app; returns the code to exit with. */
-    static int awaitThenRun(Config config, Child child, Log log) {
+    static int waitThenRun(Config config, Lifecycle lifecycle, Log log) {
         if (config.shouldWait()) {
-            AdminApi.Outcome outcome = new AdminApi(config, log).awaitLive(child);
-            switch (outcome) {
+            switch (new Wait(config, log).until(lifecycle)) {
                 case STOPPED:
-                    log.warn("stopped by SIG" + Signals.name(child.stopSignal())
+                    // As a shell reports death by signal N, so the caller sees why we stopped.
+                    log.warn("stopped by SIG" + Signals.name(lifecycle.stopSignal())
                             + " while waiting for Envoy; the app was not started");
-                    return 128 + child.stopSignal();
+                    return 128 + lifecycle.stopSignal();
                 case GAVE_UP:
                     log.error("Envoy was not LIVE within the give-up timeout ("
-                            + Durations.format(config.giveUpTimeout()) + "); the app was not started");
+                            + Values.format(config.duration(Setting.GIVE_UP_TIMEOUT)) + "); the app was not started");
                     return EXIT_UNAVAILABLE;
                 case WAIT_TIMED_OUT:
                     log.warn("Envoy was not LIVE within the wait timeout ("
-                            + Durations.format(config.waitTimeout()) + "); starting the app anyway");
+                            + Values.format(config.duration(Setting.WAIT_TIMEOUT)) + "); starting the app anyway");
                     break;
-                case LIVE:
+                case READY:
                     break;
             }
         }
-        return child.run();
+        return lifecycle.run(new App(config.command(), log));
+    }
+
+    /** --check: one poll, its answer on stdout; 0 only if LIVE. */
+    int check(Config config, Log log) {
+        Wait.Poll poll = new Wait(config, log).poll(Wait.POLL_TIMEOUT, new Http.Abort());
+        out.println(poll.ready() ? "LIVE" : poll.seen());
+        return poll.ready() ? 0 : 1;
+    }
+
+    /** --dry-run: the settings and what would be done, on stdout; runs and sends nothing. */
+    int dryRun(Config config) {
+        config.describe().forEach(out::println);
+        out.println("command=" + config.command());
+        Duration giveUp = config.duration(Setting.GIVE_UP_TIMEOUT);
+        Duration startAnyway = config.duration(Setting.WAIT_TIMEOUT);
+        if (config.shouldWait()) {
+            out.println("before start: GET " + Values.redact(Wait.serverInfo(config))
+                    + " until state LIVE, " + (!giveUp.isZero() ? "exit 69 after " + Values.format(giveUp)
+                            : !startAnyway.isZero() ? "start anyway after " + Values.format(startAnyway)
+                                    : "for as long as it takes"));
+        } else {
+            out.println("before start: no waiting ("
+                    + (config.url(Setting.ADMIN_API) == null ? "no admin API" : "start without Envoy") + ")");
+        }
+        out.println("at exit with code 0: " + Quit.plan(config, 0).describe());
+        out.println("at exit with code 1: " + Quit.plan(config, 1).describe());
+        return 0;
     }
 
     // ---------------------------------------------------------------------------------------
-    // Configuration: every setting from its flag, else its environment variable, else default.
+    // The command line, built from the Setting table so that each setting is declared once.
     // ---------------------------------------------------------------------------------------
 
-    /** The accepted configuration; {@link #resolve} rejects anything it cannot use. */
-    record Config(URI adminApi, boolean startWithoutEnvoy, Duration waitTimeout,
-                  Duration giveUpTimeout, URI istioQuitApi, boolean istioFallbackPkill,
-                  List<URI> genericQuitEndpoints, boolean neverKillIstio,
-                  boolean neverKillIstioOnFailure, Duration quitTimeout, Duration pollMaxInterval,
-                  boolean verbose, Log.Format logFormat, boolean check, boolean dryRun,
-                  List<String> command, List<String> sources) {
+    static CommandLine commandLine(EnvoyPreflight command) {
+        CommandSpec spec = CommandSpec.wrapWithoutInspection(command);
+        command.spec = spec;
+        spec.name(NAME).version(NAME + " " + VERSION).mixinStandardHelpOptions(true);
+        spec.usageMessage().sortOptions(false).autoWidth(true)
+                .customSynopsis("envoy-preflight [OPTIONS] [--] COMMAND [ARG...]")
+                .description("Waits until the Envoy admin API reports LIVE, runs COMMAND, relays signals",
+                        "to it, and when it exits tells the sidecar to quit. Exits with its exit code.",
+                        "Options go before COMMAND; everything from COMMAND on is passed to it verbatim.",
+                        "A flag wins over its environment variable; an empty variable counts as unset.")
+                .footer("", "Exit codes: the app's own; 128+N if it died of signal N; 2 bad configuration;",
+                        "69 Envoy not LIVE within --give-up-timeout; 70 internal error;",
+                        "126 COMMAND not executable; 127 COMMAND not found;",
+                        "128+N stopped by signal N before the app started.",
+                        "--check: 0 if LIVE, 1 if not.");
+        for (Setting s : Setting.values()) spec.addOption(s.option());
+        spec.addOption(OptionSpec.builder("--check").type(boolean.class)
+                .description("Ask the admin API once, print its state, exit 0 if LIVE else 1.").build());
+        spec.addOption(OptionSpec.builder("--dry-run").type(boolean.class)
+                .description("Print the resolved configuration and what would be done; run nothing.").build());
+        spec.addPositional(PositionalParamSpec.builder().paramLabel("COMMAND").arity("0..*")
+                .type(List.class).auxiliaryTypes(String.class)
+                .description("The app and its arguments, looked up on PATH like a shell does.").build());
+        return new CommandLine(spec)
+                .setStopAtPositional(true)   // `envoy-preflight ls --help`: --help is ls's
+                .setExpandAtFiles(false)     // `curl -d @body.json` must reach curl as written
+                .setParameterExceptionHandler((e, args) -> {
+                    // One line, no usage dump: this runs in container logs, not at a prompt. The
+                    // format comes from the variable, or from a --log-format parsed before the error.
+                    EnvoyPreflight parsed = e.getCommandLine().getCommand();
+                    parsed.readFlags();
+                    Log.forErrors(parsed).error(e.getMessage() + " (see --help)");
+                    return EXIT_USAGE;
+                });
+    }
 
-        static final Duration DEFAULT_QUIT_TIMEOUT = Duration.ofSeconds(5);
-        static final Duration DEFAULT_POLL_MAX_INTERVAL = Duration.ofMillis(200);
+    /** Copies what picocli parsed into flags, check, dryRun and command. */
+    @SuppressWarnings("unchecked")
+    void readFlags() {
+        if (spec == null) return;
+        for (Setting s : Setting.values()) {
+            Object value = spec.findOption(s.flag()).getValue();
+            if (value instanceof List<?> list) value = list.isEmpty() ? null : String.join(",", (List<String>) list);
+            if (value != null) flags.put(s, value.toString());
+        }
+        check = Boolean.TRUE.equals(spec.findOption("--check").getValue());
+        dryRun = Boolean.TRUE.equals(spec.findOption("--dry-run").getValue());
+        List<String> positional = spec.positionalParameters().get(0).getValue();
+        command = positional == null ? List.of() : List.copyOf(positional);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Configuration: every setting once, with its flag, variable, default, parser and help.
+    // ---------------------------------------------------------------------------------------
+
+    enum Setting {
+        ADMIN_API("--admin-api", "URL", "ENVOY_ADMIN_API", Kind.BASE_URL, null,
+                "Envoy admin base URL, e.g. http://127.0.0.1:15000. Unset: run the app directly,"
+                        + " no waiting, no quitting."),
+        START_WITHOUT_ENVOY("--start-without-envoy", null, "START_WITHOUT_ENVOY", Kind.BOOL, "false",
+                "Don't wait for Envoy, but still quit the sidecar at exit."),
+        WAIT_TIMEOUT("--wait-timeout", "DUR", "WAIT_FOR_ENVOY_TIMEOUT", Kind.DURATION, "0",
+                "Stop waiting after DUR and start the app anyway (0: wait forever)."),
+        GIVE_UP_TIMEOUT("--give-up-timeout", "DUR", "QUIT_WITHOUT_ENVOY_TIMEOUT", Kind.DURATION, "0",
+                "Stop waiting after DUR and exit 69 without starting the app; wins over --wait-timeout"
+                        + " (0: never)."),
+        ISTIO_QUIT_API("--istio-quit-api", "URL", "ISTIO_QUIT_API", Kind.BASE_URL, null,
+                "pilot-agent base URL, e.g. http://127.0.0.1:15020; POST URL/quitquitquit."),
+        ISTIO_FALLBACK_PKILL("--istio-fallback-pkill", null, "ISTIO_FALLBACK_PKILL", Kind.BOOL, "false",
+                "If the Istio quit API fails, SIGINT pilot-agent as well."),
+        GENERIC_QUIT_ENDPOINTS("--generic-quit-endpoint", "URL", "GENERIC_QUIT_ENDPOINTS", Kind.URL_LIST, null,
+                "Full URL to POST first at exit; repeatable, in order (comma-separated lists too)."),
+        NEVER_KILL_ISTIO("--never-kill-istio", null, "NEVER_KILL_ISTIO", Kind.BOOL, "false",
+                "Never quit anything."),
+        NEVER_KILL_ISTIO_ON_FAILURE("--never-kill-istio-on-failure", null, "NEVER_KILL_ISTIO_ON_FAILURE", Kind.BOOL,
+                "false", "Don't quit anything when the exit code is not 0."),
+        QUIT_TIMEOUT("--quit-timeout", "DUR", "QUIT_REQUEST_TIMEOUT", Kind.POSITIVE_DURATION, "5s",
+                "Time limit of each quit request."),
+        POLL_MAX_INTERVAL("--poll-max-interval", "DUR", "ENVOY_PREFLIGHT_POLL_MAX_INTERVAL", Kind.POSITIVE_DURATION,
+                "200ms", "Longest pause between two readiness polls; bounds how late the app starts after"
+                        + " Envoy turns LIVE."),
+        VERBOSE("-v, --verbose", null, "ENVOY_PREFLIGHT_LOGGING", Kind.BOOL, "false",
+                "Log each step to stderr (default: warnings and errors only)."),
+        LOG_FORMAT("--log-format", "text|json", "ENVOY_PREFLIGHT_LOG_FORMAT", Kind.LOG_FORMAT, "text",
+                "text, or one JSON object per line.");
+
+        /** How a setting's text is read; a bad value throws IllegalArgumentException saying why. */
+        enum Kind { BOOL, DURATION, POSITIVE_DURATION, BASE_URL, URL_LIST, LOG_FORMAT }
+
+        final String[] flags;
+        final String label;
+        final String variable;
+        final Kind kind;
+        final String defaultValue; // as a user would write it; null: unset
+        final String help;
+
+        Setting(String flags, String label, String variable, Kind kind, String defaultValue, String help) {
+            this.flags = flags.split(", ");
+            this.label = label;
+            this.variable = variable;
+            this.kind = kind;
+            this.defaultValue = defaultValue;
+            this.help = help;
+        }
+
+        /** The long flag: how errors and the "set by" line name the command line. */
+        String flag() {
+            return flags[flags.length - 1];
+        }
+
+        OptionSpec option() {
+            OptionSpec.Builder b = OptionSpec.builder(flags).description(help + "%n  env: " + variable
+                    + (kind == Kind.URL_LIST ? " (comma-separated)" : "")
+                    + (defaultValue == null ? "" : ", default: " + defaultValue));
+            if (kind == Kind.BOOL) return b.type(Boolean.class).negatable(true).build();
+            if (kind == Kind.URL_LIST) return b.paramLabel(label).type(List.class).auxiliaryTypes(String.class).build();
+            return b.paramLabel(label).type(String.class).build();
+        }
+
+        /** The raw text and where it came from: the flag if given, else the variable (empty is unset). */
+        record Source(String name, String raw) {}
+
+        Source source(Map<Setting, String> flagValues, Map<String, String> env) {
+            String fromFlag = flagValues.get(this);
+            if (fromFlag != null) return new Source(flag(), fromFlag);
+            String value = env.get(variable);
+            return new Source(variable, value == null || value.isEmpty() ? null : value);
+        }
+
+        /** The typed value; a bad one names where it came from and what it was. */
+        Object value(Source source) throws Config.Invalid {
+            String raw = source.raw() != null ? source.raw() : defaultValue;
+            try {
+                return switch (kind) {
+                    case BOOL -> Values.bool(raw);
+                    case DURATION -> Values.duration(raw);
+                    case POSITIVE_DURATION -> Values.positiveDuration(raw);
+                    case BASE_URL -> raw == null ? null : Values.baseUrl(raw);
+                    case URL_LIST -> raw == null ? List.of() : Values.urlList(raw);
+                    case LOG_FORMAT -> Log.Format.parse(raw);
+                };
+            } catch (IllegalArgumentException e) {
+                throw new Config.Invalid(source.name() + ": " + e.getMessage() + ": '" + Values.redact(raw) + "'");
+            }
+        }
+
+        /** "name=value" for the log and --dry-run, credentials redacted. */
+        String describe(Object value) {
+            String name = flag().substring(2) + (kind == Kind.URL_LIST ? "s" : "");
+            return name + "=" + switch (kind) {
+                case BOOL -> value.toString();
+                case DURATION, POSITIVE_DURATION -> Values.format((Duration) value);
+                case BASE_URL -> value == null ? "unset" : Values.redact((URI) value);
+                case URL_LIST -> ((List<?>) value).stream().map(u -> Values.redact((URI) u)).toList().toString();
+                case LOG_FORMAT -> value.toString().toLowerCase(Locale.ROOT);
+            };
+        }
+    }
+
+    /** The accepted configuration; {@link #resolve} rejects anything it cannot use. */
+    static final class Config {
+        private final Map<Setting, Object> values;
+        private final List<String> setBy;
+        private final List<String> command;
 
         /** A value we cannot use; the message names where it came from and what it was. */
         static final class Invalid extends Exception {
@@ -289,442 +376,129 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        /**
-         * One setting's raw text and where it came from: the flag if given, else the variable (an
-         * empty variable counts as unset). Its typed readers turn a bad value into an Invalid that
-         * names the source and the value. (Plain methods, not parser lambdas: each lambda costs
-         * start-up time on every run.)
-         */
-        record Source(String name, String raw) {
-            static Source of(String flag, Object flagValue, String variable, Map<String, String> env) {
-                if (flagValue != null) return new Source(flag, flagValue.toString());
-                String value = env.get(variable);
-                return new Source(variable, value == null || value.isEmpty() ? null : value);
-            }
-
-            private Invalid invalid(IllegalArgumentException e) {
-                return new Invalid(name + ": " + e.getMessage() + ": '" + Redact.text(raw) + "'");
-            }
-
-            boolean bool() throws Invalid {
-                try { return raw != null && Bools.parse(raw); } catch (IllegalArgumentException e) { throw invalid(e); }
-            }
-
-            Duration duration(Duration unset) throws Invalid {
-                try { return raw == null ? unset : Durations.parse(raw); } catch (IllegalArgumentException e) { throw invalid(e); }
-            }
-
-            Duration positiveDuration(Duration unset) throws Invalid {
-                try { return raw == null ? unset : Durations.parsePositive(raw); } catch (IllegalArgumentException e) { throw invalid(e); }
-            }
-
-            URI baseUrl() throws Invalid {
-                try { return raw == null ? null : Urls.parseBase(raw); } catch (IllegalArgumentException e) { throw invalid(e); }
-            }
-
-            List<URI> urls() throws Invalid {
-                try { return raw == null ? List.of() : Urls.parseList(raw); } catch (IllegalArgumentException e) { throw invalid(e); }
-            }
-
-            Log.Format logFormat() throws Invalid {
-                try { return raw == null ? Log.Format.TEXT : Log.Format.parse(raw); } catch (IllegalArgumentException e) { throw invalid(e); }
-            }
+        private Config(Map<Setting, Object> values, List<String> setBy, List<String> command) {
+            this.values = values;
+            this.setBy = setBy;
+            this.command = command;
         }
 
-        static Config resolve(EnvoyPreflight flags, Map<String, String> env) throws Invalid {
-            Source admin = Source.of("--admin-api", flags.adminApi, "ENVOY_ADMIN_API", env);
-            Source startWithout = Source.of("--start-without-envoy", flags.startWithoutEnvoy, "START_WITHOUT_ENVOY", env);
-            Source wait = Source.of("--wait-timeout", flags.waitTimeout, "WAIT_FOR_ENVOY_TIMEOUT", env);
-            Source giveUp = Source.of("--give-up-timeout", flags.giveUpTimeout, "QUIT_WITHOUT_ENVOY_TIMEOUT", env);
-            Source istio = Source.of("--istio-quit-api", flags.istioQuitApi, "ISTIO_QUIT_API", env);
-            Source pkill = Source.of("--istio-fallback-pkill", flags.istioFallbackPkill, "ISTIO_FALLBACK_PKILL", env);
-            Source generic = Source.of("--generic-quit-endpoint", flags.genericQuitEndpoints == null
-                    || flags.genericQuitEndpoints.isEmpty() ? null : String.join(",", flags.genericQuitEndpoints),
-                    "GENERIC_QUIT_ENDPOINTS", env);
-            Source never = Source.of("--never-kill-istio", flags.neverKillIstio, "NEVER_KILL_ISTIO", env);
-            Source neverOnFailure = Source.of("--never-kill-istio-on-failure", flags.neverKillIstioOnFailure,
-                    "NEVER_KILL_ISTIO_ON_FAILURE", env);
-            Source quit = Source.of("--quit-timeout", flags.quitTimeout, "QUIT_REQUEST_TIMEOUT", env);
-            Source pollMax = Source.of("--poll-max-interval", flags.pollMaxInterval,
-                    "ENVOY_PREFLIGHT_POLL_MAX_INTERVAL", env);
-            Source verbose = Source.of("--verbose", flags.verbose, "ENVOY_PREFLIGHT_LOGGING", env);
-            Source format = Log.formatSource(flags, env);
-            // Read in this order, so that the first bad value reported is the first in --help.
-            Config config = new Config(admin.baseUrl(), startWithout.bool(), wait.duration(Duration.ZERO),
-                    giveUp.duration(Duration.ZERO), istio.baseUrl(), pkill.bool(), generic.urls(), never.bool(),
-                    neverOnFailure.bool(), quit.positiveDuration(DEFAULT_QUIT_TIMEOUT),
-                    pollMax.positiveDuration(DEFAULT_POLL_MAX_INTERVAL), verbose.bool(), format.logFormat(),
-                    flags.check, flags.dryRun, List.copyOf(flags.command), setBy(admin, startWithout, wait, giveUp,
-                            istio, pkill, generic, never, neverOnFailure, quit, pollMax, verbose, format));
-            if (flags.check && config.adminApi() == null) {
+        static Config resolve(EnvoyPreflight cmd) throws Invalid {
+            Map<Setting, Object> values = new EnumMap<>(Setting.class);
+            List<String> setBy = new ArrayList<>();
+            // In the table's order, so that the first bad value reported is the first in --help.
+            for (Setting s : Setting.values()) {
+                Setting.Source source = s.source(cmd.flags, cmd.env);
+                values.put(s, s.value(source));
+                if (source.raw() != null) setBy.add(source.name());
+            }
+            Config config = new Config(values, List.copyOf(setBy), List.copyOf(cmd.command));
+            if (cmd.check && config.url(Setting.ADMIN_API) == null) {
                 throw new Invalid("--check: needs ENVOY_ADMIN_API or --admin-api");
             }
-            if (flags.command.isEmpty() && !flags.check && !flags.dryRun) {
+            if (cmd.command.isEmpty() && !cmd.check && !cmd.dryRun) {
                 throw new Invalid("no COMMAND given: envoy-preflight [OPTIONS] [--] COMMAND [ARG...]");
             }
             return config;
         }
 
-        /** The names of the flags and variables that set something, for the log. */
-        private static List<String> setBy(Source... all) {
-            List<String> names = new ArrayList<>();
-            for (Source s : all) if (s.raw() != null) names.add(s.name());
-            return List.copyOf(names);
+        URI url(Setting s) {
+            return (URI) values.get(s);
+        }
+
+        @SuppressWarnings("unchecked")
+        List<URI> urls(Setting s) {
+            return (List<URI>) values.get(s);
+        }
+
+        boolean on(Setting s) {
+            return (Boolean) values.get(s);
+        }
+
+        Duration duration(Setting s) {
+            return (Duration) values.get(s);
+        }
+
+        Log.Format logFormat() {
+            return (Log.Format) values.get(Setting.LOG_FORMAT);
+        }
+
+        List<String> command() {
+            return command;
         }
 
         boolean shouldWait() {
-            return adminApi != null && !startWithoutEnvoy;
+            return url(Setting.ADMIN_API) != null && !on(Setting.START_WITHOUT_ENVOY);
         }
 
-        /** The resolved settings as "name=value" (credentials redacted), for logs and --dry-run. */
+        /** The resolved settings as "name=value" and who set them, for -v and --dry-run. */
         List<String> describe() {
-            Map<String, String> m = new LinkedHashMap<>();
-            m.put("admin-api", adminApi == null ? "unset" : Redact.uri(adminApi));
-            m.put("start-without-envoy", String.valueOf(startWithoutEnvoy));
-            m.put("wait-timeout", Durations.format(waitTimeout));
-            m.put("give-up-timeout", Durations.format(giveUpTimeout));
-            m.put("istio-quit-api", istioQuitApi == null ? "unset" : Redact.uri(istioQuitApi));
-            m.put("istio-fallback-pkill", String.valueOf(istioFallbackPkill));
-            m.put("generic-quit-endpoints", genericQuitEndpoints.stream().map(Redact::uri).toList().toString());
-            m.put("never-kill-istio", String.valueOf(neverKillIstio));
-            m.put("never-kill-istio-on-failure", String.valueOf(neverKillIstioOnFailure));
-            m.put("quit-timeout", Durations.format(quitTimeout));
-            m.put("poll-max-interval", Durations.format(pollMaxInterval));
-            m.put("verbose", String.valueOf(verbose));
-            m.put("log-format", logFormat.name().toLowerCase(Locale.ROOT));
-            m.put("set by", sources.isEmpty() ? "defaults only" : String.join(" ", sources));
             List<String> lines = new ArrayList<>();
-            m.forEach((k, v) -> lines.add(k + "=" + v));
+            values.forEach((s, v) -> lines.add(s.describe(v)));
+            lines.add("set by=" + (setBy.isEmpty() ? "defaults only" : String.join(" ", setBy)));
             return lines;
         }
-
-        static int printDryRun(Config config, PrintStream out) {
-            config.describe().forEach(out::println);
-            out.println("command=" + config.command());
-            if (config.shouldWait()) {
-                out.println("before start: GET " + Redact.uri(Urls.resolve(config.adminApi(), "server_info"))
-                        + " until state LIVE, " + (!config.giveUpTimeout().isZero()
-                                ? "exit 69 after " + Durations.format(config.giveUpTimeout())
-                                : !config.waitTimeout().isZero()
-                                        ? "start anyway after " + Durations.format(config.waitTimeout())
-                                        : "for as long as it takes"));
-            } else {
-                out.println("before start: no waiting ("
-                        + (config.adminApi() == null ? "no admin API" : "start without Envoy") + ")");
-            }
-            out.println("at exit with code 0: " + Sidecar.plan(config, 0).describe());
-            out.println("at exit with code 1: " + Sidecar.plan(config, 1).describe());
-            return 0;
-        }
-    }
-
-    /** Booleans as the original reads them: true or false in any case, nothing else. */
-    static final class Bools {
-        static boolean parse(String raw) {
-            if (raw.equalsIgnoreCase("true")) return true;
-            if (raw.equalsIgnoreCase("false")) return false;
-            throw new IllegalArgumentException("not a boolean (true or false)");
-        }
-    }
-
-    /** Durations in Go's syntax (500ms, 1h30m) as scuttle accepts them, or bare seconds. */
-    static final class Durations {
-        private static final Pattern BARE_SECONDS = Pattern.compile("\\d+(\\.\\d+)?");
-        private static final Pattern PART = Pattern.compile("(\\d+\\.?\\d*|\\.\\d+)(ns|us|µs|μs|ms|s|m|h)");
-        private static final Map<String, Long> NANOS_PER_UNIT = Map.of(
-                "ns", 1L, "us", 1_000L, "µs", 1_000L, "μs", 1_000L, "ms", 1_000_000L,
-                "s", 1_000_000_000L, "m", 60_000_000_000L, "h", 3_600_000_000_000L);
-
-        static Duration parse(String raw) {
-            String s = raw.trim();
-            if (!s.equals(raw) || s.isEmpty()) throw new IllegalArgumentException("not a duration");
-            if (s.startsWith("-")) throw new IllegalArgumentException("negative duration");
-            BigDecimal nanos;
-            if (BARE_SECONDS.matcher(s).matches()) {
-                nanos = new BigDecimal(s).multiply(BigDecimal.valueOf(1_000_000_000L));
-            } else {
-                nanos = BigDecimal.ZERO;
-                Matcher m = PART.matcher(s);
-                int at = 0;
-                while (at < s.length()) {
-                    if (!m.find(at) || m.start() != at) {
-                        throw new IllegalArgumentException("not a duration (like 500ms, 30s, 2m, 1h30m"
-                                + " or a number of seconds)");
-                    }
-                    nanos = nanos.add(new BigDecimal(m.group(1).endsWith(".") ? m.group(1) + "0" : m.group(1))
-                            .multiply(BigDecimal.valueOf(NANOS_PER_UNIT.get(m.group(2)))));
-                    at = m.end();
-                }
-            }
-            if (nanos.compareTo(BigDecimal.valueOf(Long.MAX_VALUE)) > 0) {
-                throw new IllegalArgumentException("duration too long");
-            }
-            return Duration.ofNanos(nanos.longValue());
-        }
-
-        static Duration parsePositive(String raw) {
-            Duration d = parse(raw);
-            if (d.isZero()) throw new IllegalArgumentException("must be longer than 0");
-            return d;
-        }
-
-        static String format(Duration d) {
-            if (d.isZero()) return "0";
-            long ms = d.toMillis();
-            if (ms < 1000 || ms % 1000 != 0) return ms + "ms";
-            long s = ms / 1000;
-            return (s >= 3600 ? s / 3600 + "h" : "") + (s % 3600 >= 60 ? s % 3600 / 60 + "m" : "")
-                    + (s % 60 != 0 ? s % 60 + "s" : "");
-        }
-    }
-
-    /** URL parsing and the loopback judgement, on parsed URLs only. */
-    static final class Urls {
-        private static final Pattern IPV4 = Pattern.compile("(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})");
-
-        /** A full http(s) URL with a host, e.g. a generic quit endpoint. */
-        static URI parse(String raw) {
-            URI uri;
-            try {
-                uri = new URI(raw);
-            } catch (URISyntaxException e) {
-                throw new IllegalArgumentException("not a URL (" + e.getReason() + ")");
-            }
-            String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
-            if (!scheme.equals("http") && !scheme.equals("https")) {
-                throw new IllegalArgumentException("not an http or https URL");
-            }
-            if (uri.getHost() == null || uri.getHost().isEmpty()) {
-                throw new IllegalArgumentException("URL has no host");
-            }
-            if (uri.getRawFragment() != null) throw new IllegalArgumentException("URL has a #fragment");
-            return uri;
-        }
-
-        /** A base URL that paths are appended to: no query; a trailing slash is fine. */
-        static URI parseBase(String raw) {
-            URI uri = parse(raw);
-            if (uri.getRawQuery() != null) throw new IllegalArgumentException("base URL has a ?query");
-            return uri;
-        }
-
-        /** Comma-separated URLs; blanks and spaces around entries are ignored. */
-        static List<URI> parseList(String raw) {
-            List<URI> uris = new ArrayList<>();
-            for (String entry : raw.split(",")) {
-                String e = entry.strip();
-                if (e.isEmpty()) continue;
-                try {
-                    uris.add(parse(e));
-                } catch (IllegalArgumentException ex) {
-                    throw new IllegalArgumentException("entry '" + Redact.text(e) + "': " + ex.getMessage());
-                }
-            }
-            return List.copyOf(uris);
-        }
-
-        /** base + "/" + path, whatever slashes base ends with. */
-        static URI resolve(URI base, String path) {
-            String basePath = base.getRawPath() == null ? "" : base.getRawPath().replaceAll("/+$", "");
-            try {
-                return new URI(base.getScheme(), base.getRawAuthority(), null, null, null)
-                        .resolve(basePath + "/" + path);
-            } catch (URISyntaxException e) {
-                throw new IllegalArgumentException(e);
-            }
-        }
-
-        /** localhost, 127.0.0.0/8 or ::1 (any spelling), judged without any DNS lookup. */
-        static boolean isLoopback(URI uri) {
-            if (uri.getHost() == null) return false; // e.g. 127.0.0.256: not an address at all
-            String host = uri.getHost().toLowerCase(Locale.ROOT);
-            if (host.equals("localhost") || host.equals("localhost.")) return true;
-            Matcher v4 = IPV4.matcher(host);
-            if (v4.matches()) {
-                for (int i = 1; i <= 4; i++) if (Integer.parseInt(v4.group(i)) > 255) return false;
-                return Integer.parseInt(v4.group(1)) == 127;
-            }
-            if (host.startsWith("[") && host.endsWith("]")) {
-                try {
-                    // A bracketed literal: InetAddress parses it without asking DNS.
-                    return InetAddress.getByName(host.substring(1, host.length() - 1)).isLoopbackAddress();
-                } catch (UnknownHostException e) {
-                    return false;
-                }
-            }
-            return false;
-        }
-    }
-
-    /** Keeps credentials in URLs (user:pass@) out of every log line and error. */
-    static final class Redact {
-        private static final Pattern USERINFO = Pattern.compile("(?<=//)[^/?#\\s]*@");
-
-        static String text(String s) {
-            return s == null ? null : USERINFO.matcher(s).replaceAll("***@");
-        }
-
-        static String uri(URI uri) {
-            return text(uri.toString());
-        }
     }
 
     // ---------------------------------------------------------------------------------------
-    // Logging: stderr only, so stdout stays the app's.
+    // Waiting: poll /server_info with jittered exponential backoff until LIVE, a limit, or a stop.
     // ---------------------------------------------------------------------------------------
 
-    static final class Log {
-        enum Format {
-            TEXT, JSON;
-
-            static Format parse(String raw) {
-                return switch (raw.toLowerCase(Locale.ROOT)) {
-                    case "text" -> TEXT;
-                    case "json" -> JSON;
-                    default -> throw new IllegalArgumentException("not a log format (text or json)");
-                };
-            }
-        }
-
-        private final boolean verbose;
-        private final Format format;
-        private final PrintStream err;
-
-        Log(boolean verbose, Format format, PrintStream err) {
-            this.verbose = verbose;
-            this.format = format;
-            this.err = err;
-        }
-
-        static Config.Source formatSource(EnvoyPreflight flags, Map<String, String> env) {
-            return Config.Source.of("--log-format", flags.logFormat, "ENVOY_PREFLIGHT_LOG_FORMAT", env);
-        }
-
-        /** A log for errors before the configuration is known: in the asked format, else text. */
-        static Log forErrors(Config.Source format) {
-            try {
-                return new Log(false, format.logFormat(), System.err);
-            } catch (Config.Invalid e) {
-                return new Log(false, Format.TEXT, System.err); // the bad format itself is reported later
-            }
-        }
-
-        boolean verbose() {
-            return verbose;
-        }
-
-        void info(String message) {
-            if (verbose) write("info", message);
-        }
-
-        void warn(String message) {
-            write("warning", message);
-        }
-
-        void error(String message) {
-            write("error", message);
-        }
-
-        private void write(String level, String message) {
-            String safe = Redact.text(message);
-            String line = format == Format.JSON
-                    ? "{\"time\":\"" + Instant.now() + "\",\"level\":\"" + level + "\",\"logger\":\""
-                            + NAME + "\",\"msg\":" + Json.quote(safe) + "}"
-                    : NAME + ": " + (level.equals("info") ? "" : level + ": ") + safe;
-            synchronized (err) {
-                err.println(line);
-                err.flush();
-            }
-        }
-    }
-
-    static final class Json {
-        static String quote(String s) {
-            StringBuilder b = new StringBuilder(s.length() + 2).append('"');
-            for (int i = 0; i < s.length(); i++) {
-                char c = s.charAt(i);
-                switch (c) {
-                    case '"' -> b.append("\\\"");
-                    case '\\' -> b.append("\\\\");
-                    case '\n' -> b.append("\\n");
-                    case '\r' -> b.append("\\r");
-                    case '\t' -> b.append("\\t");
-                    default -> {
-                        if (c < 0x20) b.append(String.format("\\u%04x", (int) c));
-                        else b.append(c);
-                    }
-                }
-            }
-            return b.append('"').toString();
-        }
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Waiting for Envoy: poll /server_info with jittered exponential backoff.
-    // ---------------------------------------------------------------------------------------
-
-    /** Pauses between polls: start near 100 ms, double, never above the cap (jitter only lowers). */
-    static final class Backoff {
-        static final Duration INITIAL = Duration.ofMillis(100);
-        private final long capNanos;
-        private final DoubleSupplier random;
-        private long nextNanos = INITIAL.toNanos();
-
-        Backoff(Duration cap, DoubleSupplier random) {
-            this.capNanos = cap.toNanos();
-            this.random = random;
-        }
-
-        Duration next() {
-            long base = Math.min(nextNanos, capNanos);
-            nextNanos = Math.min(capNanos, nextNanos * 2);
-            // Up to 20% shorter, so that many Jobs started together don't poll in lockstep.
-            return Duration.ofNanos(base - (long) (base * 0.2 * random.getAsDouble()));
-        }
-    }
-
-    static final class AdminApi {
+    static final class Wait {
         /** Each poll's own limit, so that a hung admin endpoint never stalls the wait. */
         static final Duration POLL_TIMEOUT = Duration.ofSeconds(1);
 
-        enum Outcome { LIVE, WAIT_TIMED_OUT, GAVE_UP, STOPPED }
+        enum Outcome { READY, WAIT_TIMED_OUT, GAVE_UP, STOPPED }
 
-        /** One poll's answer: LIVE or not, and what was seen, for the log. */
-        record Poll(boolean live, String seen) {}
+        /** What ends a wait early (a stop signal), and how to pause and cut a poll short for it. */
+        interface Stop {
+            boolean stopped();
+
+            /** Sleeps up to nanos; true at once if stopped. */
+            boolean pauseUnlessStopped(long nanos);
+
+            Http.Abort abort();
+        }
+
+        /** One poll's answer: ready or not, and what was seen, for the log. */
+        record Poll(boolean ready, String seen) {}
 
         private final Config config;
         private final URI serverInfo;
         private final Log log;
 
-        AdminApi(Config config, Log log) {
+        Wait(Config config, Log log) {
             this.config = config;
-            this.serverInfo = Urls.resolve(config.adminApi(), "server_info");
+            this.serverInfo = serverInfo(config);
             this.log = log;
         }
 
-        Outcome awaitLive(Child child) {
+        static URI serverInfo(Config config) {
+            return Values.resolve(config.url(Setting.ADMIN_API), "server_info");
+        }
+
+        Outcome until(Stop stop) {
             long start = System.nanoTime();
-            Duration giveUp = config.giveUpTimeout();
+            Duration giveUp = config.duration(Setting.GIVE_UP_TIMEOUT);
             // As in scuttle, a give-up timeout replaces the wait timeout: the app never starts early.
-            Duration startAnyway = giveUp.isZero() ? config.waitTimeout() : Duration.ZERO;
-            Backoff backoff = new Backoff(config.pollMaxInterval(), ThreadLocalRandom.current()::nextDouble);
-            log.info("waiting for Envoy: GET " + Redact.uri(serverInfo));
+            Duration startAnyway = giveUp.isZero() ? config.duration(Setting.WAIT_TIMEOUT) : Duration.ZERO;
+            Backoff backoff = new Backoff(config.duration(Setting.POLL_MAX_INTERVAL),
+                    ThreadLocalRandom.current()::nextDouble);
+            log.info("waiting for Envoy: GET " + Values.redact(serverInfo));
             for (int polls = 1; ; polls++) {
                 long left = Math.min(nanosLeft(start, giveUp), nanosLeft(start, startAnyway));
-                Duration timeout = Duration.ofNanos(Math.max(1, Math.min(POLL_TIMEOUT.toNanos(), left)));
-                Poll poll = poll(timeout, child.abortOnStop());
-                if (child.stopSignal() != 0) return Outcome.STOPPED;
+                Poll poll = poll(Duration.ofNanos(Math.max(1, Math.min(POLL_TIMEOUT.toNanos(), left))), stop.abort());
+                if (stop.stopped()) return Outcome.STOPPED;
                 log.info("poll " + polls + ": " + poll.seen());
-                if (poll.live()) {
+                if (poll.ready()) {
                     log.info("LIVE after " + polls + " polls in " + (System.nanoTime() - start) / 1_000_000 + " ms");
-                    return Outcome.LIVE;
+                    return Outcome.READY;
                 }
                 long giveUpLeft = nanosLeft(start, giveUp);
                 long startAnywayLeft = nanosLeft(start, startAnyway);
                 if (giveUpLeft <= 0) return Outcome.GAVE_UP;
                 if (startAnywayLeft <= 0) return Outcome.WAIT_TIMED_OUT;
                 long pause = Math.min(backoff.next().toNanos(), Math.min(giveUpLeft, startAnywayLeft));
-                if (child.sleepUnlessStopped(pause)) return Outcome.STOPPED;
+                if (stop.pauseUnlessStopped(pause)) return Outcome.STOPPED;
             }
         }
 
@@ -741,6 +515,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                     if (state == null) return new Poll(false, "HTTP 200 without a top-level state");
                     return new Poll(state.equals("LIVE"), "state " + state);
                 });
+            } catch (NotJson e) {
+                return new Poll(false, e.getMessage());
             } catch (IOException e) {
                 return new Poll(false, Http.describe(e, timeout));
             }
@@ -775,304 +551,54 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        static int check(Config config, PrintStream out) {
-            AdminApi api = new AdminApi(config, new Log(false, config.logFormat(), System.err));
-            Poll poll = api.poll(POLL_TIMEOUT, new Http.Abort());
-            out.println(poll.live() ? "LIVE" : poll.seen());
-            return poll.live() ? 0 : 1;
-        }
-    }
+        /** Pauses between polls: start near 100 ms, double, never above the cap (jitter only lowers). */
+        static final class Backoff {
+            static final Duration INITIAL = Duration.ofMillis(100);
+            private final long capNanos;
+            private final DoubleSupplier random;
+            private long nextNanos = INITIAL.toNanos();
 
-    // ---------------------------------------------------------------------------------------
-    // A small HTTP/1.1 client: one request per connection, one deadline for the whole exchange,
-    // never through a proxy, never following redirects, streaming bodies of any size.
-    // ---------------------------------------------------------------------------------------
-
-    static final class Http {
-        private static final int MAX_HEADER_BYTES = 64 * 1024;
-
-        interface BodyReader<T> {
-            T read(int status, InputStream body) throws IOException;
-        }
-
-        /** Lets another thread cut a request short (a stop signal during the wait). */
-        static final class Abort {
-            private volatile boolean aborted;
-            private volatile Socket socket;
-
-            void abort() {
-                aborted = true;
-                closeQuietly(socket);
+            Backoff(Duration cap, DoubleSupplier random) {
+                this.capNanos = cap.toNanos();
+                this.random = random;
             }
 
-            void attach(Socket s) throws IOException {
-                socket = s;
-                if (aborted) throw new IOException("aborted");
-            }
-        }
-
-        static <T> T exchange(String method, URI uri, Duration timeout, Abort abort, BodyReader<T> reader)
-                throws IOException {
-            long deadline = System.nanoTime() + timeout.toNanos();
-            boolean https = uri.getScheme().equalsIgnoreCase("https");
-            String host = uri.getHost().startsWith("[")
-                    ? uri.getHost().substring(1, uri.getHost().length() - 1) : uri.getHost();
-            int port = uri.getPort() != -1 ? uri.getPort() : https ? 443 : 80;
-            try (Socket socket = connect(host, port, https, deadline, abort)) {
-                socket.getOutputStream().write(request(method, uri));
-                socket.getOutputStream().flush();
-                InputStream in = new BufferedInputStream(new DeadlineInputStream(socket, deadline));
-                int status;
-                Map<String, String> headers;
-                do { // 1xx answers are interim: the real one follows
-                    status = statusOf(readLine(in));
-                    headers = readHeaders(in);
-                } while (status / 100 == 1);
-                return reader.read(status, bodyOf(status, headers, in));
-            }
-        }
-
-        private static Socket connect(String host, int port, boolean https, long deadline, Abort abort)
-                throws IOException {
-            IOException last = null;
-            for (InetAddress address : InetAddress.getAllByName(host)) {
-                Socket socket = new Socket(Proxy.NO_PROXY);
-                try {
-                    abort.attach(socket);
-                    socket.connect(new InetSocketAddress(address, port), remainingMillis(deadline));
-                    socket.setTcpNoDelay(true);
-                    if (!https) return socket;
-                    SSLSocket tls = (SSLSocket) ((SSLSocketFactory) SSLSocketFactory.getDefault())
-                            .createSocket(socket, host, port, true);
-                    SSLParameters params = tls.getSSLParameters();
-                    params.setEndpointIdentificationAlgorithm("HTTPS");
-                    tls.setSSLParameters(params);
-                    abort.attach(tls);
-                    tls.setSoTimeout(remainingMillis(deadline));
-                    tls.startHandshake();
-                    return tls;
-                } catch (IOException e) {
-                    closeQuietly(socket);
-                    last = e;
-                    if (e instanceof SocketTimeoutException || remainingNanos(deadline) <= 0) break;
-                }
-            }
-            throw last;
-        }
-
-        private static byte[] request(String method, URI uri) {
-            String target = (uri.getRawPath() == null || uri.getRawPath().isEmpty() ? "/" : uri.getRawPath())
-                    + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery());
-            String hostHeader = uri.getHost() + (uri.getPort() == -1 ? "" : ":" + uri.getPort());
-            StringBuilder r = new StringBuilder()
-                    .append(method).append(' ').append(target).append(" HTTP/1.1\r\n")
-                    .append("Host: ").append(hostHeader).append("\r\n")
-                    .append("User-Agent: ").append(NAME).append('/').append(VERSION).append("\r\n")
-                    .append("Accept: */*\r\n")
-                    .append("Connection: close\r\n");
-            if (!method.equals("GET")) r.append("Content-Length: 0\r\n");
-            if (uri.getRawUserInfo() != null) {
-                String credentials = uri.getUserInfo();
-                r.append("Authorization: Basic ")
-                        .append(Base64.getEncoder().encodeToString(credentials.getBytes(StandardCharsets.UTF_8)))
-                        .append("\r\n");
-            }
-            return r.append("\r\n").toString().getBytes(StandardCharsets.ISO_8859_1);
-        }
-
-        private static int statusOf(String statusLine) throws IOException {
-            String[] parts = statusLine.split(" ", 3);
-            if (parts.length < 2 || !parts[0].startsWith("HTTP/") || !parts[1].matches("\\d{3}")) {
-                throw new IOException("not an HTTP response: " + statusLine.substring(0, Math.min(60, statusLine.length())));
-            }
-            return Integer.parseInt(parts[1]);
-        }
-
-        private static Map<String, String> readHeaders(InputStream in) throws IOException {
-            Map<String, String> headers = new LinkedHashMap<>();
-            int total = 0;
-            for (String line; !(line = readLine(in)).isEmpty(); ) {
-                total += line.length();
-                if (total > MAX_HEADER_BYTES) throw new IOException("response headers over 64 KiB");
-                int colon = line.indexOf(':');
-                if (colon > 0) {
-                    headers.merge(line.substring(0, colon).trim().toLowerCase(Locale.ROOT),
-                            line.substring(colon + 1).trim(), (a, b) -> a + "," + b);
-                }
-            }
-            return headers;
-        }
-
-        private static InputStream bodyOf(int status, Map<String, String> headers, InputStream in)
-                throws IOException {
-            if (status == 204 || status == 304) return InputStream.nullInputStream();
-            if (headers.getOrDefault("transfer-encoding", "").toLowerCase(Locale.ROOT).contains("chunked")) {
-                return new ChunkedInputStream(in);
-            }
-            String length = headers.get("content-length");
-            if (length == null) return in; // the body ends when the server closes
-            try {
-                return new FixedLengthInputStream(in, Long.parseLong(length.split(",")[0].trim()));
-            } catch (NumberFormatException e) {
-                throw new IOException("bad Content-Length: " + length);
-            }
-        }
-
-        /** A CRLF- (or LF-) terminated line of ISO-8859-1 text, bounded in length. */
-        static String readLine(InputStream in) throws IOException {
-            ByteArrayOutputStream line = new ByteArrayOutputStream(64);
-            for (int b; (b = in.read()) != '\n'; ) {
-                if (b == -1) throw new EOFException("connection closed mid-response");
-                if (line.size() >= MAX_HEADER_BYTES) throw new IOException("response line over 64 KiB");
-                if (b != '\r') line.write(b);
-            }
-            return line.toString(StandardCharsets.ISO_8859_1);
-        }
-
-        static String describe(IOException e, Duration timeout) {
-            if (e instanceof SocketTimeoutException) return "no answer within " + Durations.format(timeout);
-            if (e instanceof ConnectException) return "connection refused";
-            if (e instanceof UnknownHostException) return "unknown host " + e.getMessage();
-            if (e instanceof NoRouteToHostException) return "no route to host";
-            if (e instanceof AdminApi.NotJson || e instanceof EOFException) return e.getMessage();
-            return e.getClass().getSimpleName() + ": " + e.getMessage();
-        }
-
-        static int remainingMillis(long deadline) throws SocketTimeoutException {
-            long nanos = remainingNanos(deadline);
-            if (nanos <= 0) throw new SocketTimeoutException("deadline passed");
-            return (int) Math.max(1, Math.min(Integer.MAX_VALUE, TimeUnit.NANOSECONDS.toMillis(nanos)));
-        }
-
-        static long remainingNanos(long deadline) {
-            return deadline - System.nanoTime();
-        }
-
-        static void closeQuietly(Socket s) {
-            if (s == null) return;
-            try {
-                s.close();
-            } catch (IOException ignored) {
-                // closing is best effort: the socket is being abandoned
-            }
-        }
-
-        /** Every read waits at most until the exchange's deadline, however slowly bytes drip. */
-        static final class DeadlineInputStream extends InputStream {
-            private final Socket socket;
-            private final InputStream in;
-            private final long deadline;
-
-            DeadlineInputStream(Socket socket, long deadline) throws IOException {
-                this.socket = socket;
-                this.in = socket.getInputStream();
-                this.deadline = deadline;
-            }
-
-            @Override
-            public int read() throws IOException {
-                byte[] one = new byte[1];
-                return read(one, 0, 1) == -1 ? -1 : one[0] & 0xff;
-            }
-
-            @Override
-            public int read(byte[] b, int off, int len) throws IOException {
-                socket.setSoTimeout(remainingMillis(deadline));
-                return in.read(b, off, len);
-            }
-        }
-
-        static final class FixedLengthInputStream extends InputStream {
-            private final InputStream in;
-            private final long length;
-            private long left;
-
-            FixedLengthInputStream(InputStream in, long length) {
-                this.in = in;
-                this.length = length;
-                this.left = length;
-            }
-
-            @Override
-            public int read() throws IOException {
-                byte[] one = new byte[1];
-                return read(one, 0, 1) == -1 ? -1 : one[0] & 0xff;
-            }
-
-            @Override
-            public int read(byte[] b, int off, int len) throws IOException {
-                if (left == 0) return -1;
-                int n = in.read(b, off, (int) Math.min(len, left));
-                if (n == -1) throw new EOFException("connection closed after " + (length - left)
-                        + " of " + length + " body bytes");
-                left -= n;
-                return n;
-            }
-        }
-
-        static final class ChunkedInputStream extends InputStream {
-            private final InputStream in;
-            private long left; // of the current chunk
-            private boolean done;
-
-            ChunkedInputStream(InputStream in) {
-                this.in = in;
-            }
-
-            @Override
-            public int read() throws IOException {
-                byte[] one = new byte[1];
-                return read(one, 0, 1) == -1 ? -1 : one[0] & 0xff;
-            }
-
-            @Override
-            public int read(byte[] b, int off, int len) throws IOException {
-                if (done) return -1;
-                if (left == 0) {
-                    String size = readLine(in).split(";", 2)[0].trim();
-                    try {
-                        left = Long.parseLong(size, 16);
-                    } catch (NumberFormatException e) {
-                        throw new IOException("bad chunk size: " + size);
-                    }
-                    if (left == 0) {
-                        while (!readLine(in).isEmpty()) { /* trailers: not needed */ }
-                        done = true;
-                        return -1;
-                    }
-                }
-                int n = in.read(b, off, (int) Math.min(len, left));
-                if (n == -1) throw new EOFException("connection closed mid-chunk");
-                left -= n;
-                if (left == 0 && !readLine(in).isEmpty()) throw new IOException("chunk without CRLF");
-                return n;
+            Duration next() {
+                long base = Math.min(nextNanos, capNanos);
+                nextNanos = Math.min(capNanos, nextNanos * 2);
+                // Up to 20% shorter, so that many Jobs started together don't poll in lockstep.
+                return Duration.ofNanos(base - (long) (base * 0.2 * random.getAsDouble()));
             }
         }
     }
 
     // ---------------------------------------------------------------------------------------
-    // The app: found like a shell finds it, started once, sent the signals we receive.
+    // The app's lifecycle: one phase, the stop signal, signals kept for the app, their relay.
     // ---------------------------------------------------------------------------------------
 
-    static final class Child {
-        private final List<String> command;
+    static final class Lifecycle implements Wait.Stop {
+        enum Phase { WAITING, RUNNING, EXITED }
+
         private final Log log;
         private final Object lock = new Object();
         private final Http.Abort abort = new Http.Abort();
+        private final List<Signals.Sig> kept = new ArrayList<>(); // arrived before the app ran
+        private Phase phase = Phase.WAITING;
+        private int stopSignal;
+        private Process app;
         /** One thread sends every signal, so they reach the app in the order we got them. */
         private ExecutorService relay; // started with the first signal: most runs get none
-        private final List<Signals.Sig> pending = new ArrayList<>(); // arrived before the app ran
-        private Process process;
-        private int stopSignal;
-        private boolean exited;
 
-        Child(List<String> command, Log log) {
-            this.command = command;
+        Lifecycle(Log log) {
             this.log = log;
         }
 
-        Http.Abort abortOnStop() {
+        public Http.Abort abort() {
             return abort;
+        }
+
+        public boolean stopped() {
+            return stopSignal() != 0;
         }
 
         int stopSignal() {
@@ -1081,8 +607,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        /** Sleeps up to nanos; returns true at once if a stop signal arrives. */
-        boolean sleepUnlessStopped(long nanos) {
+        public boolean pauseUnlessStopped(long nanos) {
             long until = System.nanoTime() + nanos;
             synchronized (lock) {
                 try {
@@ -1099,9 +624,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** Called on the JVM's signal thread: decides, under the lock, what the signal means now. */
         void onSignal(Signals.Sig sig) {
             synchronized (lock) {
-                if (exited) {
+                if (phase == Phase.EXITED) {
                     log.info("SIG" + sig.name() + " received after the app exited; ignored");
-                } else if (process != null) {
+                } else if (phase == Phase.RUNNING) {
                     relayLocked(sig);
                 } else if (sig.stops()) {
                     // Before the app runs, TERM/INT/HUP mean "don't start it": stop the wait now.
@@ -1110,7 +635,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     abort.abort();
                 } else {
                     log.info("SIG" + sig.name() + " received before the app started; kept for it");
-                    pending.add(sig);
+                    kept.add(sig);
                 }
             }
         }
@@ -1123,31 +648,31 @@ public class EnvoyPreflight implements Callable<Integer> {
                     return t;
                 });
             }
-            relay.execute(() -> send(sig));
+            Process p = app;
+            relay.execute(() -> send(sig, p));
         }
 
-        private void send(Signals.Sig sig) {
-            Process p;
-            synchronized (lock) {
-                p = process;
-            }
+        private void send(Signals.Sig sig, Process p) {
             if (!p.isAlive()) {
                 log.info("SIG" + sig.name() + " not relayed: the app has exited");
-                return;
+            } else if (Signals.terminalSentItToo(sig, p.pid())) {
+                // A second SIGINT makes many apps skip their cleanup: the terminal's one is enough.
+                log.info("SIG" + sig.name() + " came from the terminal, which sent it to the app too; not relayed");
+            } else {
+                String failure = Signals.send(sig.name(), p.toHandle());
+                if (failure == null) log.info("relayed SIG" + sig.name() + " to the app (pid " + p.pid() + ")");
+                else log.warn("could not relay SIG" + sig.name() + " to pid " + p.pid() + ": " + failure);
             }
-            String failure = Signals.kill(sig.name(), p.pid());
-            if (failure == null) log.info("relayed SIG" + sig.name() + " to the app (pid " + p.pid() + ")");
-            else log.warn("could not relay SIG" + sig.name() + " to pid " + p.pid() + ": " + failure);
         }
 
         /** Starts the app unless a stop signal came first, waits for it, returns its exit code. */
-        int run() {
-            Resolved found = resolve(command.get(0), System.getenv("PATH"));
-            if (found.exitCode != 0) {
-                log.error(found.problem);
-                return found.exitCode;
+        int run(App app) {
+            App.Resolved found = app.find();
+            if (found.exitCode() != 0) {
+                log.error(found.problem());
+                return found.exitCode();
             }
-            List<String> launch = launchCommand(); // outside the lock: it may look at PATH and spawn
+            List<String> launch = app.launchCommand(); // outside the lock: it may look at PATH and spawn
             Process p;
             synchronized (lock) {
                 if (stopSignal != 0) {
@@ -1157,23 +682,50 @@ public class EnvoyPreflight implements Callable<Integer> {
                 try {
                     p = new ProcessBuilder(launch).inheritIO().start();
                 } catch (IOException e) {
-                    log.error("cannot run '" + command.get(0) + "': " + e.getMessage());
+                    log.error("cannot run '" + app.name() + "': " + e.getMessage());
                     return EXIT_NOT_EXECUTABLE; // found on PATH, so the kernel refused it
                 }
-                process = p;
+                this.app = p;
+                phase = Phase.RUNNING;
                 // Signals that arrived before the start go first, in order, ahead of any new one.
-                pending.forEach(this::relayLocked);
-                pending.clear();
+                kept.forEach(this::relayLocked);
+                kept.clear();
             }
-            log.info("started the app, pid " + p.pid() + ": " + command);
-            int code = waitUninterruptibly(p);
+            log.info("started the app, pid " + p.pid() + ": " + app.command());
+            int code = App.waitFor(p);
             synchronized (lock) {
-                exited = true;
+                phase = Phase.EXITED;
             }
             // Java reports death by signal N as 128+N, as a shell does; exit(128+N) looks the same.
             log.info("the app exited with code " + code
                     + (code > 128 && code <= 128 + 64 ? " (= 128+SIG" + Signals.name(code - 128) + ")" : ""));
             return code;
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // The app: found like a shell finds it, started behind two safeguards, waited for.
+    // ---------------------------------------------------------------------------------------
+
+    static final class App {
+        private final List<String> command;
+        private final Log log;
+
+        App(List<String> command, Log log) {
+            this.command = command;
+            this.log = log;
+        }
+
+        String name() {
+            return command.get(0);
+        }
+
+        List<String> command() {
+            return command;
+        }
+
+        Resolved find() {
+            return resolve(name(), System.getenv("PATH"));
         }
 
         /**
@@ -1184,12 +736,11 @@ public class EnvoyPreflight implements Callable<Integer> {
          *     start children with SIGQUIT blocked (JDK-8234262), and the app's signals are its own;
          * <li>{@code setpriv --pdeathsig TERM} (util-linux): if envoy-preflight is SIGKILLed, the
          *     kernel sends the app TERM instead of leaving it orphaned. The death signal is tied to
-         *     the thread that starts the app, which is why run() is only ever called on the main
-         *     thread.
+         *     the thread that starts the app, which is why the app is only started on the main thread.
          * </ul>
          * Both exec the next word: the app keeps the pid we started.
          */
-        private List<String> launchCommand() {
+        List<String> launchCommand() {
             List<String> launch = new ArrayList<>();
             if (Runtime.version().feature() < 20) {
                 String env = genuine("env");
@@ -1235,7 +786,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        private static int waitUninterruptibly(Process p) {
+        static int waitFor(Process p) {
             while (true) {
                 try {
                     return p.waitFor();
@@ -1279,20 +830,26 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
     }
 
-    /** The signals we take over from the JVM, and the one way we send a signal to a process. */
+    // ---------------------------------------------------------------------------------------
+    // Signals: the ones we take over from the JVM, and how we send one.
+    // ---------------------------------------------------------------------------------------
+
     static final class Signals {
         /**
          * Relayed as the same signal. Never CHLD, URG or PIPE: the Go original forwards those
          * and kills apps that don't expect them. QUIT stays the JVM's (thread dumps).
          */
         enum Sig {
-            HUP(true), INT(true), TERM(true), USR1(false), USR2(false), ALRM(false), WINCH(false);
+            HUP(true, false), INT(true, true), TERM(true, false), USR1(false, false), USR2(false, false),
+            ALRM(false, false), WINCH(false, true);
 
             private final boolean stops;
+            private final boolean fromTerminal;
             private final int number;
 
-            Sig(boolean stops) {
+            Sig(boolean stops, boolean fromTerminal) {
                 this.stops = stops;
+                this.fromTerminal = fromTerminal;
                 this.number = new sun.misc.Signal(name()).getNumber(); // the platform's number
             }
 
@@ -1306,13 +863,12 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        static void relayTo(Child child, Log log) {
+        static void install(Consumer<Sig> handler, Log log) {
             for (Sig sig : Sig.values()) {
                 try {
-                    sun.misc.Signal signal = new sun.misc.Signal(sig.name());
                     // Replacing the JVM's handler also stops TERM/INT/HUP from shutting the JVM
                     // down: we exit when the app does, with its code.
-                    sun.misc.Signal.handle(signal, s -> child.onSignal(sig));
+                    sun.misc.Signal.handle(new sun.misc.Signal(sig.name()), s -> handler.accept(sig));
                 } catch (IllegalArgumentException e) {
                     // e.g. HUP when started under nohup: the JVM leaves ignored signals ignored.
                     log.info("SIG" + sig.name() + " is not relayed: " + e.getMessage());
@@ -1331,25 +887,31 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /**
-         * Sends SIGname to pid; returns null on success, else why not. The JDK can only send TERM
-         * and KILL, so the shell's builtin kill does it: it needs nothing but bash (or sh).
+         * Sends SIGname to target; null on success, else why not. TERM and KILL go through the JDK,
+         * which needs no shell (distroless images have none) and checks that the pid still is the
+         * process it was; the JDK cannot send any other signal, so those use the shell's builtin kill.
          */
-        static String kill(String name, long pid) {
-            String shell = Stream.of("bash", "sh")
-                    .map(s -> Child.resolve(s, System.getenv("PATH")))
+        static String send(String name, ProcessHandle target) {
+            if (name.equals("TERM") || name.equals("KILL")) {
+                boolean sent = name.equals("TERM") ? target.destroy() : target.destroyForcibly();
+                return sent ? null : "the process has exited";
+            }
+            String shell = Stream.of("bash", "sh").map(s -> App.resolve(s, System.getenv("PATH")))
                     .filter(r -> r.exitCode() == 0).map(r -> r.path().toString()).findFirst().orElse(null);
             if (shell == null) return "neither bash nor sh is on PATH to send it";
             try {
-                Process kill = new ProcessBuilder(shell, "-c", "kill -s \"$1\" \"$2\"", "kill", name, Long.toString(pid))
+                Process kill = new ProcessBuilder(shell, "-c", "kill -s \"$1\" \"$2\"", "kill", name,
+                        Long.toString(target.pid()))
                         .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
                         .redirectOutput(ProcessBuilder.Redirect.DISCARD)
                         .start();
-                String err = new String(kill.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+                // Wait first: kill's one line of error fits the pipe, so it can't block; the bound can fire.
                 if (!kill.waitFor(5, TimeUnit.SECONDS)) {
                     kill.destroyForcibly();
                     return "kill did not finish";
                 }
-                return kill.exitValue() == 0 ? null : err.isEmpty() ? "kill exited " + kill.exitValue() : err;
+                String error = new String(kill.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+                return kill.exitValue() == 0 ? null : error.isEmpty() ? "kill exited " + kill.exitValue() : error;
             } catch (IOException e) {
                 return e.getMessage();
             } catch (InterruptedException e) {
@@ -1357,52 +919,76 @@ public class EnvoyPreflight implements Callable<Integer> {
                 return "interrupted";
             }
         }
+
+        /**
+         * True if sig is one a terminal sends to its whole foreground process group (Ctrl-C, a
+         * resize), that group is ours, and the app is in it: then the app got it already.
+         */
+        static boolean terminalSentItToo(Sig sig, long appPid) {
+            if (!sig.fromTerminal) return false;
+            long[] self = stat("self");
+            long[] app = stat(Long.toString(appPid));
+            return self != null && app != null && self[1] > 0 && self[1] == self[0] && app[0] == self[0];
+        }
+
+        /** {pgrp, tpgid} from /proc/PID/stat (fields 5 and 8), or null if unreadable. */
+        private static long[] stat(String pid) {
+            try {
+                String stat = Files.readString(Path.of("/proc", pid, "stat"));
+                String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+                return new long[]{Long.parseLong(f[2]), Long.parseLong(f[5])};
+            } catch (IOException | RuntimeException e) {
+                return null;
+            }
+        }
     }
 
     // ---------------------------------------------------------------------------------------
-    // Quitting the sidecar at exit.
+    // Quitting the sidecar at exit: a plan of steps, each able to say what it would do, and do it.
     // ---------------------------------------------------------------------------------------
 
-    static final class Sidecar {
+    static final class Quit {
         static final String PILOT_AGENT = "pilot-agent";
 
-        /** One thing to do at exit: it can say what it would do, and do it (true: it worked). */
         interface Step {
             String describe();
 
-            boolean run(Quitter q);
+            /** Does it; true if it worked. */
+            boolean run(Quit quit);
         }
 
         /** POST a URL; only a 2xx answer counts as success. */
         record Post(URI uri) implements Step {
             public String describe() {
-                return "POST " + Redact.uri(uri);
+                return "POST " + Values.redact(uri);
             }
 
-            public boolean run(Quitter q) {
-                return q.post(uri);
+            public boolean run(Quit quit) {
+                return quit.post(uri);
             }
         }
 
-        /** SIGINT every pilot-agent, as `pkill -SIGINT pilot-agent`; none signalled: POST admin. */
-        record Pkill(URI adminQuit) implements Step {
+        /** SIGINT every process of that name, as `pkill -SIGINT name`; true if one was signalled. */
+        record SigintAll(String name) implements Step {
             public String describe() {
-                return "SIGINT " + PILOT_AGENT + ", else POST " + Redact.uri(adminQuit);
+                return "SIGINT " + name;
             }
 
-            public boolean run(Quitter q) {
-                return q.sigintPilotAgents() || q.post(adminQuit);
+            public boolean run(Quit quit) {
+                return quit.sigintAll(name);
             }
         }
 
         /** Try first; if it fails, orElse. */
         record Fallback(Step first, Step orElse) implements Step {
             public String describe() {
-                return first.describe() + "; if that fails: " + orElse.describe();
+                // A chain reads "a, else b, else c"; a chain as the fallback is set apart, like brackets.
+                return first.describe() + (orElse instanceof Fallback ? "; if that fails: " : ", else ")
+                        + orElse.describe();
             }
 
-            public boolean run(Quitter q) {
-                return first.run(q) || orElse.run(q);
+            public boolean run(Quit quit) {
+                return first.run(quit) || orElse.run(quit);
             }
         }
 
@@ -1415,81 +1001,79 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         static Plan plan(Config config, int exitCode) {
-            if (config.adminApi() == null) return new Plan(List.of(), "no admin API configured");
-            if (!Urls.isLoopback(config.adminApi())) {
-                return new Plan(List.of(), "the admin API host " + config.adminApi().getHost()
+            URI admin = config.url(Setting.ADMIN_API);
+            if (admin == null) return new Plan(List.of(), "no admin API configured");
+            if (!Values.isLoopback(admin)) {
+                return new Plan(List.of(), "the admin API host " + admin.getHost()
                         + " is not loopback, so the sidecar is not ours to quit");
             }
-            if (config.neverKillIstio()) return new Plan(List.of(), "never-kill-istio is set");
-            if (config.neverKillIstioOnFailure() && exitCode != 0) {
+            if (config.on(Setting.NEVER_KILL_ISTIO)) return new Plan(List.of(), "never-kill-istio is set");
+            if (config.on(Setting.NEVER_KILL_ISTIO_ON_FAILURE) && exitCode != 0) {
                 return new Plan(List.of(), "never-kill-istio-on-failure is set and the exit code is " + exitCode);
             }
             List<Step> steps = new ArrayList<>();
-            config.genericQuitEndpoints().forEach(uri -> steps.add(new Post(uri)));
-            Step pkill = new Pkill(Urls.resolve(config.adminApi(), "quitquitquit"));
-            if (config.istioQuitApi() == null) {
+            config.urls(Setting.GENERIC_QUIT_ENDPOINTS).forEach(uri -> steps.add(new Post(uri)));
+            Step pkill = new Fallback(new SigintAll(PILOT_AGENT), new Post(Values.resolve(admin, "quitquitquit")));
+            URI istio = config.url(Setting.ISTIO_QUIT_API);
+            if (istio == null) {
                 steps.add(pkill);
             } else {
-                Step istio = new Post(Urls.resolve(config.istioQuitApi(), "quitquitquit"));
-                steps.add(config.istioFallbackPkill() ? new Fallback(istio, pkill) : istio);
+                Step post = new Post(Values.resolve(istio, "quitquitquit"));
+                steps.add(config.on(Setting.ISTIO_FALLBACK_PKILL) ? new Fallback(post, pkill) : post);
             }
             return new Plan(List.copyOf(steps), null);
         }
 
-        static void quit(Config config, int exitCode, Log log) {
-            Plan plan = plan(config, exitCode);
+        private final Duration timeout;
+        private final Log log;
+
+        /** Every request bounded by timeout; failures are only logged. */
+        Quit(Duration timeout, Log log) {
+            this.timeout = timeout;
+            this.log = log;
+        }
+
+        void run(Plan plan) {
             if (plan.steps().isEmpty()) {
                 log.info("quitting nothing: " + plan.nothingBecause());
                 return;
             }
-            Quitter quitter = new Quitter(config.quitTimeout(), log);
             for (Step step : plan.steps()) {
-                step.run(quitter); // each step logs its own outcome; a failure never stops the next
+                step.run(this); // each step logs its own outcome; a failure never stops the next
             }
         }
 
-        /** Does the steps' I/O; every request bounded by the quit timeout, failures only logged. */
-        static final class Quitter {
-            private final Duration timeout;
-            private final Log log;
-
-            Quitter(Duration timeout, Log log) {
-                this.timeout = timeout;
-                this.log = log;
+        boolean post(URI uri) {
+            long start = System.nanoTime();
+            try {
+                int status = Http.exchange("POST", uri, timeout, new Http.Abort(), (s, body) -> s);
+                long ms = (System.nanoTime() - start) / 1_000_000;
+                boolean ok = status / 100 == 2;
+                String line = "POST " + Values.redact(uri) + ": HTTP " + status + " in " + ms + " ms";
+                if (ok) log.info(line);
+                else log.warn(line);
+                return ok;
+            } catch (IOException e) {
+                log.warn("POST " + Values.redact(uri) + " failed: " + Http.describe(e, timeout));
+                return false;
             }
+        }
 
-            boolean post(URI uri) {
-                long start = System.nanoTime();
-                try {
-                    int status = Http.exchange("POST", uri, timeout, new Http.Abort(), (s, body) -> s);
-                    long ms = (System.nanoTime() - start) / 1_000_000;
-                    boolean ok = status / 100 == 2;
-                    String line = "POST " + Redact.uri(uri) + ": HTTP " + status + " in " + ms + " ms";
-                    if (ok) log.info(line);
-                    else log.warn(line);
-                    return ok;
-                } catch (IOException e) {
-                    log.warn("POST " + Redact.uri(uri) + " failed: " + Http.describe(e, timeout));
-                    return false;
-                }
+        boolean sigintAll(String name) {
+            List<Long> pids = processesNamed(name);
+            if (pids.isEmpty()) {
+                log.info("no " + name + " process is visible (shareProcessNamespace?)");
+                return false;
             }
-
-            /** True if at least one pilot-agent was sent SIGINT. */
-            boolean sigintPilotAgents() {
-                List<Long> pids = processesNamed(PILOT_AGENT);
-                if (pids.isEmpty()) {
-                    log.info("no " + PILOT_AGENT + " process is visible (shareProcessNamespace?)");
-                    return false;
-                }
-                boolean any = false;
-                for (long pid : pids) {
-                    String failure = Signals.kill("INT", pid);
-                    if (failure == null) log.info("sent SIGINT to " + PILOT_AGENT + " (pid " + pid + ")");
-                    else log.warn("could not SIGINT " + PILOT_AGENT + " (pid " + pid + "): " + failure);
-                    any |= failure == null;
-                }
-                return any;
+            boolean any = false;
+            for (long pid : pids) {
+                ProcessHandle process = ProcessHandle.of(pid).orElse(null);
+                String failure = process == null ? "it has exited" : Signals.send("INT", process);
+                if (failure == null) log.info("sent SIGINT to " + name + " (pid " + pid + ")");
+                else log.warn("could not SIGINT " + name + " (pid " + pid + "): " + failure);
+                any |= failure == null;
             }
+            return any;
         }
 
         /** Processes whose /proc/PID/comm is exactly name (pkill matches the same field). */
@@ -1512,6 +1096,369 @@ public class EnvoyPreflight implements Callable<Integer> {
                 return List.of(); // no /proc: nothing we can signal
             }
             return pids;
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Plumbing: logging, values, HTTP.
+    // ---------------------------------------------------------------------------------------
+
+    /** Log lines on stderr only, so stdout stays the app's; text or one JSON object a line. */
+    static final class Log {
+        enum Format {
+            TEXT, JSON;
+
+            static Format parse(String raw) {
+                return switch (raw.toLowerCase(Locale.ROOT)) {
+                    case "text" -> TEXT;
+                    case "json" -> JSON;
+                    default -> throw new IllegalArgumentException("not a log format (text or json)");
+                };
+            }
+        }
+
+        private final boolean verbose;
+        private final Format format;
+        private final PrintStream err;
+
+        Log(boolean verbose, Format format, PrintStream err) {
+            this.verbose = verbose;
+            this.format = format;
+            this.err = err;
+        }
+
+        /** A log for errors before the configuration is known: in the asked format, else text. */
+        static Log forErrors(EnvoyPreflight cmd) {
+            Format format;
+            try {
+                format = (Format) Setting.LOG_FORMAT.value(Setting.LOG_FORMAT.source(cmd.flags, cmd.env));
+            } catch (Config.Invalid e) {
+                format = Format.TEXT; // the bad format itself is reported with the other settings
+            }
+            return new Log(false, format, cmd.err);
+        }
+
+        void info(String message) {
+            if (verbose) write("info", message);
+        }
+
+        void warn(String message) {
+            write("warning", message);
+        }
+
+        void error(String message) {
+            write("error", message);
+        }
+
+        private void write(String level, String message) {
+            String safe = Values.redact(message);
+            String line = format == Format.JSON ? json(level, safe)
+                    : NAME + ": " + (level.equals("info") ? "" : level + ": ") + safe;
+            synchronized (err) {
+                err.println(line);
+                err.flush();
+            }
+        }
+
+        private static String json(String level, String message) {
+            StringWriter line = new StringWriter();
+            try (JsonWriter json = new JsonWriter(line)) {
+                json.beginObject().name("time").value(Instant.now().toString()).name("level").value(level)
+                        .name("logger").value(NAME).name("msg").value(message).endObject();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e); // a StringWriter never fails
+            }
+            return line.toString();
+        }
+    }
+
+    /** Reading values as the Go original and scuttle read them, and keeping credentials out of logs. */
+    static final class Values {
+        private Values() {
+        }
+
+        /** true or false in any case, nothing else. */
+        static boolean bool(String raw) {
+            if (raw.equalsIgnoreCase("true")) return true;
+            if (raw.equalsIgnoreCase("false")) return false;
+            throw new IllegalArgumentException("not a boolean (true or false)");
+        }
+
+        private static final Pattern BARE_SECONDS = Pattern.compile("\\d+(\\.\\d+)?");
+        private static final Pattern PART = Pattern.compile("(\\d+\\.?\\d*|\\.\\d+)(ns|us|µs|μs|ms|s|m|h)");
+        private static final Map<String, Long> NANOS_PER_UNIT = Map.of(
+                "ns", 1L, "us", 1_000L, "µs", 1_000L, "μs", 1_000L, "ms", 1_000_000L,
+                "s", 1_000_000_000L, "m", 60_000_000_000L, "h", 3_600_000_000_000L);
+
+        /** Go's syntax (500ms, 1h30m) as scuttle accepts it, or bare seconds. */
+        static Duration duration(String raw) {
+            String s = raw.trim();
+            if (!s.equals(raw) || s.isEmpty()) throw new IllegalArgumentException("not a duration");
+            if (s.startsWith("-")) throw new IllegalArgumentException("negative duration");
+            BigDecimal nanos;
+            if (BARE_SECONDS.matcher(s).matches()) {
+                nanos = new BigDecimal(s).multiply(BigDecimal.valueOf(1_000_000_000L));
+            } else {
+                nanos = BigDecimal.ZERO;
+                Matcher m = PART.matcher(s);
+                int at = 0;
+                while (at < s.length()) {
+                    if (!m.find(at) || m.start() != at) {
+                        throw new IllegalArgumentException("not a duration (like 500ms, 30s, 2m, 1h30m"
+                                + " or a number of seconds)");
+                    }
+                    nanos = nanos.add(new BigDecimal(m.group(1).endsWith(".") ? m.group(1) + "0" : m.group(1))
+                            .multiply(BigDecimal.valueOf(NANOS_PER_UNIT.get(m.group(2)))));
+                    at = m.end();
+                }
+            }
+            if (nanos.compareTo(BigDecimal.valueOf(Long.MAX_VALUE)) > 0) {
+                throw new IllegalArgumentException("duration too long");
+            }
+            return Duration.ofNanos(nanos.longValue());
+        }
+
+        static Duration positiveDuration(String raw) {
+            Duration d = duration(raw);
+            if (d.isZero()) throw new IllegalArgumentException("must be longer than 0");
+            return d;
+        }
+
+        static String format(Duration d) {
+            if (d.isZero()) return "0";
+            long ms = d.toMillis();
+            if (ms < 1000 || ms % 1000 != 0) return ms + "ms";
+            long s = ms / 1000;
+            return (s >= 3600 ? s / 3600 + "h" : "") + (s % 3600 >= 60 ? s % 3600 / 60 + "m" : "")
+                    + (s % 60 != 0 ? s % 60 + "s" : "");
+        }
+
+        /** A full http(s) URL with a host, e.g. a generic quit endpoint. */
+        static URI url(String raw) {
+            URI uri;
+            try {
+                uri = new URI(raw);
+            } catch (URISyntaxException e) {
+                throw new IllegalArgumentException("not a URL (" + e.getReason() + ")");
+            }
+            String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
+            if (!scheme.equals("http") && !scheme.equals("https")) {
+                throw new IllegalArgumentException("not an http or https URL");
+            }
+            if (uri.getHost() == null || uri.getHost().isEmpty()) {
+                throw new IllegalArgumentException("URL has no host");
+            }
+            if (uri.getRawFragment() != null) throw new IllegalArgumentException("URL has a #fragment");
+            return uri;
+        }
+
+        /** A base URL that paths are appended to: no query; a trailing slash is fine. */
+        static URI baseUrl(String raw) {
+            URI uri = url(raw);
+            if (uri.getRawQuery() != null) throw new IllegalArgumentException("base URL has a ?query");
+            return uri;
+        }
+
+        /** Comma-separated URLs; blanks and spaces around entries are ignored. */
+        static List<URI> urlList(String raw) {
+            List<URI> uris = new ArrayList<>();
+            for (String entry : raw.split(",")) {
+                String e = entry.strip();
+                if (e.isEmpty()) continue;
+                try {
+                    uris.add(url(e));
+                } catch (IllegalArgumentException ex) {
+                    throw new IllegalArgumentException("entry '" + redact(e) + "': " + ex.getMessage());
+                }
+            }
+            return List.copyOf(uris);
+        }
+
+        /** base + "/" + path, whatever slashes base ends with. */
+        static URI resolve(URI base, String path) {
+            String basePath = base.getRawPath() == null ? "" : base.getRawPath().replaceAll("/+$", "");
+            try {
+                return new URI(base.getScheme(), base.getRawAuthority(), null, null, null)
+                        .resolve(basePath + "/" + path);
+            } catch (URISyntaxException e) {
+                throw new IllegalArgumentException(e);
+            }
+        }
+
+        private static final Pattern IPV4 = Pattern.compile("(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})");
+
+        /** localhost, 127.0.0.0/8 or ::1 (any spelling), judged without any DNS lookup. */
+        static boolean isLoopback(URI uri) {
+            if (uri.getHost() == null) return false; // e.g. 127.0.0.256: not an address at all
+            String host = uri.getHost().toLowerCase(Locale.ROOT);
+            if (host.equals("localhost") || host.equals("localhost.")) return true;
+            Matcher v4 = IPV4.matcher(host);
+            if (v4.matches()) {
+                for (int i = 1; i <= 4; i++) if (Integer.parseInt(v4.group(i)) > 255) return false;
+                return Integer.parseInt(v4.group(1)) == 127;
+            }
+            if (host.startsWith("[") && host.endsWith("]")) {
+                try {
+                    // A bracketed literal: InetAddress parses it without asking DNS.
+                    return InetAddress.getByName(host.substring(1, host.length() - 1)).isLoopbackAddress();
+                } catch (UnknownHostException e) {
+                    return false;
+                }
+            }
+            return false;
+        }
+
+        private static final Pattern USERINFO = Pattern.compile("(?<=//)[^/?#\\s]*@");
+
+        /** Credentials in URLs (user:pass@) never reach a log line or an error. */
+        static String redact(String s) {
+            return s == null ? null : USERINFO.matcher(s).replaceAll("***@");
+        }
+
+        static String redact(URI uri) {
+            return redact(uri.toString());
+        }
+    }
+
+    /**
+     * The JDK's HttpURLConnection, set up for talking to a sidecar: never through a proxy, never
+     * following redirects, no keep-alive, user:pass@ sent as Basic auth, and one deadline for the
+     * whole exchange, enforced by disconnecting at the deadline (as a stop signal does).
+     */
+    static final class Http {
+        static {
+            // Read once by the JDK's HTTP client: a POST is never sent twice, a socket never reused.
+            System.setProperty("sun.net.http.retryPost", "false");
+            System.setProperty("http.keepAlive", "false");
+        }
+
+        interface BodyReader<T> {
+            T read(int status, InputStream body) throws IOException;
+        }
+
+        /** Lets another thread cut a request short (a stop signal during the wait), now and later. */
+        static final class Abort {
+            private volatile boolean aborted;
+            private volatile HttpURLConnection connection;
+
+            void abort() {
+                aborted = true;
+                cut(connection);
+            }
+
+            private void attach(HttpURLConnection c) throws IOException {
+                connection = c;
+                if (aborted) throw new IOException("aborted");
+            }
+        }
+
+        private static ScheduledThreadPoolExecutor cutter;
+
+        /**
+         * Disconnects on a thread of its own: a disconnect waits for a read in progress, and the
+         * signal thread must never wait.
+         */
+        private static synchronized ScheduledThreadPoolExecutor cutter() {
+            if (cutter == null) {
+                cutter = new ScheduledThreadPoolExecutor(1, r -> {
+                    Thread t = new Thread(r, "http-deadline");
+                    t.setDaemon(true);
+                    return t;
+                });
+                cutter.setRemoveOnCancelPolicy(true);
+            }
+            return cutter;
+        }
+
+        private static void cut(HttpURLConnection c) {
+            if (c != null) cutter().execute(c::disconnect);
+        }
+
+        static <T> T exchange(String method, URI uri, Duration timeout, Abort abort, BodyReader<T> reader)
+                throws IOException {
+            long deadline = System.nanoTime() + timeout.toNanos();
+            HttpURLConnection c = (HttpURLConnection) uri.toURL().openConnection(Proxy.NO_PROXY);
+            int millis = (int) Math.max(1, Math.min(Integer.MAX_VALUE, timeout.toMillis()));
+            c.setConnectTimeout(millis);
+            c.setReadTimeout(millis);
+            c.setInstanceFollowRedirects(false);
+            c.setUseCaches(false);
+            c.setRequestMethod(method);
+            c.setRequestProperty("User-Agent", NAME + "/" + VERSION);
+            c.setRequestProperty("Accept", "*/*");
+            c.setRequestProperty("Connection", "close");
+            if (uri.getRawUserInfo() != null) {
+                c.setRequestProperty("Authorization", "Basic " + Base64.getEncoder()
+                        .encodeToString(uri.getUserInfo().getBytes(StandardCharsets.UTF_8)));
+            }
+            ScheduledFuture<?> atDeadline = cutter().schedule(c::disconnect, timeout.toNanos(), TimeUnit.NANOSECONDS);
+            try {
+                abort.attach(c);
+                if (!method.equals("GET")) {
+                    c.setDoOutput(true);
+                    c.setFixedLengthStreamingMode(0);
+                    c.getOutputStream().close();
+                }
+                int status = c.getResponseCode();
+                if (status < 100) throw new IOException("not an HTTP response");
+                InputStream body = status < 400 ? c.getInputStream() : c.getErrorStream();
+                return reader.read(status, new Body(body == null ? InputStream.nullInputStream() : body,
+                        c.getContentLengthLong(), deadline));
+            } catch (IOException | RuntimeException e) {
+                // Whatever a disconnect broke (the JDK may even throw a NullPointerException when
+                // it comes mid-request), the cause is the deadline, or the abort.
+                if (abort.aborted) throw new IOException("aborted");
+                if (System.nanoTime() - deadline >= 0) throw new SocketTimeoutException("deadline passed");
+                if (e instanceof IOException io) throw io;
+                throw e;
+            } finally {
+                atDeadline.cancel(false);
+                abort.connection = null;
+                c.disconnect();
+            }
+        }
+
+        static String describe(IOException e, Duration timeout) {
+            if (e instanceof SocketTimeoutException) return "no answer within " + Values.format(timeout);
+            if (e instanceof ConnectException) return "connection refused";
+            if (e instanceof UnknownHostException) return "unknown host " + e.getMessage();
+            if (e instanceof NoRouteToHostException) return "no route to host";
+            if (e instanceof EOFException) return e.getMessage();
+            return e.getClass().getSimpleName() + ": " + e.getMessage();
+        }
+
+        /**
+         * The body as the JDK gives it, plus what it leaves out: each read checks the deadline (a
+         * dripping body never outlasts it), and a body shorter than its Content-Length is an error,
+         * not an early end.
+         */
+        static final class Body extends FilterInputStream {
+            private final long length;
+            private final long deadline;
+            private long read;
+
+            Body(InputStream in, long length, long deadline) {
+                super(in);
+                this.length = length;
+                this.deadline = deadline;
+            }
+
+            @Override
+            public int read() throws IOException {
+                byte[] one = new byte[1];
+                return read(one, 0, 1) == -1 ? -1 : one[0] & 0xff;
+            }
+
+            @Override
+            public int read(byte[] b, int off, int len) throws IOException {
+                if (System.nanoTime() - deadline >= 0) throw new SocketTimeoutException("deadline passed");
+                int n = in.read(b, off, len);
+                if (n == -1 && length >= 0 && read < length) {
+                    throw new EOFException("connection closed after " + read + " of " + length + " body bytes");
+                }
+                if (n > 0) read += n;
+                return n;
+            }
         }
     }
 }

@@ -95,9 +95,8 @@ class ExamplesTests {
     /** What envoy-preflight makes of the container's environment and arguments. */
     @SuppressWarnings("unchecked")
     static EnvoyPreflight.Config config(Map<String, Object> container) throws EnvoyPreflight.Config.Invalid {
-        EnvoyPreflight flags = new EnvoyPreflight();
-        flags.command = (List<String>) container.get("args");
-        return EnvoyPreflight.Config.resolve(flags, env(container));
+        List<String> args = (List<String>) container.get("args");
+        return EnvoyPreflight.Config.resolve(TestSupport.tool(env(container), args.toArray(String[]::new)));
     }
 
     @Test
@@ -115,10 +114,10 @@ class ExamplesTests {
     void everyWrappedContainerIsAcceptedByTheToolAndQuitsALoopbackSidecar() throws Exception {
         for (Pod pod : pods) {
             EnvoyPreflight.Config c = config(pod.wrapped());
-            assertTrue(EnvoyPreflight.Urls.isLoopback(c.adminApi()), pod.file() + ": " + c.adminApi());
+            assertTrue(EnvoyPreflight.Values.isLoopback(c.url(EnvoyPreflight.Setting.ADMIN_API)), pod.file() + ": " + c.url(EnvoyPreflight.Setting.ADMIN_API));
             assertTrue(c.shouldWait(), pod.file());
-            String plan = EnvoyPreflight.Sidecar.plan(c, 0).describe();
-            assertFalse(plan.startsWith("quit nothing"), pod.file() + ": " + plan);
+            var plan = EnvoyPreflight.Quit.plan(c, 0);
+            assertFalse(plan.steps().isEmpty(), pod.file() + ": " + plan.nothingBecause());
             assertFalse(c.command().isEmpty(), pod.file() + ": the app to run");
         }
     }
@@ -131,7 +130,7 @@ class ExamplesTests {
             assertNotNull(pod.job().get("backoffLimit"), pod.file() + ": backoffLimit");
             if ("OnFailure".equals(policy)) {
                 // the same pod restarts the app: its sidecar must survive a failure
-                assertTrue(config(pod.wrapped()).neverKillIstioOnFailure(), pod.file());
+                assertTrue(config(pod.wrapped()).on(EnvoyPreflight.Setting.NEVER_KILL_ISTIO_ON_FAILURE), pod.file());
             }
         }
     }
@@ -143,9 +142,9 @@ class ExamplesTests {
         assertTrue(istio.size() >= 2, "Istio pods: " + istio.size());
         for (Pod pod : istio) {
             EnvoyPreflight.Config c = config(pod.wrapped());
-            assertEquals(URI.create("http://127.0.0.1:15000"), c.adminApi(), pod.file());
-            assertEquals("POST http://127.0.0.1:15020/quitquitquit", EnvoyPreflight.Sidecar.plan(c, 0).describe(),
-                    pod.file());
+            assertEquals(URI.create("http://127.0.0.1:15000"), c.url(EnvoyPreflight.Setting.ADMIN_API), pod.file());
+            assertEquals(List.of(new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:15020/quitquitquit"))),
+                    EnvoyPreflight.Quit.plan(c, 0).steps(), pod.file());
         }
     }
 
@@ -156,8 +155,9 @@ class ExamplesTests {
                 .anyMatch(c -> String.valueOf(c.get("image")).startsWith("envoyproxy/envoy"))).findFirst()
                 .orElseThrow(() -> new AssertionError("no Job with an envoyproxy/envoy sidecar"));
         EnvoyPreflight.Config c = config(pod.wrapped());
-        assertEquals("SIGINT pilot-agent, else POST " + c.adminApi() + "/quitquitquit",
-                EnvoyPreflight.Sidecar.plan(c, 0).describe());
+        assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.SigintAll("pilot-agent"),
+                        new EnvoyPreflight.Quit.Post(URI.create(c.url(EnvoyPreflight.Setting.ADMIN_API) + "/quitquitquit")))),
+                EnvoyPreflight.Quit.plan(c, 0).steps());
         // The bootstrap in the ConfigMap mounted into the Envoy container opens exactly that admin address.
         Map<String, Object> envoy = pod.containers().stream()
                 .filter(x -> String.valueOf(x.get("image")).startsWith("envoyproxy/envoy")).findFirst().orElseThrow();
@@ -169,8 +169,8 @@ class ExamplesTests {
         String bootstrapYaml = (String) map(configMap, "data").get("envoy.yaml");
         Map<String, Object> bootstrap = new Yaml(new SafeConstructor(new LoaderOptions())).load(bootstrapYaml);
         Map<String, Object> admin = map(map(map(bootstrap, "admin"), "address"), "socket_address");
-        assertEquals(c.adminApi().getHost(), admin.get("address"));
-        assertEquals(c.adminApi().getPort(), admin.get("port_value"));
+        assertEquals(c.url(EnvoyPreflight.Setting.ADMIN_API).getHost(), admin.get("address"));
+        assertEquals(c.url(EnvoyPreflight.Setting.ADMIN_API).getPort(), admin.get("port_value"));
         assertTrue(String.valueOf(envoy.get("args")).contains("/etc/envoy/envoy.yaml"), envoy.toString());
     }
 
@@ -182,7 +182,7 @@ class ExamplesTests {
                 "concurrencyPolicy: " + map(cron, "spec").get("concurrencyPolicy"));
         Pod pod = pods.stream().filter(p -> p.file().equals(cron.get("__file"))).findFirst().orElseThrow();
         EnvoyPreflight.Config c = config(pod.wrapped());
-        assertTrue(!c.waitTimeout().isZero() || !c.giveUpTimeout().isZero(), "a wait timeout");
+        assertTrue(!c.duration(EnvoyPreflight.Setting.WAIT_TIMEOUT).isZero() || !c.duration(EnvoyPreflight.Setting.GIVE_UP_TIMEOUT).isZero(), "a wait timeout");
     }
 
     @Test

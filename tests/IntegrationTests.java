@@ -385,7 +385,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             Files.setPosixFilePermissions(pilotAgent, PosixFilePermissions.fromString("rwxr-xr-x"));
             Process agent = new ProcessBuilder(pilotAgent.toString(), "60").start();
             try (var tool = TestSupport.Tool.start(admin(), markerApp(0))) {
-                TestSupport.await("pilot-agent to show in /proc", () -> EnvoyPreflight.Sidecar
+                TestSupport.await("pilot-agent to show in /proc", () -> EnvoyPreflight.Quit
                         .processesNamed("pilot-agent").contains(agent.pid()));
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertTrue(agent.waitFor(10, TimeUnit.SECONDS), "pilot-agent still runs");

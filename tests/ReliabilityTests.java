@@ -165,28 +165,28 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
     class SignalEdges {
         ByteArrayOutputStream logged = new ByteArrayOutputStream();
 
-        EnvoyPreflight.Child child(String... command) {
-            EnvoyPreflight.Log log = new EnvoyPreflight.Log(true, EnvoyPreflight.Log.Format.TEXT,
-                    new PrintStream(logged, true));
-            return new EnvoyPreflight.Child(List.of(command), log);
+        EnvoyPreflight.Log log = new EnvoyPreflight.Log(true, EnvoyPreflight.Log.Format.TEXT,
+                new PrintStream(logged, true));
+        EnvoyPreflight.Lifecycle lifecycle = new EnvoyPreflight.Lifecycle(log);
+
+        EnvoyPreflight.App app(String... command) {
+            return new EnvoyPreflight.App(List.of(command), log);
         }
 
         @Test
         void aStopSignalBetweenLiveAndTheStartMeansTheAppNeverStarts() {
             // In-process, so the window is exact: the wait is over, run() has not started the app.
-            EnvoyPreflight.Child child = child("sh", "-c", "touch '" + dir.resolve("started") + "'");
-            child.onSignal(EnvoyPreflight.Signals.Sig.TERM);
-            assertEquals(143, child.run());
+            lifecycle.onSignal(EnvoyPreflight.Signals.Sig.TERM);
+            assertEquals(143, lifecycle.run(app("sh", "-c", "touch '" + dir.resolve("started") + "'")));
             assertFalse(Files.exists(dir.resolve("started")));
             assertTrue(logged.toString().contains("stopped by SIGTERM before the app started"), logged.toString());
         }
 
         @Test
         void anotherSignalBetweenLiveAndTheStartIsDeliveredOnceTheAppRuns() {
-            EnvoyPreflight.Child child = child("sleep", "30");
-            child.onSignal(EnvoyPreflight.Signals.Sig.USR1);
+            lifecycle.onSignal(EnvoyPreflight.Signals.Sig.USR1);
             long t0 = System.nanoTime();
-            assertEquals(128 + EnvoyPreflight.Signals.Sig.USR1.number(), child.run(), logged.toString());
+            assertEquals(128 + EnvoyPreflight.Signals.Sig.USR1.number(), lifecycle.run(app("sleep", "30")), logged.toString());
             assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(20), "sleep was not signalled");
             assertTrue(logged.toString().contains("kept for it"), logged.toString());
         }
@@ -387,17 +387,15 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
         @Test
         void thousandsOfPollsLeakNoHeapThreadsOrDescriptors() throws Exception {
             fake.forceState("INITIALIZING");
-            EnvoyPreflight.Config config = EnvoyPreflight.Config.resolve(new EnvoyPreflight() {{
-                command = List.of("true");
-            }}, Map.of("ENVOY_ADMIN_API", fake.url().toString()));
-            EnvoyPreflight.AdminApi api = new EnvoyPreflight.AdminApi(config,
+            EnvoyPreflight.Config config = TestSupport.config(Map.of("ENVOY_ADMIN_API", fake.url().toString()));
+            EnvoyPreflight.Wait api = new EnvoyPreflight.Wait(config,
                     new EnvoyPreflight.Log(false, EnvoyPreflight.Log.Format.TEXT, System.err));
             for (int i = 0; i < 300; i++) api.poll(Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()); // warm-up
             long heap0 = usedHeapAfterGc();
             long threads0 = ourThreads();
             long fds0 = openDescriptors();
             for (int i = 0; i < 3000; i++) {
-                assertFalse(api.poll(Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()).live());
+                assertFalse(api.poll(Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()).ready());
             }
             long heapGrowth = usedHeapAfterGc() - heap0;
             assertTrue(heapGrowth < 2 << 20, "heap grew by " + heapGrowth + " bytes over 3000 polls");

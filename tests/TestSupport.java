@@ -43,11 +43,9 @@ final class TestSupport {
     private TestSupport() {
     }
 
-    /** Every variable the tool reads: cleared so that the developer's shell can't leak in. */
-    static final List<String> TOOL_VARIABLES = List.of("ENVOY_ADMIN_API", "START_WITHOUT_ENVOY",
-            "WAIT_FOR_ENVOY_TIMEOUT", "QUIT_WITHOUT_ENVOY_TIMEOUT", "ISTIO_QUIT_API", "ISTIO_FALLBACK_PKILL",
-            "GENERIC_QUIT_ENDPOINTS", "NEVER_KILL_ISTIO", "NEVER_KILL_ISTIO_ON_FAILURE", "QUIT_REQUEST_TIMEOUT",
-            "ENVOY_PREFLIGHT_POLL_MAX_INTERVAL", "ENVOY_PREFLIGHT_LOGGING", "ENVOY_PREFLIGHT_LOG_FORMAT");
+    /** Every variable the tool reads (from its own table): cleared so that the developer's shell can't leak in. */
+    static final List<String> TOOL_VARIABLES = java.util.Arrays.stream(EnvoyPreflight.Setting.values())
+            .map(s -> s.variable).toList();
 
     static final Duration PATIENCE = Duration.ofSeconds(30);
 
@@ -132,8 +130,7 @@ final class TestSupport {
         }
 
         void signal(String name) {
-            String failure = EnvoyPreflight.Signals.kill(name, pid());
-            if (failure != null) throw new AssertionError("kill -s " + name + ": " + failure);
+            TestSupport.kill(name, pid());
         }
 
         @Override
@@ -151,6 +148,20 @@ final class TestSupport {
         }
     }
 
+    /** Sends SIGname to pid with the kill command: the test's own means, not the tool's code. */
+    static void kill(String name, long pid) {
+        try {
+            Process kill = new ProcessBuilder("kill", "-s", name, Long.toString(pid)).redirectErrorStream(true).start();
+            String out = new String(kill.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            if (kill.waitFor() != 0) throw new AssertionError("kill -s " + name + " " + pid + ": " + out);
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
+        }
+    }
+
     /** Waits until condition holds; fails with what after PATIENCE. */
     static void await(String what, BooleanSupplier condition) throws InterruptedException {
         long until = System.nanoTime() + PATIENCE.toNanos();
@@ -158,6 +169,19 @@ final class TestSupport {
             if (System.nanoTime() > until) throw new AssertionError("timed out waiting for " + what);
             Thread.sleep(10);
         }
+    }
+
+    /** The tool's command object as the command line would leave it: this environment and command. */
+    static EnvoyPreflight tool(Map<String, String> env, String... command) {
+        EnvoyPreflight tool = new EnvoyPreflight();
+        tool.env = env;
+        tool.command = List.of(command);
+        return tool;
+    }
+
+    /** What the tool makes of this environment, with a command to run. */
+    static EnvoyPreflight.Config config(Map<String, String> env) throws EnvoyPreflight.Config.Invalid {
+        return EnvoyPreflight.Config.resolve(tool(env, "true"));
     }
 
     static Map<String, String> env(String... keyValues) {

@@ -30,13 +30,13 @@ class UnitTests {
         @ParameterizedTest
         @CsvSource({"true,true", "TRUE,true", "True,true", "false,false", "FALSE,false", "fAlSe,false"})
         void trueAndFalseInAnyCase(String raw, boolean expected) {
-            assertEquals(expected, EnvoyPreflight.Bools.parse(raw));
+            assertEquals(expected, EnvoyPreflight.Values.bool(raw));
         }
 
         @ParameterizedTest
         @ValueSource(strings = {"yes", "no", "1", "0", "on", " true", "true ", "t"})
         void anythingElseIsRejected(String raw) {
-            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Bools.parse(raw));
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Values.bool(raw));
         }
     }
 
@@ -47,26 +47,26 @@ class UnitTests {
                 "10,10000", "0.25,250", "0,0", "0s,0", "250000us,250", "3000000ns,3", "2h,7200000",
                 ".5s,500", "1µs500ms,500"})
         void goSyntaxAndBareSeconds(String raw, long millis) {
-            assertEquals(millis, EnvoyPreflight.Durations.parse(raw).toMillis());
+            assertEquals(millis, EnvoyPreflight.Values.duration(raw).toMillis());
         }
 
         @ParameterizedTest
         @ValueSource(strings = {"-5s", "-1", "abc", "5 s", "5x", "s", "1h-30m", " 5s", "5s ", "1e3",
                 "99999999999999999h", "+5s", "5S", "1..5s"})
         void garbageAndNegativeAreRejected(String raw) {
-            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Durations.parse(raw));
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Values.duration(raw));
         }
 
         @Test
         void zeroIsNotATimeLimit() {
-            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Durations.parsePositive("0s"));
-            assertEquals(Duration.ofMillis(1), EnvoyPreflight.Durations.parsePositive("1ms"));
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Values.positiveDuration("0s"));
+            assertEquals(Duration.ofMillis(1), EnvoyPreflight.Values.positiveDuration("1ms"));
         }
 
         @ParameterizedTest
         @CsvSource({"0,0", "250,250ms", "1500,1500ms", "5000,5s", "90000,1m30s", "5400000,1h30m", "3600000,1h"})
         void formatsTheWayTheyAreWritten(long millis, String expected) {
-            assertEquals(expected, EnvoyPreflight.Durations.format(Duration.ofMillis(millis)));
+            assertEquals(expected, EnvoyPreflight.Values.format(Duration.ofMillis(millis)));
         }
     }
 
@@ -76,7 +76,7 @@ class UnitTests {
         @ValueSource(strings = {"http://127.0.0.1:15000", "https://envoy.local", "http://[::1]:15000/",
                 "http://localhost:15000/admin/", "HTTP://127.0.0.1:1"})
         void httpAndHttpsWithAHostAreAccepted(String raw) {
-            assertEquals(raw, EnvoyPreflight.Urls.parseBase(raw).toString());
+            assertEquals(raw, EnvoyPreflight.Values.baseUrl(raw).toString());
         }
 
         @ParameterizedTest
@@ -84,26 +84,26 @@ class UnitTests {
                 "notaurl^^", "http://127.0.0.1:15000/a b", "http://exa mple.com", "http://x/#frag",
                 "file:///etc/passwd", "localhost:15000"})
         void otherValuesAreRejected(String raw) {
-            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Urls.parseBase(raw));
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Values.baseUrl(raw));
         }
 
         @Test
         void aBaseUrlTakesNoQuery() {
-            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Urls.parseBase("http://h/?a=b"));
-            assertEquals("http://h/drain?a=b", EnvoyPreflight.Urls.parse("http://h/drain?a=b").toString());
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Values.baseUrl("http://h/?a=b"));
+            assertEquals("http://h/drain?a=b", EnvoyPreflight.Values.url("http://h/drain?a=b").toString());
         }
 
         @Test
         void csvSkipsBlanksAndSpacesAndKeepsOrder() {
-            List<URI> uris = EnvoyPreflight.Urls.parseList(" http://a:1/x , ,http://b:2/y,,  ");
+            List<URI> uris = EnvoyPreflight.Values.urlList(" http://a:1/x , ,http://b:2/y,,  ");
             assertEquals(List.of(URI.create("http://a:1/x"), URI.create("http://b:2/y")), uris);
-            assertEquals(List.of(), EnvoyPreflight.Urls.parseList(" , "));
+            assertEquals(List.of(), EnvoyPreflight.Values.urlList(" , "));
         }
 
         @Test
         void csvWithOneBadEntryNamesThatEntry() {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> EnvoyPreflight.Urls.parseList("http://a:1/x,ftp://b/y,http://c/z"));
+                    () -> EnvoyPreflight.Values.urlList("http://a:1/x,ftp://b/y,http://c/z"));
             assertTrue(e.getMessage().contains("ftp://b/y"), e.getMessage());
         }
 
@@ -114,7 +114,7 @@ class UnitTests {
                 "http://h:1/agent/,quitquitquit,http://h:1/agent/quitquitquit",
                 "http://u:p@h:1,server_info,http://u:p@h:1/server_info"})
         void pathsAreAppendedWhateverSlashesTheBaseEndsWith(String base, String path, String expected) {
-            assertEquals(expected, EnvoyPreflight.Urls.resolve(URI.create(base), path).toString());
+            assertEquals(expected, EnvoyPreflight.Values.resolve(URI.create(base), path).toString());
         }
 
         @ParameterizedTest
@@ -126,7 +126,7 @@ class UnitTests {
                 "http://127.0.0.256,false", "http://envoy:15000,false", "http://0.0.0.0,false",
                 "http://evil.com/127.0.0.1,false", "http://127.0.0.1@evil.com,false"})
         void loopbackIsJudgedOnTheParsedHost(String raw, boolean loopback) {
-            assertEquals(loopback, EnvoyPreflight.Urls.isLoopback(URI.create(raw)));
+            assertEquals(loopback, EnvoyPreflight.Values.isLoopback(URI.create(raw)));
         }
     }
 
@@ -138,14 +138,14 @@ class UnitTests {
                 "http://h:1/x?mail=a@b,http://h:1/x?mail=a@b",
                 "no url here,no url here"})
         void credentialsNeverShow(String in, String out) {
-            assertEquals(out, EnvoyPreflight.Redact.text(in));
+            assertEquals(out, EnvoyPreflight.Values.redact(in));
         }
     }
 
     @Nested
     class ServerInfoState {
         private String state(String json) throws IOException {
-            return EnvoyPreflight.AdminApi.topLevelState(
+            return EnvoyPreflight.Wait.topLevelState(
                     new ByteArrayInputStream(json.getBytes(StandardCharsets.UTF_8)));
         }
 
@@ -185,7 +185,7 @@ class UnitTests {
     @Nested
     class BackoffSchedule {
         private List<Long> schedule(double random, Duration cap, int n) {
-            EnvoyPreflight.Backoff b = new EnvoyPreflight.Backoff(cap, () -> random);
+            EnvoyPreflight.Wait.Backoff b = new EnvoyPreflight.Wait.Backoff(cap, () -> random);
             List<Long> ms = new ArrayList<>();
             for (int i = 0; i < n; i++) ms.add(b.next().toMillis());
             return ms;
@@ -203,7 +203,7 @@ class UnitTests {
 
         @Test
         void neverAboveTheCapHoweverLongItRuns() {
-            EnvoyPreflight.Backoff b = new EnvoyPreflight.Backoff(Duration.ofMillis(250), Math::random);
+            EnvoyPreflight.Wait.Backoff b = new EnvoyPreflight.Wait.Backoff(Duration.ofMillis(250), Math::random);
             for (int i = 0; i < 10_000; i++) {
                 long ms = b.next().toMillis();
                 assertTrue(ms <= 250 && ms >= 64, "pause " + ms + " ms");
@@ -218,58 +218,71 @@ class UnitTests {
 
     @Nested
     class QuitPlan {
-        private EnvoyPreflight.Config config(Map<String, String> env) throws Exception {
-            return EnvoyPreflight.Config.resolve(flags("true"), env);
+        private List<EnvoyPreflight.Quit.Step> steps(int code, String... env) throws Exception {
+            return EnvoyPreflight.Quit.plan(TestSupport.config(TestSupport.env(env)), code).steps();
         }
 
-        private EnvoyPreflight flags(String... command) {
-            EnvoyPreflight f = new EnvoyPreflight();
-            f.command = List.of(command);
-            return f;
+        private EnvoyPreflight.Quit.Plan plan(int code, String... env) throws Exception {
+            return EnvoyPreflight.Quit.plan(TestSupport.config(TestSupport.env(env)), code);
         }
 
-        private String plan(int code, String... env) throws Exception {
-            return EnvoyPreflight.Sidecar.plan(config(TestSupport.env(env)), code).describe();
+        private EnvoyPreflight.Quit.Post post(String url) {
+            return new EnvoyPreflight.Quit.Post(URI.create(url));
+        }
+
+        /** The pkill step: SIGINT pilot-agent, else POST the admin API's /quitquitquit. */
+        private EnvoyPreflight.Quit.Step pkill(String admin) {
+            return new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.SigintAll("pilot-agent"),
+                    post(admin + "/quitquitquit"));
         }
 
         @Test
         void plainEnvoyIsStoppedThroughPkillElseTheAdminApi() throws Exception {
-            assertEquals("SIGINT pilot-agent, else POST http://127.0.0.1:15000/quitquitquit",
-                    plan(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000"));
+            assertEquals(List.of(pkill("http://127.0.0.1:15000")), steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000"));
         }
 
         @Test
         void genericEndpointsComeFirstInOrderThenIstio() throws Exception {
-            assertEquals("POST http://127.0.0.1:1/a; then POST http://127.0.0.1:2/b; then "
-                            + "POST http://127.0.0.1:15020/quitquitquit",
-                    plan(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000", "ISTIO_QUIT_API", "http://127.0.0.1:15020/",
+            assertEquals(List.of(post("http://127.0.0.1:1/a"), post("http://127.0.0.1:2/b"),
+                            post("http://127.0.0.1:15020/quitquitquit")),
+                    steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000", "ISTIO_QUIT_API", "http://127.0.0.1:15020/",
                             "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:1/a, http://127.0.0.1:2/b"));
         }
 
         @Test
         void istioFallsBackToThePkillStepWhenAsked() throws Exception {
-            assertEquals("POST http://127.0.0.1:15020/quitquitquit; if that fails: SIGINT pilot-agent, else "
-                            + "POST http://localhost:15000/quitquitquit",
-                    plan(0, "ENVOY_ADMIN_API", "http://localhost:15000", "ISTIO_QUIT_API", "http://127.0.0.1:15020",
+            assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(post("http://127.0.0.1:15020/quitquitquit"),
+                            pkill("http://localhost:15000"))),
+                    steps(0, "ENVOY_ADMIN_API", "http://localhost:15000", "ISTIO_QUIT_API", "http://127.0.0.1:15020",
                             "ISTIO_FALLBACK_PKILL", "true"));
         }
 
         @Test
+        void aFallbackChainReadsAsOneLineAndANestedChainIsSetApart() {
+            var chain = new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.Fallback(
+                    new EnvoyPreflight.Quit.SigintAll("pilot-agent"), post("http://h:2/q")), post("http://h:1/q"));
+            assertEquals("SIGINT pilot-agent, else POST http://h:2/q, else POST http://h:1/q", chain.describe());
+            assertEquals("POST http://h:3/q; if that fails: SIGINT pilot-agent, else POST http://h:1/quitquitquit",
+                    new EnvoyPreflight.Quit.Fallback(post("http://h:3/q"), pkill("http://h:1")).describe());
+        }
+
+        @Test
         void nothingWithoutALoopbackAdminApi() throws Exception {
-            assertTrue(plan(0).startsWith("quit nothing (no admin API"), plan(0));
-            String remote = plan(0, "ENVOY_ADMIN_API", "http://envoy.example:15000",
-                    "ISTIO_QUIT_API", "http://127.0.0.1:15020");
-            assertTrue(remote.startsWith("quit nothing (") && remote.contains("not loopback"), remote);
+            assertEquals(List.of(), steps(0));
+            assertTrue(plan(0).nothingBecause().startsWith("no admin API"), plan(0).nothingBecause());
+            var remote = plan(0, "ENVOY_ADMIN_API", "http://envoy.example:15000", "ISTIO_QUIT_API", "http://127.0.0.1:15020");
+            assertEquals(List.of(), remote.steps());
+            assertTrue(remote.nothingBecause().contains("not loopback"), remote.nothingBecause());
         }
 
         @Test
         void neverKillSwitches() throws Exception {
             String[] base = {"ENVOY_ADMIN_API", "http://127.0.0.1:15000", "ISTIO_QUIT_API", "http://127.0.0.1:15020"};
-            assertTrue(plan(0, concat(base, "NEVER_KILL_ISTIO", "true")).contains("never-kill-istio is set"));
-            String onFailure = plan(3, concat(base, "NEVER_KILL_ISTIO_ON_FAILURE", "true"));
-            assertTrue(onFailure.startsWith("quit nothing") && onFailure.contains("exit code is 3"), onFailure);
-            assertEquals("POST http://127.0.0.1:15020/quitquitquit",
-                    plan(0, concat(base, "NEVER_KILL_ISTIO_ON_FAILURE", "true")));
+            assertEquals(List.of(), steps(0, concat(base, "NEVER_KILL_ISTIO", "true")));
+            assertEquals(List.of(), steps(3, concat(base, "NEVER_KILL_ISTIO_ON_FAILURE", "true")));
+            assertTrue(plan(3, concat(base, "NEVER_KILL_ISTIO_ON_FAILURE", "true")).nothingBecause().contains("exit code is 3"));
+            assertEquals(List.of(post("http://127.0.0.1:15020/quitquitquit")),
+                    steps(0, concat(base, "NEVER_KILL_ISTIO_ON_FAILURE", "true")));
         }
 
         private String[] concat(String[] a, String... b) {
@@ -281,62 +294,72 @@ class UnitTests {
 
     @Nested
     class Configuration {
-        private EnvoyPreflight.Config resolve(EnvoyPreflight flags, String... env) throws Exception {
-            return EnvoyPreflight.Config.resolve(flags, TestSupport.env(env));
+        private EnvoyPreflight.Config resolve(EnvoyPreflight tool) throws Exception {
+            return EnvoyPreflight.Config.resolve(tool);
         }
 
-        private EnvoyPreflight flags() {
-            EnvoyPreflight f = new EnvoyPreflight();
-            f.command = List.of("true");
-            return f;
+        private EnvoyPreflight tool(String... env) {
+            return TestSupport.tool(TestSupport.env(env), "true");
         }
 
         @Test
         void aFlagWinsOverItsVariable() throws Exception {
-            EnvoyPreflight f = flags();
-            f.adminApi = "http://127.0.0.1:2";
-            f.startWithoutEnvoy = false;
-            f.quitTimeout = "2s";
-            EnvoyPreflight.Config c = resolve(f, "ENVOY_ADMIN_API", "http://127.0.0.1:1",
-                    "START_WITHOUT_ENVOY", "true", "QUIT_REQUEST_TIMEOUT", "9s");
-            assertEquals(URI.create("http://127.0.0.1:2"), c.adminApi());
-            assertFalse(c.startWithoutEnvoy());
-            assertEquals(Duration.ofSeconds(2), c.quitTimeout());
+            EnvoyPreflight f = tool("ENVOY_ADMIN_API", "http://127.0.0.1:1", "START_WITHOUT_ENVOY", "true",
+                    "QUIT_REQUEST_TIMEOUT", "9s");
+            f.flags.put(EnvoyPreflight.Setting.ADMIN_API, "http://127.0.0.1:2");
+            f.flags.put(EnvoyPreflight.Setting.START_WITHOUT_ENVOY, "false");
+            f.flags.put(EnvoyPreflight.Setting.QUIT_TIMEOUT, "2s");
+            EnvoyPreflight.Config c = resolve(f);
+            assertEquals(URI.create("http://127.0.0.1:2"), c.url(EnvoyPreflight.Setting.ADMIN_API));
+            assertFalse(c.on(EnvoyPreflight.Setting.START_WITHOUT_ENVOY));
+            assertEquals(Duration.ofSeconds(2), c.duration(EnvoyPreflight.Setting.QUIT_TIMEOUT));
+            assertTrue(c.describe().contains("set by=--admin-api --start-without-envoy --quit-timeout"), c.describe().toString());
         }
 
         @Test
         void emptyVariablesAreUnsetAndDefaultsApply() throws Exception {
-            EnvoyPreflight.Config c = resolve(flags(), "ENVOY_ADMIN_API", "", "QUIT_REQUEST_TIMEOUT", "",
-                    "START_WITHOUT_ENVOY", "", "GENERIC_QUIT_ENDPOINTS", "");
-            assertNull(c.adminApi());
-            assertEquals(Duration.ofSeconds(5), c.quitTimeout());
-            assertEquals(List.of(), c.genericQuitEndpoints());
+            EnvoyPreflight.Config c = resolve(tool("ENVOY_ADMIN_API", "", "QUIT_REQUEST_TIMEOUT", "",
+                    "START_WITHOUT_ENVOY", "", "GENERIC_QUIT_ENDPOINTS", ""));
+            assertNull(c.url(EnvoyPreflight.Setting.ADMIN_API));
+            assertEquals(Duration.ofSeconds(5), c.duration(EnvoyPreflight.Setting.QUIT_TIMEOUT));
+            assertEquals(List.of(), c.urls(EnvoyPreflight.Setting.GENERIC_QUIT_ENDPOINTS));
             assertFalse(c.shouldWait());
+            assertTrue(c.describe().contains("set by=defaults only"), c.describe().toString());
+        }
+
+        @Test
+        void everySettingIsDescribedOnceInTheTablesOrder() throws Exception {
+            List<String> names = resolve(tool()).describe().stream().map(l -> l.substring(0, l.indexOf('='))).toList();
+            List<String> expected = new ArrayList<>();
+            for (EnvoyPreflight.Setting s : EnvoyPreflight.Setting.values()) {
+                expected.add(s.flag().substring(2) + (s.kind == EnvoyPreflight.Setting.Kind.URL_LIST ? "s" : ""));
+            }
+            expected.add("set by");
+            assertEquals(expected, names);
         }
 
         @Test
         void errorsNameTheVariableAndTheValue() {
             Exception e = assertThrows(EnvoyPreflight.Config.Invalid.class,
-                    () -> resolve(flags(), "WAIT_FOR_ENVOY_TIMEOUT", "soon"));
+                    () -> resolve(tool("WAIT_FOR_ENVOY_TIMEOUT", "soon")));
             assertEquals("WAIT_FOR_ENVOY_TIMEOUT: not a duration (like 500ms, 30s, 2m, 1h30m or a number of"
                     + " seconds): 'soon'", e.getMessage());
         }
 
         @Test
         void errorsNameTheFlagWhenTheValueCameFromIt() {
-            EnvoyPreflight f = flags();
-            f.istioQuitApi = "127.0.0.1:15020";
-            Exception e = assertThrows(EnvoyPreflight.Config.Invalid.class,
-                    () -> resolve(f, "ISTIO_QUIT_API", "http://127.0.0.1:15020"));
+            EnvoyPreflight f = tool("ISTIO_QUIT_API", "http://127.0.0.1:15020");
+            f.flags.put(EnvoyPreflight.Setting.ISTIO_QUIT_API, "127.0.0.1:15020");
+            Exception e = assertThrows(EnvoyPreflight.Config.Invalid.class, () -> resolve(f));
             assertTrue(e.getMessage().startsWith("--istio-quit-api: "), e.getMessage());
         }
 
         @Test
         void noCommandIsAnErrorExceptForCheckAndDryRun() throws Exception {
-            EnvoyPreflight f = new EnvoyPreflight();
+            EnvoyPreflight f = TestSupport.tool(Map.of());
             assertThrows(EnvoyPreflight.Config.Invalid.class, () -> resolve(f));
             f.dryRun = true;
-            assertTrue(resolve(f).dryRun());
+            resolve(f);
         }
     }
 
@@ -349,21 +372,21 @@ class UnitTests {
             Path plain = Files.writeString(a.resolve("tool"), "#!/bin/sh\n");
             Path exec = Files.writeString(b.resolve("tool"), "#!/bin/sh\n");
             Files.setPosixFilePermissions(exec, PosixFilePermissions.fromString("rwxr-xr-x"));
-            EnvoyPreflight.Child.Resolved r = EnvoyPreflight.Child.resolve("tool", a + ":" + b);
+            EnvoyPreflight.App.Resolved r = EnvoyPreflight.App.resolve("tool", a + ":" + b);
             assertEquals(exec, r.path());
             assertEquals(0, r.exitCode());
-            EnvoyPreflight.Child.Resolved onlyPlain = EnvoyPreflight.Child.resolve("tool", a.toString());
+            EnvoyPreflight.App.Resolved onlyPlain = EnvoyPreflight.App.resolve("tool", a.toString());
             assertEquals(126, onlyPlain.exitCode());
             assertTrue(onlyPlain.problem().contains(plain.toString()), onlyPlain.problem());
         }
 
         @Test
         void missingIs127AndADirectoryIs126() throws IOException {
-            assertEquals(127, EnvoyPreflight.Child.resolve("no-such-command-here", "/usr/bin:/bin").exitCode());
-            assertEquals(127, EnvoyPreflight.Child.resolve("./no/such/file", "/bin").exitCode());
+            assertEquals(127, EnvoyPreflight.App.resolve("no-such-command-here", "/usr/bin:/bin").exitCode());
+            assertEquals(127, EnvoyPreflight.App.resolve("./no/such/file", "/bin").exitCode());
             Path dir = Files.createTempDirectory("a-dir");
-            assertEquals(126, EnvoyPreflight.Child.resolve(dir.toString(), "/bin").exitCode());
-            assertEquals(0, EnvoyPreflight.Child.resolve("sh", "/nonexistent::/bin:/usr/bin").exitCode());
+            assertEquals(126, EnvoyPreflight.App.resolve(dir.toString(), "/bin").exitCode());
+            assertEquals(0, EnvoyPreflight.App.resolve("sh", "/nonexistent::/bin:/usr/bin").exitCode());
         }
     }
 }
