@@ -477,13 +477,13 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         Outcome until(Stop stop) {
+            log.info("waiting for Envoy: GET " + Values.redact(serverInfo));
             long start = System.nanoTime();
             Duration giveUp = config.duration(Setting.GIVE_UP_TIMEOUT);
             // As in scuttle, a give-up timeout replaces the wait timeout: the app never starts early.
             Duration startAnyway = giveUp.isZero() ? config.duration(Setting.WAIT_TIMEOUT) : Duration.ZERO;
             Backoff backoff = new Backoff(config.duration(Setting.POLL_MAX_INTERVAL),
                     ThreadLocalRandom.current()::nextDouble);
-            log.info("waiting for Envoy: GET " + Values.redact(serverInfo));
             for (int polls = 1; ; polls++) {
                 long left = Math.min(nanosLeft(start, giveUp), nanosLeft(start, startAnyway));
                 Poll poll = poll(Duration.ofNanos(Math.max(1, Math.min(POLL_TIMEOUT.toNanos(), left))), stop.abort());

@@ -57,7 +57,8 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 long startedAt = Long.parseLong(TestSupport.read(started).strip());
                 assertTrue(startedAt >= liveAtMillis - 20, "started " + (liveAtMillis - startedAt) + " ms before LIVE");
-                assertTrue(startedAt - liveAtMillis < 1000, "started " + (startedAt - liveAtMillis) + " ms after LIVE");
+                // the budget: the app starts within 300 ms of LIVE (poll pause capped at 200 ms, plus its start)
+                assertTrue(startedAt - liveAtMillis < 600, "started " + (startedAt - liveAtMillis) + " ms after LIVE");
                 long polls = fake.requests().stream().filter(r -> r.path().equals("/server_info")).count();
                 assertTrue(polls >= 3, "polls: " + polls);
                 assertTrue(tool.stderr().contains("LIVE after " + polls + " polls in "), tool.stderr());
@@ -106,12 +107,11 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         @Test
         void aHungAdminApiNeverStallsTheWait() throws Exception {
             fake.override("/server_info", exchange -> TestSupport.sleep(20_000));
-            long t0 = System.nanoTime();
             try (var tool = TestSupport.Tool.start(admin("WAIT_FOR_ENVOY_TIMEOUT", "1500ms", "NEVER_KILL_ISTIO", "true"),
                     markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                long ms = (System.nanoTime() - t0) / 1_000_000;
-                assertTrue(ms < 6000, "took " + ms + " ms");
+                long ms = (System.nanoTime() - fake.requests().get(0).nanos()) / 1_000_000;
+                assertTrue(ms < 3000, "exited " + ms + " ms after the first poll; the wait timeout is 1500 ms");
                 assertTrue(tool.stderr().contains("poll 1: no answer within 1s"), tool.stderr());
                 assertTrue(appStarted());
             }
@@ -353,11 +353,12 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             String refused = "http://127.0.0.1:" + TestSupport.closedPort() + "/drain";
             Map<String, String> env = admin("ISTIO_QUIT_API", fake.pilotAgentUrl().toString(),
                     "QUIT_REQUEST_TIMEOUT", "400ms", "GENERIC_QUIT_ENDPOINTS", refused + "," + fake.url() + "/hang");
-            long t0 = System.nanoTime();
             try (var tool = TestSupport.Tool.start(env, markerApp(7))) {
                 assertEquals(7, tool.exitCode(), tool.stderr());
-                long ms = (System.nanoTime() - t0) / 1_000_000;
-                assertTrue(ms < 5000, "took " + ms + " ms");
+                long hang = fake.requests().stream().filter(r -> r.path().equals("/hang")).findFirst().orElseThrow().nanos();
+                long next = fake.requests().stream().filter(r -> r.server().equals("pilot-agent")).findFirst().orElseThrow().nanos();
+                long ms = (next - hang) / 1_000_000;
+                assertTrue(ms < 800, "the hung request held the next step " + ms + " ms; its limit is 400 ms");
                 String err = tool.stderr();
                 assertTrue(err.contains("/drain failed: connection refused"), err);
                 assertTrue(err.contains("/hang failed: no answer within 400ms"), err);
@@ -474,6 +475,35 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 }
                 assertEquals("exit code 4", lines.get(lines.size() - 1).get("msg").getAsString());
             }
+        }
+
+        @Test
+        void anInternalErrorIsLoggedInTheAskedFormatAndExits70() {
+            var err = new java.io.ByteArrayOutputStream();
+            EnvoyPreflight tool = new EnvoyPreflight() {
+                @Override
+                int preflight() {
+                    throw new IllegalStateException("a bug of ours");
+                }
+            };
+            tool.env = Map.of("ENVOY_PREFLIGHT_LOG_FORMAT", "json");
+            tool.err = new java.io.PrintStream(err, true);
+            assertEquals(70, tool.call());
+            JsonObject line = JsonParser.parseString(err.toString().strip()).getAsJsonObject();
+            assertEquals("error", line.get("level").getAsString());
+            assertEquals("internal error: java.lang.IllegalStateException: a bug of ours", line.get("msg").getAsString());
+        }
+
+        @Test
+        void jsonLinesCarryAnyTextIntact() {
+            var err = new java.io.ByteArrayOutputStream();
+            String message = "quote \" backslash \\ newline \n tab \t bell \u0007 snowman \u2603";
+            new EnvoyPreflight.Log(false, EnvoyPreflight.Log.Format.JSON, new java.io.PrintStream(err, true)).warn(message);
+            assertEquals(1, err.toString().lines().count(), err.toString());
+            JsonObject line = JsonParser.parseString(err.toString()).getAsJsonObject();
+            assertEquals(message, line.get("msg").getAsString());
+            assertEquals("warning", line.get("level").getAsString());
+            assertEquals("envoy-preflight", line.get("logger").getAsString());
         }
 
         @Test

@@ -129,6 +129,29 @@ final class TestSupport {
             return read(stderr);
         }
 
+        /** The log, read as JSON lines (ENVOY_PREFLIGHT_LOG_FORMAT=json): message to time. */
+        List<com.google.gson.JsonObject> jsonLog() {
+            return stderr().lines().map(l -> com.google.gson.JsonParser.parseString(l).getAsJsonObject()).toList();
+        }
+
+        /** Milliseconds the tool itself logged between the first lines starting with from and to. */
+        long loggedMillis(String from, String to) {
+            return java.time.Duration.between(loggedAt(from), loggedAt(to)).toMillis();
+        }
+
+        private java.time.Instant loggedAt(String prefix) {
+            return jsonLog().stream().filter(o -> o.get("msg").getAsString().startsWith(prefix)).findFirst()
+                    .map(o -> java.time.Instant.parse(o.get("time").getAsString()))
+                    .orElseThrow(() -> new AssertionError("no log line '" + prefix + "' in:\n" + stderr()));
+        }
+
+        /** The messages of the JSON log, one a line, as the text format would show them. */
+        String messages() {
+            StringBuilder b = new StringBuilder();
+            for (var o : jsonLog()) b.append(o.get("msg").getAsString()).append('\n');
+            return b.toString();
+        }
+
         void signal(String name) {
             TestSupport.kill(name, pid());
         }
@@ -137,6 +160,73 @@ final class TestSupport {
         public void close() {
             process.descendants().forEach(ProcessHandle::destroyForcibly);
             process.destroyForcibly();
+        }
+    }
+
+    /**
+     * The tool under a pseudo-terminal, as at a prompt: util-linux `script` makes the tool its
+     * terminal's foreground process group; what the test types goes through the terminal.
+     */
+    static final class Terminal implements AutoCloseable {
+        final Process script;
+        final Path output;
+
+        private Terminal(Process script, Path output) {
+            this.script = script;
+            this.output = output;
+        }
+
+        static Terminal start(Map<String, String> env, String... args) throws IOException {
+            List<String> command = new ArrayList<>(javaCommand());
+            command.addAll(List.of(args));
+            String line = String.join(" ", command.stream().map(a -> "'" + a.replace("'", "'\\''") + "'").toList());
+            Path output = Files.createTempFile("preflight-terminal", ".out");
+            // exec: the tool leads the terminal's session itself, with no shell to catch Ctrl-C too
+            ProcessBuilder pb = new ProcessBuilder("script", "-qfec", "exec " + line, "/dev/null")
+                    .redirectErrorStream(true).redirectOutput(output.toFile());
+            TOOL_VARIABLES.forEach(pb.environment()::remove);
+            pb.environment().put("SHELL", "/bin/sh");
+            pb.environment().putAll(env);
+            return new Terminal(pb.start(), output);
+        }
+
+        /** Types text at the terminal (e.g. Ctrl-C as "\u0003"). */
+        void type(String text) throws IOException {
+            script.getOutputStream().write(text.getBytes(StandardCharsets.UTF_8));
+            script.getOutputStream().flush();
+        }
+
+        /** The pid of the tool's JVM, below `script`. */
+        long toolPid() throws InterruptedException {
+            long[] pid = {0};
+            await("the tool under the terminal", () -> {
+                pid[0] = script.descendants().filter(p -> p.info().command().orElse("").endsWith("/java"))
+                        .mapToLong(ProcessHandle::pid).findFirst().orElse(0);
+                return pid[0] != 0;
+            });
+            return pid[0];
+        }
+
+        /** The terminal's device, as the tool has it on stdin. */
+        Path device() throws Exception {
+            return Files.readSymbolicLink(Path.of("/proc/" + toolPid() + "/fd/0"));
+        }
+
+        int exitCode() throws InterruptedException {
+            if (!script.waitFor(PATIENCE.toMillis(), TimeUnit.MILLISECONDS)) {
+                throw new AssertionError("the tool did not exit within " + PATIENCE + "; output:\n" + output());
+            }
+            return script.exitValue();
+        }
+
+        String output() {
+            return read(output);
+        }
+
+        @Override
+        public void close() {
+            script.descendants().forEach(ProcessHandle::destroyForcibly);
+            script.destroyForcibly();
         }
     }
 
@@ -215,10 +305,10 @@ final class TestSupport {
             this.dir = dir;
             this.script = dir.resolve("signal-app.sh");
             Files.writeString(script, String.join("\n",
-                    "#!/usr/bin/env bash",
+                    "#!/bin/bash", // by its path: it must run where PATH has no shell
                     "dir=$1",
                     // read -t on a fifo waits without child processes, so after mkfifo CHLD is only ours
-                    "mkfifo \"$dir/fifo\"; exec 9<>\"$dir/fifo\"",
+                    "/usr/bin/mkfifo \"$dir/fifo\"; exec 9<>\"$dir/fifo\"",
                     "for s in HUP INT TERM USR1 USR2 ALRM WINCH URG CHLD PIPE; do",
                     "  trap \"echo $s >> '$dir/signals'\" $s",
                     "done",
