@@ -371,7 +371,7 @@ public class Bench {
     static void httpClients() throws Exception {
         say("h: one readiness poll with each HTTP client, each in a fresh JVM");
         try (FakeEnvoy fake = FakeEnvoy.start(0, Duration.ZERO)) {
-            for (String mode : List.of("socket", "urlconnection", "httpclient")) {
+            for (String mode : List.of("tool", "urlconnection", "httpclient")) {
                 Map<String, List<Double>> figures = new HashMap<>();
                 for (int i = 0; i < Math.max(3, runs / 2) + 1; i++) {
                     List<String> cmd = new ArrayList<>(List.of(java));
@@ -386,7 +386,7 @@ public class Bench {
                 }
                 table.add(String.format(Locale.ROOT, "| h | one poll with %s: classes loaded %.0f, threads %.0f,"
                                 + " VmRSS %.1f MB, first request %.0f ms (medians) | | | | | | information | |",
-                        mode.equals("socket") ? "the tool's socket client" : mode.equals("urlconnection")
+                        mode.equals("tool") ? "the tool's Http (HttpURLConnection + deadline)" : mode.equals("urlconnection")
                                 ? "HttpURLConnection" : "java.net.http.HttpClient",
                         median(figures.get("classes")), median(figures.get("threads")),
                         median(figures.get("rssKB")) / 1024, median(figures.get("ms"))));

@@ -11,7 +11,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 
 /**
- * One readiness poll with one of three HTTP clients, in a fresh JVM; prints what it cost:
+ * One readiness poll through the tool's Http (HttpURLConnection with its deadline), bare HttpURLConnection, or HttpClient, in a fresh JVM; prints what it cost:
  * {@code classes=N threads=N rssKB=N ms=N}. Run by Bench.java (table h), never by the tool.
  * The body is read by the same streaming JSON reader in every mode, so only the client differs.
  */
@@ -23,15 +23,15 @@ public class HttpClients {
         long before = classes.getTotalLoadedClassCount();
         long t0 = System.nanoTime();
         String state = switch (mode) {
-            case "socket" -> EnvoyPreflight.Http.exchange("GET", uri, Duration.ofSeconds(1),
-                    new EnvoyPreflight.Http.Abort(), (status, body) -> EnvoyPreflight.AdminApi.topLevelState(body));
+            case "tool" -> EnvoyPreflight.Http.exchange("GET", uri, Duration.ofSeconds(1),
+                    new EnvoyPreflight.Http.Abort(), (status, body) -> EnvoyPreflight.Wait.topLevelState(body));
             case "urlconnection" -> {
                 HttpURLConnection c = (HttpURLConnection) uri.toURL().openConnection(Proxy.NO_PROXY);
                 c.setConnectTimeout(1000);
                 c.setReadTimeout(1000);
                 c.setInstanceFollowRedirects(false);
                 try (InputStream in = c.getInputStream()) {
-                    yield EnvoyPreflight.AdminApi.topLevelState(in);
+                    yield EnvoyPreflight.Wait.topLevelState(in);
                 }
             }
             case "httpclient" -> {
@@ -40,7 +40,7 @@ public class HttpClients {
                 HttpResponse<InputStream> r = client.send(HttpRequest.newBuilder(uri).timeout(Duration.ofSeconds(1))
                         .build(), HttpResponse.BodyHandlers.ofInputStream());
                 try (InputStream in = r.body()) {
-                    yield EnvoyPreflight.AdminApi.topLevelState(in);
+                    yield EnvoyPreflight.Wait.topLevelState(in);
                 }
             }
             default -> throw new IllegalArgumentException(mode);
