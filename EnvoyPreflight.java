@@ -5,8 +5,8 @@
 //COMPILE_OPTIONS -XDignore.symbol.file -XDstringConcat=inline
 //RUNTIME_OPTIONS -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Xmx64m -Xmn4m -Xlog:cds=off -Xlog:cds+dynamic=off
 //CDS
-//DESCRIPTION Waits for an Envoy sidecar to be LIVE, runs your app, relays its signals,
-//DESCRIPTION and quits the sidecar when the app exits, so Kubernetes Jobs can finish.
+//DESCRIPTION Waits for a sidecar (Envoy LIVE, Istio, Linkerd or any ready endpoint), runs your app,
+//DESCRIPTION relays its signals, and quits the sidecars when it exits, so Kubernetes Jobs can finish.
 
 // Why these options (each kept because bench/Bench.java shows it pays):
 // -XDstringConcat=inline   string concatenation without an invokedynamic bootstrap at start-up;
@@ -69,26 +69,26 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * envoy-preflight: read the settings, wait for the sidecar, run the app, relay its signals,
- * quit the sidecar, exit with the app's code. The story is {@link #call()}; each nested class
+ * envoy-preflight: read the settings, wait for the sidecars, run the app, relay its signals,
+ * quit the sidecars, exit with the app's code. The story is {@link #call()}; each nested class
  * below it does one job, and the plumbing (logging, values, HTTP) is at the bottom.
  */
 public class EnvoyPreflight implements Callable<Integer> {
 
-    static final String VERSION = "1.0.0";
+    static final String VERSION = "1.1.0";
     static final String NAME = "envoy-preflight";
 
     // Exit codes, following sysexits(3) and the shell's conventions.
     static final int EXIT_USAGE = 2;
-    static final int EXIT_UNAVAILABLE = 69;     // EX_UNAVAILABLE: Envoy never became LIVE
+    static final int EXIT_UNAVAILABLE = 69;     // EX_UNAVAILABLE: the sidecar never became ready
     static final int EXIT_SOFTWARE = 70;        // EX_SOFTWARE: a bug of ours, never the app's code
     static final int EXIT_NOT_EXECUTABLE = 126; // as bash: found but cannot be run
     static final int EXIT_NOT_FOUND = 127;      // as bash: not on PATH
 
     // What the command line said; picocli fills it from the Setting table (see commandLine()).
     final Map<Setting, String> flags = new EnumMap<>(Setting.class);
-    boolean check;
-    boolean dryRun;
+    boolean check, dryRun, waitOnly, quitOnly;
+    Integer exitCode; // --exit-code, with --quit-only
     List<String> command = List.of();
     // The process's own, replaceable so that tests can run the story in-process.
     Map<String, String> env = System.getenv();
@@ -132,52 +132,73 @@ public class EnvoyPreflight implements Callable<Integer> {
             return EXIT_USAGE;
         }
         log = new Log(config.on(Setting.VERBOSE), config.logFormat(), err);
-        if (check) return check(config, log);
+        config.warnings().forEach(log::warn);
+        if (check) return check(config);
         if (dryRun) return dryRun(config);
         log.info("configuration: " + String.join(", ", config.describe()));
 
         Lifecycle lifecycle = new Lifecycle(log);
         Signals.install(lifecycle::onSignal, log);
+        Quit quit = new Quit(config.duration(Setting.QUIT_TIMEOUT), log);
+        if (quitOnly) { // as if an app had just exited with that code
+            int code = exitCode == null ? 0 : exitCode;
+            quit.run(Quit.plan(config, code));
+            log.info("exit code " + code);
+            return code;
+        }
+        Wait wait = new Wait(config, log);
+        Wait.Outcome waited = Wait.Outcome.READY;
         int code = EXIT_SOFTWARE; // what we return if something below throws
         try {
-            code = waitThenRun(config, lifecycle, log);
+            if (config.shouldWait()) waited = wait.until(lifecycle);
+            code = afterWait(waited, wait, config, lifecycle, log);
         } finally {
             // Runs on every exit once the configuration was accepted, and never changes the code.
-            new Quit(config.duration(Setting.QUIT_TIMEOUT), log).run(Quit.plan(config, code));
+            if (waited == Wait.Outcome.ABSENT) quit.run(new Quit.Plan(List.of(), "no sidecar was found"));
+            else if (!waitOnly) quit.run(Quit.plan(config, code));
             log.info("exit code " + code);
         }
         return code;
     }
 
-    /** Waits for Envoy as configured, then runs the app; returns the code to exit with. */
-    static int waitThenRun(Config config, Lifecycle lifecycle, Log log) {
-        if (config.shouldWait()) {
-            switch (new Wait(config, log).until(lifecycle)) {
-                case STOPPED:
-                    // As a shell reports death by signal N, so the caller sees why we stopped.
-                    log.warn("stopped by SIG" + Signals.name(lifecycle.stopSignal())
-                            + " while waiting for Envoy; the app was not started");
-                    return 128 + lifecycle.stopSignal();
-                case GAVE_UP:
-                    log.error("Envoy was not LIVE within the give-up timeout ("
-                            + Values.format(config.duration(Setting.GIVE_UP_TIMEOUT)) + "); the app was not started");
-                    return EXIT_UNAVAILABLE;
-                case WAIT_TIMED_OUT:
-                    log.warn("Envoy was not LIVE within the wait timeout ("
-                            + Values.format(config.duration(Setting.WAIT_TIMEOUT)) + "); starting the app anyway");
-                    break;
-                case READY:
-                    break;
-            }
+    /** What the wait's outcome means: an exit code now, or the app's (0 with --wait-only). */
+    int afterWait(Wait.Outcome waited, Wait wait, Config config, Lifecycle lifecycle, Log log) {
+        switch (waited) {
+            case STOPPED:
+                // As a shell reports death by signal N, so the caller sees why we stopped.
+                log.warn("stopped by SIG" + Signals.name(lifecycle.stopSignal()) + " while waiting for "
+                        + wait.target().what() + "; the app was not started");
+                return 128 + lifecycle.stopSignal();
+            case GAVE_UP:
+                log.error(wait.target().notReady() + " within the give-up timeout ("
+                        + Values.format(config.duration(Setting.GIVE_UP_TIMEOUT)) + "); the app was not started");
+                return EXIT_UNAVAILABLE;
+            case WAIT_TIMED_OUT:
+                log.warn(wait.target().notReady() + " within the wait timeout ("
+                        + Values.format(config.duration(Setting.WAIT_TIMEOUT)) + "); "
+                        + (waitOnly ? "waiting no longer" : "starting the app anyway"));
+                break;
+            case ABSENT:
+                log.warn("nothing listened at any readiness endpoint for "
+                        + Values.format(config.duration(Setting.SIDECAR_ABSENT_AFTER))
+                        + ": there is no sidecar; starting the app at once, and nothing will be quit at exit");
+                break;
+            case READY:
+                break;
         }
-        return lifecycle.run(new App(config.command(), log));
+        return waitOnly ? 0 : lifecycle.run(new App(config.command(), log));
     }
 
-    /** --check: one poll, its answer on stdout; 0 only if LIVE. */
-    int check(Config config, Log log) {
-        Wait.Poll poll = new Wait(config, log).poll(Wait.POLL_TIMEOUT, new Http.Abort());
-        out.println(poll.ready() ? "LIVE" : poll.seen());
-        return poll.ready() ? 0 : 1;
+    /** --check: one poll of each readiness target, each answer on stdout; 0 only if all are ready. */
+    int check(Config config) {
+        boolean all = true;
+        for (Wait.Target target : Wait.targets(config)) {
+            Wait.Poll poll = Wait.poll(target, Wait.POLL_TIMEOUT, new Http.Abort());
+            out.println(target.envoy() ? (poll.ready() ? "LIVE" : poll.seen())
+                    : Values.redact(target.uri()) + ": " + poll.seen());
+            all &= poll.ready();
+        }
+        return all ? 0 : 1;
     }
 
     /** --dry-run: the settings and what would be done, on stdout; runs and sends nothing. */
@@ -186,23 +207,22 @@ public class EnvoyPreflight implements Callable<Integer> {
         out.println("command=" + config.command());
         Duration giveUp = config.duration(Setting.GIVE_UP_TIMEOUT);
         Duration startAnyway = config.duration(Setting.WAIT_TIMEOUT);
+        Duration absent = config.duration(Setting.SIDECAR_ABSENT_AFTER);
         if (config.shouldWait()) {
-            out.println("before start: GET " + Values.redact(Wait.serverInfo(config))
-                    + " until state LIVE, " + (!giveUp.isZero() ? "exit 69 after " + Values.format(giveUp)
-                            : !startAnyway.isZero() ? "start anyway after " + Values.format(startAnyway)
-                                    : "for as long as it takes"));
+            out.println("before start: " + String.join(", then ", Wait.targets(config).stream().map(Wait.Target::until)
+                    .toList()) + ", " + (!giveUp.isZero() ? "exit 69 after " + Values.format(giveUp)
+                    : !startAnyway.isZero() ? "start anyway after " + Values.format(startAnyway) : "for as long as it takes")
+                    + (absent.isZero() ? "" : "; no sidecar if nothing listens for " + Values.format(absent)));
         } else {
-            out.println("before start: no waiting ("
-                    + (config.url(Setting.ADMIN_API) == null ? "no admin API" : "start without Envoy") + ")");
+            out.println("before start: no waiting (" + (config.on(Setting.START_WITHOUT_ENVOY) ? "start without Envoy"
+                    : "no admin API") + ")");
         }
         out.println("at exit with code 0: " + Quit.plan(config, 0).describe());
         out.println("at exit with code 1: " + Quit.plan(config, 1).describe());
         return 0;
     }
 
-    // ---------------------------------------------------------------------------------------
-    // The command line, built from the Setting table so that each setting is declared once.
-    // ---------------------------------------------------------------------------------------
+    // --- The command line, built from the Setting table so that each setting is declared once ---
 
     static CommandLine commandLine(EnvoyPreflight command) {
         CommandSpec spec = CommandSpec.wrapWithoutInspection(command);
@@ -210,20 +230,27 @@ public class EnvoyPreflight implements Callable<Integer> {
         spec.name(NAME).version(NAME + " " + VERSION).mixinStandardHelpOptions(true);
         spec.usageMessage().sortOptions(false).autoWidth(true)
                 .customSynopsis("envoy-preflight [OPTIONS] [--] COMMAND [ARG...]")
-                .description("Waits until the Envoy admin API reports LIVE, runs COMMAND, relays signals",
-                        "to it, and when it exits tells the sidecar to quit. Exits with its exit code.",
-                        "Options go before COMMAND; everything from COMMAND on is passed to it verbatim.",
-                        "A flag wins over its environment variable; an empty variable counts as unset.")
+                .description("Waits until the Envoy admin API reports LIVE and each ready endpoint answers",
+                        "2xx, runs COMMAND, relays signals to it, and when it exits tells the sidecars to",
+                        "quit. Exits with its exit code. Options go before COMMAND; everything from",
+                        "COMMAND on is passed to it verbatim. A flag wins over its environment variable,",
+                        "a variable over its alias; an empty variable counts as unset.")
                 .footer("", "Exit codes: the app's own; 128+N if it died of signal N; 2 bad configuration;",
-                        "69 Envoy not LIVE within --give-up-timeout; 70 internal error;",
+                        "69 not ready within --give-up-timeout; 70 internal error;",
                         "126 COMMAND not executable; 127 COMMAND not found;",
                         "128+N stopped by signal N before the app started.",
-                        "--check: 0 if LIVE, 1 if not.");
+                        "--check: 0 if all ready, 1 if not. --wait-only: 0 ready (or wait timeout), 69, 128+N.",
+                        "--quit-only: the --exit-code given.");
         for (Setting s : Setting.values()) spec.addOption(s.option());
-        spec.addOption(OptionSpec.builder("--check").type(boolean.class)
-                .description("Ask the admin API once, print its state, exit 0 if LIVE else 1.").build());
-        spec.addOption(OptionSpec.builder("--dry-run").type(boolean.class)
-                .description("Print the resolved configuration and what would be done; run nothing.").build());
+        spec.addOption(mode("--check", "Ask the admin API and each ready endpoint once, print what they said, exit 0"
+                + " if all are ready, else 1."));
+        spec.addOption(mode("--dry-run", "Print the resolved configuration and what would be done; run nothing."));
+        spec.addOption(mode("--wait-only", "Wait as configured, then exit: no COMMAND, nothing quit (for CI scripts"
+                + " and lifecycle hooks)."));
+        spec.addOption(mode("--quit-only", "Run the quit sequence now, as if an app had exited with --exit-code,"
+                + " and exit with it: no COMMAND, no waiting."));
+        spec.addOption(OptionSpec.builder("--exit-code").paramLabel("N").type(Integer.class)
+                .description("With --quit-only: the exit code to quit with and exit with (0-255, default 0).").build());
         spec.addPositional(PositionalParamSpec.builder().paramLabel("COMMAND").arity("0..*")
                 .type(List.class).auxiliaryTypes(String.class)
                 .description("The app and its arguments, looked up on PATH like a shell does.").build());
@@ -240,7 +267,11 @@ public class EnvoyPreflight implements Callable<Integer> {
                 });
     }
 
-    /** Copies what picocli parsed into flags, check, dryRun and command. */
+    private static OptionSpec mode(String name, String description) {
+        return OptionSpec.builder(name).type(boolean.class).description(description).build();
+    }
+
+    /** Copies what picocli parsed into flags, the modes and command. */
     @SuppressWarnings("unchecked")
     void readFlags() {
         if (spec == null) return;
@@ -251,47 +282,65 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
         check = Boolean.TRUE.equals(spec.findOption("--check").getValue());
         dryRun = Boolean.TRUE.equals(spec.findOption("--dry-run").getValue());
+        waitOnly = Boolean.TRUE.equals(spec.findOption("--wait-only").getValue());
+        quitOnly = Boolean.TRUE.equals(spec.findOption("--quit-only").getValue());
+        exitCode = spec.findOption("--exit-code").getValue();
         List<String> positional = spec.positionalParameters().get(0).getValue();
         command = positional == null ? List.of() : List.copyOf(positional);
     }
 
-    // ---------------------------------------------------------------------------------------
-    // Configuration: every setting once, with its flag, variable, default, parser and help.
-    // ---------------------------------------------------------------------------------------
+    // --- Configuration: every setting once, with its flag, variable, aliases, default, parser, help ---
 
     enum Setting {
         ADMIN_API("--admin-api", "URL", "ENVOY_ADMIN_API", Kind.BASE_URL, null,
-                "Envoy admin base URL, e.g. http://127.0.0.1:15000. Unset: run the app directly,"
-                        + " no waiting, no quitting."),
+                "Envoy admin base URL, e.g. http://127.0.0.1:15000: wait for LIVE, quit at exit."),
+        USE_ISTIO_ENDPOINT("--use-istio-endpoint", null, "USE_ISTIO_ENDPOINT", Kind.BOOL, "false",
+                "Istio's ports: the admin API defaults to http://127.0.0.1:15000 and the Istio quit API to"
+                        + " http://127.0.0.1:15020, each where unset."),
+        READY_ENDPOINTS("--ready-endpoint", "URL", "GENERIC_READY_ENDPOINTS", Kind.URL_LIST, null,
+                "Full URL that must answer GET with 2xx before the app starts, after the admin API is LIVE;"
+                        + " repeatable, in order (comma-separated lists too)."),
         START_WITHOUT_ENVOY("--start-without-envoy", null, "START_WITHOUT_ENVOY", Kind.BOOL, "false",
-                "Don't wait for Envoy, but still quit the sidecar at exit."),
+                "Don't wait for anything, but still quit the sidecars at exit."),
         WAIT_TIMEOUT("--wait-timeout", "DUR", "WAIT_FOR_ENVOY_TIMEOUT", Kind.DURATION, "0",
                 "Stop waiting after DUR and start the app anyway (0: wait forever)."),
         GIVE_UP_TIMEOUT("--give-up-timeout", "DUR", "QUIT_WITHOUT_ENVOY_TIMEOUT", Kind.DURATION, "0",
-                "Stop waiting after DUR and exit 69 without starting the app; wins over --wait-timeout"
-                        + " (0: never)."),
+                "Stop waiting after DUR and exit 69 without starting the app; wins over --wait-timeout (0: never)."),
+        SIDECAR_ABSENT_AFTER("--absent-after", "DUR", "SIDECAR_ABSENT_AFTER", Kind.DURATION, "0",
+                "If for DUR every readiness poll was refused, there is no sidecar: start the app at once and"
+                        + " quit nothing (0: never judge)."),
         ISTIO_QUIT_API("--istio-quit-api", "URL", "ISTIO_QUIT_API", Kind.BASE_URL, null,
                 "pilot-agent base URL, e.g. http://127.0.0.1:15020; POST URL/quitquitquit."),
         ISTIO_FALLBACK_PKILL("--istio-fallback-pkill", null, "ISTIO_FALLBACK_PKILL", Kind.BOOL, "false",
                 "If the Istio quit API fails, SIGINT pilot-agent as well."),
+        ENVOY_KILL_API("--envoy-kill-api", "URL", "ENVOY_KILL_API", Kind.URL, null,
+                "Full URL to POST instead of ADMIN_API/quitquitquit wherever that step appears."),
         GENERIC_QUIT_ENDPOINTS("--generic-quit-endpoint", "URL", "GENERIC_QUIT_ENDPOINTS", Kind.URL_LIST, null,
                 "Full URL to POST first at exit; repeatable, in order (comma-separated lists too)."),
+        GENERIC_QUIT_ONLY("--generic-quit-only", null, "GENERIC_QUIT_ONLY", Kind.BOOL, "false",
+                "At exit POST only the generic quit endpoints: no Istio API, no pkill, no Envoy quit."),
         NEVER_KILL_ISTIO("--never-kill-istio", null, "NEVER_KILL_ISTIO", Kind.BOOL, "false",
-                "Never quit anything."),
+                "Never quit anything.", new Alias("NEVER_KILL_ENVOY", false)),
         NEVER_KILL_ISTIO_ON_FAILURE("--never-kill-istio-on-failure", null, "NEVER_KILL_ISTIO_ON_FAILURE", Kind.BOOL,
-                "false", "Don't quit anything when the exit code is not 0."),
+                "false", "Don't quit anything when the exit code is not 0.", new Alias("ALWAYS_KILL_ENVOY", true)),
         QUIT_TIMEOUT("--quit-timeout", "DUR", "QUIT_REQUEST_TIMEOUT", Kind.POSITIVE_DURATION, "5s",
                 "Time limit of each quit request."),
         POLL_MAX_INTERVAL("--poll-max-interval", "DUR", "ENVOY_PREFLIGHT_POLL_MAX_INTERVAL", Kind.POSITIVE_DURATION,
                 "200ms", "Longest pause between two readiness polls; bounds how late the app starts after"
-                        + " Envoy turns LIVE."),
+                        + " the sidecar is ready."),
         VERBOSE("-v, --verbose", null, "ENVOY_PREFLIGHT_LOGGING", Kind.BOOL, "false",
-                "Log each step to stderr (default: warnings and errors only)."),
+                "Log each step to stderr (default: warnings and errors only).", new Alias("SCUTTLE_LOGGING", false)),
         LOG_FORMAT("--log-format", "text|json", "ENVOY_PREFLIGHT_LOG_FORMAT", Kind.LOG_FORMAT, "text",
                 "text, or one JSON object per line.");
 
         /** How a setting's text is read; a bad value throws IllegalArgumentException saying why. */
-        enum Kind { BOOL, DURATION, POSITIVE_DURATION, BASE_URL, URL_LIST, LOG_FORMAT }
+        enum Kind { BOOL, DURATION, POSITIVE_DURATION, URL, BASE_URL, URL_LIST, LOG_FORMAT }
+
+        /** A peer's name for the variable; inverted: its true is the variable's false. */
+        record Alias(String variable, boolean inverted) {}
+
+        /** The raw text and where it came from; inverted when read from an inverted alias. */
+        record Source(String name, String raw, boolean inverted) {}
 
         final String[] flags;
         final String label;
@@ -299,38 +348,56 @@ public class EnvoyPreflight implements Callable<Integer> {
         final Kind kind;
         final String defaultValue; // as a user would write it; null: unset
         final String help;
+        final List<Alias> aliases;
 
-        Setting(String flags, String label, String variable, Kind kind, String defaultValue, String help) {
+        Setting(String flags, String label, String variable, Kind kind, String defaultValue, String help,
+                Alias... aliases) {
             this.flags = flags.split(", ");
             this.label = label;
             this.variable = variable;
             this.kind = kind;
             this.defaultValue = defaultValue;
             this.help = help;
+            this.aliases = List.of(aliases);
         }
 
         /** The long flag: how errors and the "set by" line name the command line. */
-        String flag() {
-            return flags[flags.length - 1];
+        String flag() { return flags[flags.length - 1]; }
+
+        /** Every variable read for it, its own first. */
+        List<String> variables() {
+            List<String> all = new ArrayList<>(List.of(variable));
+            aliases.forEach(a -> all.add(a.variable()));
+            return all;
         }
 
         OptionSpec option() {
-            OptionSpec.Builder b = OptionSpec.builder(flags).description(help + "%n  env: " + variable
-                    + (kind == Kind.URL_LIST ? " (comma-separated)" : "")
+            StringBuilder env = new StringBuilder(variable).append(kind == Kind.URL_LIST ? " (comma-separated)" : "");
+            for (Alias a : aliases) env.append(", alias ").append(a.variable()).append(a.inverted() ? " (inverted)" : "");
+            OptionSpec.Builder b = OptionSpec.builder(flags).description(help + "%n  env: " + env
                     + (defaultValue == null ? "" : ", default: " + defaultValue));
             if (kind == Kind.BOOL) return b.type(Boolean.class).negatable(true).build();
             if (kind == Kind.URL_LIST) return b.paramLabel(label).type(List.class).auxiliaryTypes(String.class).build();
             return b.paramLabel(label).type(String.class).build();
         }
 
-        /** The raw text and where it came from: the flag if given, else the variable (empty is unset). */
-        record Source(String name, String raw) {}
-
-        Source source(Map<Setting, String> flagValues, Map<String, String> env) {
-            String fromFlag = flagValues.get(this);
-            if (fromFlag != null) return new Source(flag(), fromFlag);
-            String value = env.get(variable);
-            return new Source(variable, value == null || value.isEmpty() ? null : value);
+        /**
+         * Where the value comes from: the flag if given, else the variable, else its first alias set
+         * (an empty variable is unset). Each alias set is checked too, and shadowing one is a warning.
+         */
+        Source source(Map<Setting, String> flagValues, Map<String, String> env, List<String> warnings)
+                throws Config.Invalid {
+            Source chosen = flagValues.containsKey(this) ? new Source(flag(), flagValues.get(this), false) : null;
+            for (String name : variables()) {
+                String raw = env.get(name);
+                if (raw == null || raw.isEmpty()) continue;
+                boolean inverted = !name.equals(variable) && aliases.get(variables().indexOf(name) - 1).inverted();
+                Source found = new Source(name, raw, inverted);
+                value(found); // an alias is validated like its variable
+                if (chosen == null) chosen = found;
+                else if (!name.equals(variable)) warnings.add(name + " is set, but " + chosen.name() + " wins");
+            }
+            return chosen != null ? chosen : new Source(variable, null, false);
         }
 
         /** The typed value; a bad one names where it came from and what it was. */
@@ -338,9 +405,10 @@ public class EnvoyPreflight implements Callable<Integer> {
             String raw = source.raw() != null ? source.raw() : defaultValue;
             try {
                 return switch (kind) {
-                    case BOOL -> Values.bool(raw);
+                    case BOOL -> Values.bool(raw) != source.inverted();
                     case DURATION -> Values.duration(raw);
                     case POSITIVE_DURATION -> Values.positiveDuration(raw);
+                    case URL -> raw == null ? null : Values.url(raw);
                     case BASE_URL -> raw == null ? null : Values.baseUrl(raw);
                     case URL_LIST -> raw == null ? List.of() : Values.urlList(raw);
                     case LOG_FORMAT -> Log.Format.parse(raw);
@@ -356,7 +424,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             return name + "=" + switch (kind) {
                 case BOOL -> value.toString();
                 case DURATION, POSITIVE_DURATION -> Values.format((Duration) value);
-                case BASE_URL -> value == null ? "unset" : Values.redact((URI) value);
+                case URL, BASE_URL -> value == null ? "unset" : Values.redact((URI) value);
                 case URL_LIST -> ((List<?>) value).stream().map(u -> Values.redact((URI) u)).toList().toString();
                 case LOG_FORMAT -> value.toString().toLowerCase(Locale.ROOT);
             };
@@ -364,10 +432,10 @@ public class EnvoyPreflight implements Callable<Integer> {
     }
 
     /** The accepted configuration; {@link #resolve} rejects anything it cannot use. */
-    static final class Config {
-        private final Map<Setting, Object> values;
-        private final List<String> setBy;
-        private final List<String> command;
+    record Config(Map<Setting, Object> values, List<String> setBy, List<String> warnings, List<String> command) {
+        // Istio's ports: Envoy's admin API, and pilot-agent's (which quits both, since Istio 1.3).
+        static final URI ISTIO_ADMIN_API = URI.create("http://127.0.0.1:15000");
+        static final URI ISTIO_QUIT_API = URI.create("http://127.0.0.1:15020");
 
         /** A value we cannot use; the message names where it came from and what it was. */
         static final class Invalid extends Exception {
@@ -376,59 +444,56 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        private Config(Map<Setting, Object> values, List<String> setBy, List<String> command) {
-            this.values = values;
-            this.setBy = setBy;
-            this.command = command;
-        }
-
         static Config resolve(EnvoyPreflight cmd) throws Invalid {
             Map<Setting, Object> values = new EnumMap<>(Setting.class);
             List<String> setBy = new ArrayList<>();
+            List<String> warnings = new ArrayList<>();
             // In the table's order, so that the first bad value reported is the first in --help.
             for (Setting s : Setting.values()) {
-                Setting.Source source = s.source(cmd.flags, cmd.env);
+                Setting.Source source = s.source(cmd.flags, cmd.env, warnings);
                 values.put(s, s.value(source));
                 if (source.raw() != null) setBy.add(source.name());
             }
-            Config config = new Config(values, List.copyOf(setBy), List.copyOf(cmd.command));
-            if (cmd.check && config.url(Setting.ADMIN_API) == null) {
-                throw new Invalid("--check: needs ENVOY_ADMIN_API or --admin-api");
+            if ((Boolean) values.get(Setting.USE_ISTIO_ENDPOINT)) { // as blablacar's: each only where unset
+                values.putIfAbsent(Setting.ADMIN_API, ISTIO_ADMIN_API); // a null value counts as absent
+                values.putIfAbsent(Setting.ISTIO_QUIT_API, ISTIO_QUIT_API);
             }
-            if (cmd.command.isEmpty() && !cmd.check && !cmd.dryRun) {
-                throw new Invalid("no COMMAND given: envoy-preflight [OPTIONS] [--] COMMAND [ARG...]");
-            }
+            Config config = new Config(values, List.copyOf(setBy), List.copyOf(warnings), List.copyOf(cmd.command));
+            checkModes(cmd, config);
             return config;
         }
 
-        URI url(Setting s) {
-            return (URI) values.get(s);
+        /** The modes and the command must fit together. */
+        private static void checkModes(EnvoyPreflight cmd, Config config) throws Invalid {
+            List<String> modes = new ArrayList<>();
+            if (cmd.check) modes.add("--check");
+            if (cmd.dryRun) modes.add("--dry-run");
+            if (cmd.waitOnly) modes.add("--wait-only");
+            if (cmd.quitOnly) modes.add("--quit-only");
+            if (modes.size() > 1) throw new Invalid(String.join(" and ", modes) + ": choose one");
+            if (cmd.exitCode != null && !cmd.quitOnly) throw new Invalid("--exit-code: goes with --quit-only");
+            if (cmd.exitCode != null && (cmd.exitCode < 0 || cmd.exitCode > 255)) {
+                throw new Invalid("--exit-code: not an exit code (0 to 255): '" + cmd.exitCode + "'");
+            }
+            if ((cmd.waitOnly || cmd.quitOnly) && !cmd.command.isEmpty()) {
+                throw new Invalid(modes.get(0) + " takes no COMMAND, but got '" + cmd.command.get(0) + "'");
+            }
+            if (cmd.check && Wait.targets(config).isEmpty()) {
+                throw new Invalid("--check: needs ENVOY_ADMIN_API or GENERIC_READY_ENDPOINTS (or --admin-api,"
+                        + " --ready-endpoint)");
+            }
+            if (cmd.command.isEmpty() && modes.isEmpty()) {
+                throw new Invalid("no COMMAND given: envoy-preflight [OPTIONS] [--] COMMAND [ARG...]");
+            }
         }
 
+        URI url(Setting s) { return (URI) values.get(s); }
         @SuppressWarnings("unchecked")
-        List<URI> urls(Setting s) {
-            return (List<URI>) values.get(s);
-        }
-
-        boolean on(Setting s) {
-            return (Boolean) values.get(s);
-        }
-
-        Duration duration(Setting s) {
-            return (Duration) values.get(s);
-        }
-
-        Log.Format logFormat() {
-            return (Log.Format) values.get(Setting.LOG_FORMAT);
-        }
-
-        List<String> command() {
-            return command;
-        }
-
-        boolean shouldWait() {
-            return url(Setting.ADMIN_API) != null && !on(Setting.START_WITHOUT_ENVOY);
-        }
+        List<URI> urls(Setting s) { return (List<URI>) values.get(s); }
+        boolean on(Setting s) { return (Boolean) values.get(s); }
+        Duration duration(Setting s) { return (Duration) values.get(s); }
+        Log.Format logFormat() { return (Log.Format) values.get(Setting.LOG_FORMAT); }
+        boolean shouldWait() { return !on(Setting.START_WITHOUT_ENVOY) && !Wait.targets(this).isEmpty(); }
 
         /** The resolved settings as "name=value" and who set them, for -v and --dry-run. */
         List<String> describe() {
@@ -439,15 +504,13 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
     }
 
-    // ---------------------------------------------------------------------------------------
-    // Waiting: poll /server_info with jittered exponential backoff until LIVE, a limit, or a stop.
-    // ---------------------------------------------------------------------------------------
+    // --- Waiting: poll each readiness target in turn, with backoff, until ready, a limit, or a stop ---
 
     static final class Wait {
-        /** Each poll's own limit, so that a hung admin endpoint never stalls the wait. */
+        /** Each poll's own limit, so that a hung endpoint never stalls the wait. */
         static final Duration POLL_TIMEOUT = Duration.ofSeconds(1);
 
-        enum Outcome { READY, WAIT_TIMED_OUT, GAVE_UP, STOPPED }
+        enum Outcome { READY, WAIT_TIMED_OUT, GAVE_UP, STOPPED, ABSENT }
 
         /** What ends a wait early (a stop signal), and how to pause and cut a poll short for it. */
         interface Stop {
@@ -459,47 +522,73 @@ public class EnvoyPreflight implements Callable<Integer> {
             Http.Abort abort();
         }
 
-        /** One poll's answer: ready or not, and what was seen, for the log. */
-        record Poll(boolean ready, String seen) {}
+        /** One URL to wait for: Envoy's /server_info until LIVE, or any URL until it answers 2xx. */
+        record Target(URI uri, boolean envoy) {
+            String what() { return envoy ? "Envoy" : "GET " + Values.redact(uri); }
+            String notReady() { return envoy ? "Envoy was not LIVE" : what() + " did not answer 2xx"; }
+            String until() { return "GET " + Values.redact(uri) + (envoy ? " until state LIVE" : " until 2xx"); }
+        }
+
+        /** One poll's answer: ready or not, what was seen (for the log), and if nothing listened. */
+        record Poll(boolean ready, String seen, boolean refused) {}
+
+        /** The admin API first (when set), then each ready endpoint, in order. */
+        static List<Target> targets(Config config) {
+            List<Target> targets = new ArrayList<>();
+            URI admin = config.url(Setting.ADMIN_API);
+            if (admin != null) targets.add(new Target(Values.resolve(admin, "server_info"), true));
+            config.urls(Setting.READY_ENDPOINTS).forEach(uri -> targets.add(new Target(uri, false)));
+            return targets;
+        }
 
         private final Config config;
-        private final URI serverInfo;
         private final Log log;
+        private Target target; // the one being waited for: the outcome's subject
 
         Wait(Config config, Log log) {
             this.config = config;
-            this.serverInfo = serverInfo(config);
             this.log = log;
         }
 
-        static URI serverInfo(Config config) {
-            return Values.resolve(config.url(Setting.ADMIN_API), "server_info");
-        }
+        Target target() { return target; }
 
         Outcome until(Stop stop) {
-            log.info("waiting for Envoy: GET " + Values.redact(serverInfo));
-            long start = System.nanoTime();
+            long start = System.nanoTime(); // every limit counts from the start of the whole wait
             Duration giveUp = config.duration(Setting.GIVE_UP_TIMEOUT);
             // As in scuttle, a give-up timeout replaces the wait timeout: the app never starts early.
             Duration startAnyway = giveUp.isZero() ? config.duration(Setting.WAIT_TIMEOUT) : Duration.ZERO;
-            Backoff backoff = new Backoff(config.duration(Setting.POLL_MAX_INTERVAL),
-                    ThreadLocalRandom.current()::nextDouble);
-            for (int polls = 1; ; polls++) {
-                long left = Math.min(nanosLeft(start, giveUp), nanosLeft(start, startAnyway));
-                Poll poll = poll(Duration.ofNanos(Math.max(1, Math.min(POLL_TIMEOUT.toNanos(), left))), stop.abort());
-                if (stop.stopped()) return Outcome.STOPPED;
-                log.info("poll " + polls + ": " + poll.seen());
-                if (poll.ready()) {
-                    log.info("LIVE after " + polls + " polls in " + (System.nanoTime() - start) / 1_000_000 + " ms");
-                    return Outcome.READY;
+            Duration absentAfter = config.duration(Setting.SIDECAR_ABSENT_AFTER);
+            boolean onlyRefused = true; // any other answer means a sidecar is there
+            for (Target next : targets(config)) {
+                target = next;
+                log.info("waiting for " + (next.envoy() ? "Envoy: GET " + Values.redact(next.uri())
+                        : next.what() + " to answer 2xx"));
+                Backoff backoff = new Backoff(config.duration(Setting.POLL_MAX_INTERVAL),
+                        ThreadLocalRandom.current()::nextDouble);
+                for (int polls = 1; ; polls++) {
+                    long left = Math.min(nanosLeft(start, giveUp), nanosLeft(start, startAnyway));
+                    Poll poll = poll(next, Duration.ofNanos(Math.max(1, Math.min(POLL_TIMEOUT.toNanos(), left))),
+                            stop.abort());
+                    if (stop.stopped()) return Outcome.STOPPED;
+                    log.info("poll " + polls + ": " + poll.seen());
+                    onlyRefused &= poll.refused();
+                    if (poll.ready()) {
+                        log.info((next.envoy() ? "LIVE" : next.what() + " answered 2xx") + " after " + polls
+                                + " polls in " + (System.nanoTime() - start) / 1_000_000 + " ms");
+                        break;
+                    }
+                    long absentLeft = onlyRefused && !absentAfter.isZero() ? nanosLeft(start, absentAfter) : Long.MAX_VALUE;
+                    if (absentLeft <= 0) return Outcome.ABSENT;
+                    long giveUpLeft = nanosLeft(start, giveUp);
+                    long startAnywayLeft = nanosLeft(start, startAnyway);
+                    if (giveUpLeft <= 0) return Outcome.GAVE_UP;
+                    if (startAnywayLeft <= 0) return Outcome.WAIT_TIMED_OUT;
+                    long pause = Math.min(Math.min(backoff.next().toNanos(), absentLeft),
+                            Math.min(giveUpLeft, startAnywayLeft));
+                    if (stop.pauseUnlessStopped(pause)) return Outcome.STOPPED;
                 }
-                long giveUpLeft = nanosLeft(start, giveUp);
-                long startAnywayLeft = nanosLeft(start, startAnyway);
-                if (giveUpLeft <= 0) return Outcome.GAVE_UP;
-                if (startAnywayLeft <= 0) return Outcome.WAIT_TIMED_OUT;
-                long pause = Math.min(backoff.next().toNanos(), Math.min(giveUpLeft, startAnywayLeft));
-                if (stop.pauseUnlessStopped(pause)) return Outcome.STOPPED;
             }
+            return Outcome.READY;
         }
 
         /** How long until limit has passed since start; no limit (zero) never runs out. */
@@ -507,18 +596,19 @@ public class EnvoyPreflight implements Callable<Integer> {
             return limit.isZero() ? Long.MAX_VALUE : limit.toNanos() - (System.nanoTime() - start);
         }
 
-        Poll poll(Duration timeout, Http.Abort abort) {
+        static Poll poll(Target target, Duration timeout, Http.Abort abort) {
             try {
-                return Http.exchange("GET", serverInfo, timeout, abort, (status, body) -> {
-                    if (status != 200) return new Poll(false, "HTTP " + status);
+                return Http.exchange("GET", target.uri(), timeout, abort, (status, body) -> {
+                    if (!target.envoy()) return new Poll(status / 100 == 2, "HTTP " + status, false);
+                    if (status != 200) return new Poll(false, "HTTP " + status, false);
                     String state = topLevelState(body);
-                    if (state == null) return new Poll(false, "HTTP 200 without a top-level state");
-                    return new Poll(state.equals("LIVE"), "state " + state);
+                    if (state == null) return new Poll(false, "HTTP 200 without a top-level state", false);
+                    return new Poll(state.equals("LIVE"), "state " + state, false);
                 });
             } catch (NotJson e) {
-                return new Poll(false, e.getMessage());
+                return new Poll(false, e.getMessage(), false);
             } catch (IOException e) {
-                return new Poll(false, Http.describe(e, timeout));
+                return new Poll(false, Http.describe(e, timeout), e instanceof ConnectException);
             }
         }
 
@@ -572,9 +662,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
     }
 
-    // ---------------------------------------------------------------------------------------
-    // The app's lifecycle: one phase, the stop signal, signals kept for the app, their relay.
-    // ---------------------------------------------------------------------------------------
+    // --- The app's lifecycle: one phase, the stop signal, signals kept for the app, their relay. ---
 
     static final class Lifecycle implements Wait.Stop {
         enum Phase { WAITING, RUNNING, EXITED }
@@ -593,13 +681,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             this.log = log;
         }
 
-        public Http.Abort abort() {
-            return abort;
-        }
-
-        public boolean stopped() {
-            return stopSignal() != 0;
-        }
+        public Http.Abort abort() { return abort; }
+        public boolean stopped() { return stopSignal() != 0; }
 
         int stopSignal() {
             synchronized (lock) {
@@ -703,30 +786,11 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
     }
 
-    // ---------------------------------------------------------------------------------------
-    // The app: found like a shell finds it, started behind two safeguards, waited for.
-    // ---------------------------------------------------------------------------------------
+    // --- The app: found like a shell finds it, started behind two safeguards, waited for. ---
 
-    static final class App {
-        private final List<String> command;
-        private final Log log;
-
-        App(List<String> command, Log log) {
-            this.command = command;
-            this.log = log;
-        }
-
-        String name() {
-            return command.get(0);
-        }
-
-        List<String> command() {
-            return command;
-        }
-
-        Resolved find() {
-            return resolve(name(), System.getenv("PATH"));
-        }
+    record App(List<String> command, Log log) {
+        String name() { return command.get(0); }
+        Resolved find() { return resolve(name(), System.getenv("PATH")); }
 
         /**
          * The command, behind two safeguards that the JDK cannot set up itself, each used where its
@@ -830,9 +894,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
     }
 
-    // ---------------------------------------------------------------------------------------
-    // Signals: the ones we take over from the JVM, and how we send one.
-    // ---------------------------------------------------------------------------------------
+    // --- Signals: the ones we take over from the JVM, and how we send one. ---
 
     static final class Signals {
         /**
@@ -854,13 +916,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
 
             /** TERM, INT and HUP before the app started mean: don't start it. */
-            boolean stops() {
-                return stops;
-            }
-
-            int number() {
-                return number;
-            }
+            boolean stops() { return stops; }
+            int number() { return number; }
         }
 
         static void install(Consumer<Sig> handler, Log log) {
@@ -943,11 +1000,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
     }
 
-    // ---------------------------------------------------------------------------------------
-    // Quitting the sidecar at exit: a plan of steps, each able to say what it would do, and do it.
-    // ---------------------------------------------------------------------------------------
+    // --- Quitting the sidecar at exit: a plan of steps, each able to say what it would do, and do it. ---
 
-    static final class Quit {
+    record Quit(Duration timeout, Log log) {
         static final String PILOT_AGENT = "pilot-agent";
 
         interface Step {
@@ -959,24 +1014,14 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** POST a URL; only a 2xx answer counts as success. */
         record Post(URI uri) implements Step {
-            public String describe() {
-                return "POST " + Values.redact(uri);
-            }
-
-            public boolean run(Quit quit) {
-                return quit.post(uri);
-            }
+            public String describe() { return "POST " + Values.redact(uri); }
+            public boolean run(Quit quit) { return quit.post(uri); }
         }
 
         /** SIGINT every process of that name, as `pkill -SIGINT name`; true if one was signalled. */
         record SigintAll(String name) implements Step {
-            public String describe() {
-                return "SIGINT " + name;
-            }
-
-            public boolean run(Quit quit) {
-                return quit.sigintAll(name);
-            }
+            public String describe() { return "SIGINT " + name; }
+            public boolean run(Quit quit) { return quit.sigintAll(name); }
         }
 
         /** Try first; if it fails, orElse. */
@@ -987,9 +1032,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                         + orElse.describe();
             }
 
-            public boolean run(Quit quit) {
-                return first.run(quit) || orElse.run(quit);
-            }
+            public boolean run(Quit quit) { return first.run(quit) || orElse.run(quit); }
         }
 
         /** What happens at exit: the steps in order, or why there are none. */
@@ -1002,8 +1045,9 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         static Plan plan(Config config, int exitCode) {
             URI admin = config.url(Setting.ADMIN_API);
-            if (admin == null) return new Plan(List.of(), "no admin API configured");
-            if (!Values.isLoopback(admin)) {
+            List<URI> generic = config.urls(Setting.GENERIC_QUIT_ENDPOINTS);
+            if (admin == null && generic.isEmpty()) return new Plan(List.of(), "no admin API configured");
+            if (admin != null && !Values.isLoopback(admin)) {
                 return new Plan(List.of(), "the admin API host " + admin.getHost()
                         + " is not loopback, so the sidecar is not ours to quit");
             }
@@ -1012,9 +1056,22 @@ public class EnvoyPreflight implements Callable<Integer> {
                 return new Plan(List.of(), "never-kill-istio-on-failure is set and the exit code is " + exitCode);
             }
             List<Step> steps = new ArrayList<>();
-            config.urls(Setting.GENERIC_QUIT_ENDPOINTS).forEach(uri -> steps.add(new Post(uri)));
-            Step pkill = new Fallback(new SigintAll(PILOT_AGENT), new Post(Values.resolve(admin, "quitquitquit")));
+            generic.forEach(uri -> steps.add(new Post(uri)));
+            // Without an admin API, or when told so, the generic endpoints are all there is to quit.
+            if (admin == null || config.on(Setting.GENERIC_QUIT_ONLY)) {
+                return new Plan(List.copyOf(steps), "generic-quit-only is set and there are no generic quit endpoints");
+            }
+            URI envoyQuit = config.url(Setting.ENVOY_KILL_API) != null ? config.url(Setting.ENVOY_KILL_API)
+                    : Values.resolve(admin, "quitquitquit");
             URI istio = config.url(Setting.ISTIO_QUIT_API);
+            Step pilotAgent = new SigintAll(PILOT_AGENT);
+            if (istio == null && admin.getPort() == Config.ISTIO_ADMIN_API.getPort()) {
+                // Istio's Envoy: quitting Envoy alone leaves pilot-agent running and the pod with it
+                // (istio#6324), so ask pilot-agent on its own port before Envoy's /quitquitquit.
+                pilotAgent = new Fallback(pilotAgent, new Post(URI.create("http://" + admin.getHost() + ":"
+                        + Config.ISTIO_QUIT_API.getPort() + "/quitquitquit")));
+            }
+            Step pkill = new Fallback(pilotAgent, new Post(envoyQuit));
             if (istio == null) {
                 steps.add(pkill);
             } else {
@@ -1022,15 +1079,6 @@ public class EnvoyPreflight implements Callable<Integer> {
                 steps.add(config.on(Setting.ISTIO_FALLBACK_PKILL) ? new Fallback(post, pkill) : post);
             }
             return new Plan(List.copyOf(steps), null);
-        }
-
-        private final Duration timeout;
-        private final Log log;
-
-        /** Every request bounded by timeout; failures are only logged. */
-        Quit(Duration timeout, Log log) {
-            this.timeout = timeout;
-            this.log = log;
         }
 
         void run(Plan plan) {
@@ -1076,35 +1124,25 @@ public class EnvoyPreflight implements Callable<Integer> {
             return any;
         }
 
-        /** Processes whose /proc/PID/comm is exactly name (pkill matches the same field). */
+        /** Processes whose /proc/PID/comm is exactly name (pkill matches the same field), not us. */
         static List<Long> processesNamed(String name) {
-            List<Long> pids = new ArrayList<>();
-            long self = ProcessHandle.current().pid();
-            try (Stream<Path> entries = Files.list(Path.of("/proc"))) {
-                entries.filter(p -> p.getFileName().toString().chars().allMatch(Character::isDigit))
-                        .forEach(p -> {
-                            try {
-                                long pid = Long.parseLong(p.getFileName().toString());
-                                if (pid != self && Files.readString(p.resolve("comm")).strip().equals(name)) {
-                                    pids.add(pid);
-                                }
-                            } catch (IOException | RuntimeException e) {
-                                // the process ended while we looked: not a candidate
-                            }
-                        });
+            return ProcessHandle.allProcesses().filter(p -> p.pid() != ProcessHandle.current().pid())
+                    .filter(p -> name.equals(comm(p.pid()))).map(ProcessHandle::pid).toList();
+        }
+
+        private static String comm(long pid) {
+            try {
+                return Files.readString(Path.of("/proc/" + pid + "/comm")).strip();
             } catch (IOException e) {
-                return List.of(); // no /proc: nothing we can signal
+                return null; // the process ended while we looked: not a candidate
             }
-            return pids;
         }
     }
 
-    // ---------------------------------------------------------------------------------------
-    // Plumbing: logging, values, HTTP.
-    // ---------------------------------------------------------------------------------------
+    // --- Plumbing: logging, values, HTTP. ---
 
     /** Log lines on stderr only, so stdout stays the app's; text or one JSON object a line. */
-    static final class Log {
+    record Log(boolean verbose, Format format, PrintStream err) {
         enum Format {
             TEXT, JSON;
 
@@ -1117,38 +1155,21 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        private final boolean verbose;
-        private final Format format;
-        private final PrintStream err;
-
-        Log(boolean verbose, Format format, PrintStream err) {
-            this.verbose = verbose;
-            this.format = format;
-            this.err = err;
-        }
-
         /** A log for errors before the configuration is known: in the asked format, else text. */
         static Log forErrors(EnvoyPreflight cmd) {
             Format format;
             try {
-                format = (Format) Setting.LOG_FORMAT.value(Setting.LOG_FORMAT.source(cmd.flags, cmd.env));
+                Setting s = Setting.LOG_FORMAT;
+                format = (Format) s.value(s.source(cmd.flags, cmd.env, new ArrayList<>()));
             } catch (Config.Invalid e) {
                 format = Format.TEXT; // the bad format itself is reported with the other settings
             }
             return new Log(false, format, cmd.err);
         }
 
-        void info(String message) {
-            if (verbose) write("info", message);
-        }
-
-        void warn(String message) {
-            write("warning", message);
-        }
-
-        void error(String message) {
-            write("error", message);
-        }
+        void info(String message) { if (verbose) write("info", message); }
+        void warn(String message) { write("warning", message); }
+        void error(String message) { write("error", message); }
 
         private void write(String level, String message) {
             String safe = Values.redact(message);
@@ -1311,13 +1332,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         private static final Pattern USERINFO = Pattern.compile("(?<=//)[^/?#\\s]*@");
 
         /** Credentials in URLs (user:pass@) never reach a log line or an error. */
-        static String redact(String s) {
-            return s == null ? null : USERINFO.matcher(s).replaceAll("***@");
-        }
-
-        static String redact(URI uri) {
-            return redact(uri.toString());
-        }
+        static String redact(String s) { return s == null ? null : USERINFO.matcher(s).replaceAll("***@"); }
+        static String redact(URI uri) { return redact(uri.toString()); }
     }
 
     /**
@@ -1370,9 +1386,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             return cutter;
         }
 
-        private static void cut(HttpURLConnection c) {
-            if (c != null) cutter().execute(c::disconnect);
-        }
+        private static void cut(HttpURLConnection c) { if (c != null) cutter().execute(c::disconnect); }
 
         static <T> T exchange(String method, URI uri, Duration timeout, Abort abort, BodyReader<T> reader)
                 throws IOException {

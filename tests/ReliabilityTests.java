@@ -465,14 +465,13 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
         void thousandsOfPollsLeakNoHeapThreadsOrDescriptors() throws Exception {
             fake.forceState("INITIALIZING");
             EnvoyPreflight.Config config = TestSupport.config(Map.of("ENVOY_ADMIN_API", fake.url().toString()));
-            EnvoyPreflight.Wait api = new EnvoyPreflight.Wait(config,
-                    new EnvoyPreflight.Log(false, EnvoyPreflight.Log.Format.TEXT, System.err));
-            for (int i = 0; i < 300; i++) api.poll(Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()); // warm-up
+            EnvoyPreflight.Wait.Target admin = EnvoyPreflight.Wait.targets(config).get(0);
+            for (int i = 0; i < 300; i++) EnvoyPreflight.Wait.poll(admin, Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()); // warm-up
             long heap0 = usedHeapAfterGc();
             long threads0 = ourThreads();
             long fds0 = openDescriptors();
             for (int i = 0; i < 3000; i++) {
-                assertFalse(api.poll(Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()).ready());
+                assertFalse(EnvoyPreflight.Wait.poll(admin, Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()).ready());
             }
             long heapGrowth = usedHeapAfterGc() - heap0;
             assertTrue(heapGrowth < 2 << 20, "heap grew by " + heapGrowth + " bytes over 3000 polls");

@@ -45,7 +45,7 @@ final class TestSupport {
 
     /** Every variable the tool reads (from its own table): cleared so that the developer's shell can't leak in. */
     static final List<String> TOOL_VARIABLES = java.util.Arrays.stream(EnvoyPreflight.Setting.values())
-            .map(s -> s.variable).toList();
+            .flatMap(s -> s.variables().stream()).toList();
 
     static final Duration PATIENCE = Duration.ofSeconds(30);
 

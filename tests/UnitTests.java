@@ -238,7 +238,68 @@ class UnitTests {
 
         @Test
         void plainEnvoyIsStoppedThroughPkillElseTheAdminApi() throws Exception {
-            assertEquals(List.of(pkill("http://127.0.0.1:15000")), steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000"));
+            assertEquals(List.of(pkill("http://127.0.0.1:9901")), steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:9901"));
+        }
+
+        @Test
+        void onIstiosAdminPortWithoutTheIstioApiPilotAgentIsAskedBeforeEnvoy() throws Exception {
+            var chain = new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.Fallback(
+                    new EnvoyPreflight.Quit.SigintAll("pilot-agent"), post("http://127.0.0.1:15020/quitquitquit")),
+                    post("http://127.0.0.1:15000/quitquitquit"));
+            assertEquals(List.of(chain), steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000"));
+            assertEquals("SIGINT pilot-agent, else POST http://127.0.0.1:15020/quitquitquit, else POST "
+                    + "http://127.0.0.1:15000/quitquitquit", chain.describe());
+            // the admin host is kept, credentials are not
+            assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.Fallback(
+                            new EnvoyPreflight.Quit.SigintAll("pilot-agent"), post("http://[::1]:15020/quitquitquit")),
+                            post("http://u:p@[::1]:15000/quitquitquit"))),
+                    steps(0, "ENVOY_ADMIN_API", "http://u:p@[::1]:15000"));
+            // with the Istio API, its fallback is today's pkill step
+            assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(post("http://127.0.0.1:15020/quitquitquit"),
+                            pkill("http://127.0.0.1:15000"))),
+                    steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000", "ISTIO_QUIT_API", "http://127.0.0.1:15020",
+                            "ISTIO_FALLBACK_PKILL", "true"));
+        }
+
+        @Test
+        void withoutAnAdminApiOnlyTheGenericEndpointsAreQuit() throws Exception {
+            assertEquals(List.of(post("http://127.0.0.1:4191/shutdown")),
+                    steps(1, "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:4191/shutdown", "ISTIO_QUIT_API", "http://127.0.0.1:15020"));
+            assertEquals(List.of(), steps(0, "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:4191/shutdown",
+                    "NEVER_KILL_ISTIO", "true"));
+            assertEquals(List.of(), steps(1, "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:4191/shutdown",
+                    "NEVER_KILL_ISTIO_ON_FAILURE", "true"));
+        }
+
+        @Test
+        void genericQuitOnlyPostsNothingElse() throws Exception {
+            String[] istio = {"ENVOY_ADMIN_API", "http://127.0.0.1:15000", "ISTIO_QUIT_API", "http://127.0.0.1:15020",
+                    "GENERIC_QUIT_ONLY", "true"};
+            assertEquals(List.of(post("http://127.0.0.1:1/drain")),
+                    steps(0, concat(istio, "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:1/drain")));
+            assertEquals(List.of(), steps(0, istio));
+            assertTrue(plan(0, istio).nothingBecause().contains("generic-quit-only"), plan(0, istio).nothingBecause());
+        }
+
+        @Test
+        void envoyKillApiReplacesTheAdminQuitWhereverItAppears() throws Exception {
+            String kill = "http://127.0.0.1:9901/quitquitquit?drain=1";
+            assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.SigintAll("pilot-agent"),
+                    post(kill))), steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:9901", "ENVOY_KILL_API", kill));
+            assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.Fallback(
+                            new EnvoyPreflight.Quit.SigintAll("pilot-agent"), post("http://127.0.0.1:15020/quitquitquit")),
+                            post(kill))),
+                    steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000", "ENVOY_KILL_API", kill));
+        }
+
+        @Test
+        void useIstioEndpointFillsOnlyWhatIsUnset() throws Exception {
+            assertEquals(List.of(post("http://127.0.0.1:15020/quitquitquit")), steps(0, "USE_ISTIO_ENDPOINT", "true"));
+            var c = TestSupport.config(TestSupport.env("USE_ISTIO_ENDPOINT", "true", "ENVOY_ADMIN_API", "http://127.0.0.1:9901"));
+            assertEquals(URI.create("http://127.0.0.1:9901"), c.url(EnvoyPreflight.Setting.ADMIN_API));
+            assertEquals(URI.create("http://127.0.0.1:15020"), c.url(EnvoyPreflight.Setting.ISTIO_QUIT_API));
+            assertTrue(c.shouldWait());
+            assertFalse(TestSupport.config(TestSupport.env("USE_ISTIO_ENDPOINT", "false")).shouldWait());
         }
 
         @Test
@@ -352,6 +413,72 @@ class UnitTests {
             f.flags.put(EnvoyPreflight.Setting.ISTIO_QUIT_API, "127.0.0.1:15020");
             Exception e = assertThrows(EnvoyPreflight.Config.Invalid.class, () -> resolve(f));
             assertTrue(e.getMessage().startsWith("--istio-quit-api: "), e.getMessage());
+        }
+
+        @Test
+        void aliasesAreReadAsTheirVariablesAndSaySo() throws Exception {
+            EnvoyPreflight.Config c = resolve(tool("SCUTTLE_LOGGING", "true", "NEVER_KILL_ENVOY", "TRUE",
+                    "ALWAYS_KILL_ENVOY", "false"));
+            assertTrue(c.on(EnvoyPreflight.Setting.VERBOSE));
+            assertTrue(c.on(EnvoyPreflight.Setting.NEVER_KILL_ISTIO));
+            assertTrue(c.on(EnvoyPreflight.Setting.NEVER_KILL_ISTIO_ON_FAILURE), "ALWAYS_KILL_ENVOY=false is inverted");
+            assertFalse(resolve(tool("ALWAYS_KILL_ENVOY", "true")).on(EnvoyPreflight.Setting.NEVER_KILL_ISTIO_ON_FAILURE));
+            assertTrue(c.describe().contains("set by=NEVER_KILL_ENVOY ALWAYS_KILL_ENVOY SCUTTLE_LOGGING"),
+                    c.describe().toString());
+            assertEquals(List.of(), c.warnings());
+        }
+
+        @Test
+        void theVariableWinsOverItsAliasWithAWarningAndTheFlagOverBoth() throws Exception {
+            EnvoyPreflight f = tool("ENVOY_PREFLIGHT_LOGGING", "false", "SCUTTLE_LOGGING", "true");
+            assertFalse(resolve(f).on(EnvoyPreflight.Setting.VERBOSE));
+            assertEquals(List.of("SCUTTLE_LOGGING is set, but ENVOY_PREFLIGHT_LOGGING wins"), resolve(f).warnings());
+            f.flags.put(EnvoyPreflight.Setting.VERBOSE, "true");
+            assertTrue(resolve(f).on(EnvoyPreflight.Setting.VERBOSE));
+        }
+
+        @Test
+        void anAliasIsValidatedLikeItsVariable() {
+            Exception e = assertThrows(EnvoyPreflight.Config.Invalid.class, () -> resolve(tool("NEVER_KILL_ENVOY", "yes")));
+            assertEquals("NEVER_KILL_ENVOY: not a boolean (true or false): 'yes'", e.getMessage());
+            e = assertThrows(EnvoyPreflight.Config.Invalid.class,
+                    () -> resolve(tool("ENVOY_PREFLIGHT_LOGGING", "true", "SCUTTLE_LOGGING", "maybe")));
+            assertTrue(e.getMessage().startsWith("SCUTTLE_LOGGING: "), e.getMessage());
+        }
+
+        @Test
+        void readyEndpointsAreWaitedForAfterTheAdminApiInTheirOrder() throws Exception {
+            var targets = EnvoyPreflight.Wait.targets(resolve(tool("GENERIC_READY_ENDPOINTS",
+                    " http://127.0.0.1:15021/healthz/ready , ,http://127.0.0.1:9090/readiness ",
+                    "ENVOY_ADMIN_API", "http://127.0.0.1:15000/")));
+            assertEquals(List.of(new EnvoyPreflight.Wait.Target(URI.create("http://127.0.0.1:15000/server_info"), true),
+                    new EnvoyPreflight.Wait.Target(URI.create("http://127.0.0.1:15021/healthz/ready"), false),
+                    new EnvoyPreflight.Wait.Target(URI.create("http://127.0.0.1:9090/readiness"), false)), targets);
+            EnvoyPreflight.Config linkerd = resolve(tool("GENERIC_READY_ENDPOINTS", "http://127.0.0.1:4191/ready"));
+            assertTrue(linkerd.shouldWait());
+            assertFalse(resolve(tool("GENERIC_READY_ENDPOINTS", "http://127.0.0.1:4191/ready",
+                    "START_WITHOUT_ENVOY", "true")).shouldWait());
+        }
+
+        @Test
+        void theModesFitTogetherOrAreRejected() throws Exception {
+            EnvoyPreflight waitOnly = TestSupport.tool(Map.of());
+            waitOnly.waitOnly = true;
+            resolve(waitOnly);
+            waitOnly.command = List.of("true");
+            assertThrows(EnvoyPreflight.Config.Invalid.class, () -> resolve(waitOnly));
+            EnvoyPreflight quitOnly = TestSupport.tool(Map.of());
+            quitOnly.quitOnly = true;
+            quitOnly.exitCode = 255;
+            resolve(quitOnly);
+            quitOnly.exitCode = 256;
+            assertThrows(EnvoyPreflight.Config.Invalid.class, () -> resolve(quitOnly));
+            quitOnly.exitCode = 1;
+            quitOnly.dryRun = true;
+            assertThrows(EnvoyPreflight.Config.Invalid.class, () -> resolve(quitOnly));
+            EnvoyPreflight exitCodeAlone = TestSupport.tool(Map.of(), "true");
+            exitCodeAlone.exitCode = 0;
+            assertThrows(EnvoyPreflight.Config.Invalid.class, () -> resolve(exitCodeAlone));
         }
 
         @Test

@@ -34,6 +34,9 @@ import java.util.function.Consumer;
  * <li>POST /quitquitquit: 200 "OK\n", then the fake stops serving (Envoy exits); other methods 405.
  * <li>with --pilot-agent-port: POST /quitquitquit there answers 200 "OK" and stops both, 403 for a
  *     caller that is not on loopback, 405 for other methods.
+ * <li>with --generic-port: a sidecar that is not Envoy, as Linkerd's proxy serves it on :4191:
+ *     GET /ready answers 200 "ready" once LIVE, else 503; POST /shutdown answers 200 and stops
+ *     every port (405 for other methods). For GENERIC_READY_ENDPOINTS and GENERIC_QUIT_ENDPOINTS.
  * </ul>
  * Run it: {@code jbang examples/local/FakeEnvoy.java --port 9901 --live-after 3s}
  */
@@ -49,6 +52,7 @@ public class FakeEnvoy implements AutoCloseable {
 
     private final HttpServer admin;
     private HttpServer pilotAgent;
+    private HttpServer generic;
     private final ExecutorService executor = Executors.newCachedThreadPool(r -> {
         Thread t = new Thread(r, "fake-envoy");
         t.setDaemon(true);
@@ -85,6 +89,19 @@ public class FakeEnvoy implements AutoCloseable {
         return this;
     }
 
+    /** Also serves a generic sidecar's GET /ready and POST /shutdown on port (0: any free port). */
+    public FakeEnvoy withGenericSidecar(int port) throws IOException {
+        generic = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
+        generic.setExecutor(executor);
+        generic.createContext("/", exchange -> dispatch("generic", exchange, this::serveGeneric));
+        generic.start();
+        return this;
+    }
+
+    public URI genericUrl() {
+        return URI.create("http://127.0.0.1:" + generic.getAddress().getPort());
+    }
+
     public FakeEnvoy logTo(Consumer<String> log) {
         this.log = log;
         return this;
@@ -116,6 +133,11 @@ public class FakeEnvoy implements AutoCloseable {
     /** Serves path on the pilot-agent port with handler instead of the faithful behaviour. */
     public void overridePilotAgent(String path, HttpHandler handler) {
         overrides.put("pilot-agent " + path, handler);
+    }
+
+    /** Serves path on the generic sidecar's port with handler instead of the faithful behaviour. */
+    public void overrideGeneric(String path, HttpHandler handler) {
+        overrides.put("generic " + path, handler);
     }
 
     /** Ways an endpoint can misbehave (connection refused is simply a port nobody serves). */
@@ -222,8 +244,7 @@ public class FakeEnvoy implements AutoCloseable {
     @Override
     public void close() {
         closed.countDown();
-        admin.stop(0);
-        if (pilotAgent != null) pilotAgent.stop(0);
+        stopServing();
         executor.shutdownNow();
     }
 
@@ -277,10 +298,34 @@ public class FakeEnvoy implements AutoCloseable {
     /** Like Envoy and pilot-agent, stop serving right after answering. */
     private void quit() {
         quit.countDown();
-        new Thread(() -> {
-            admin.stop(0);
-            if (pilotAgent != null) pilotAgent.stop(0);
-        }, "fake-envoy-quit").start();
+        new Thread(this::stopServing, "fake-envoy-quit").start();
+    }
+
+    private void stopServing() {
+        admin.stop(0);
+        if (pilotAgent != null) pilotAgent.stop(0);
+        if (generic != null) generic.stop(0);
+    }
+
+    private void serveGeneric(HttpExchange exchange) throws IOException {
+        String method = exchange.getRequestMethod();
+        switch (exchange.getRequestURI().getPath()) {
+            case "/ready" -> {
+                boolean ready = state().equals("LIVE");
+                log.accept("generic " + method + " /ready -> " + (ready ? 200 : 503));
+                reply(exchange, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n");
+            }
+            case "/shutdown" -> {
+                if (!method.equals("POST")) {
+                    reply(exchange, 405, "text/plain", "method not allowed\n");
+                    return;
+                }
+                log.accept("generic POST /shutdown -> 200, quitting");
+                reply(exchange, 200, "text/plain", "shutdown\n");
+                quit();
+            }
+            default -> reply(exchange, 404, "text/plain", "not found\n");
+        }
     }
 
     static String serverInfo(String state) {
@@ -307,6 +352,7 @@ public class FakeEnvoy implements AutoCloseable {
     public static void main(String[] args) throws Exception {
         int port = 9901;
         Integer pilotPort = null;
+        Integer genericPort = null;
         Duration liveAfter = Duration.ofSeconds(2);
         List<String> faults = new java.util.ArrayList<>();
         for (int i = 0; i < args.length; i++) {
@@ -315,11 +361,13 @@ public class FakeEnvoy implements AutoCloseable {
             switch (arg) {
                 case "--port" -> port = Integer.parseInt(require(arg, value));
                 case "--pilot-agent-port" -> pilotPort = Integer.parseInt(require(arg, value));
+                case "--generic-port" -> genericPort = Integer.parseInt(require(arg, value));
                 case "--live-after" -> liveAfter = seconds(require(arg, value));
                 case "--fault" -> faults.add(require(arg, value));
                 case "-h", "--help" -> {
                     System.out.println("Usage: FakeEnvoy [--port N (9901)] [--live-after DUR (2s)]"
-                            + " [--pilot-agent-port N] [--fault PATH=FAULT]...\n"
+                            + " [--pilot-agent-port N] [--generic-port N] [--fault PATH=FAULT]...\n"
+                            + "  --generic-port: GET /ready (200 once LIVE) and POST /shutdown, as Linkerd's proxy\n"
                             + "  DUR: 500ms, 3s or a number of seconds\n"
                             + "  FAULT (on the admin port): " + java.util.Arrays.toString(Fault.values()));
                     return;
@@ -330,12 +378,14 @@ public class FakeEnvoy implements AutoCloseable {
         }
         FakeEnvoy fake = FakeEnvoy.start(port, liveAfter).logTo(line -> System.err.println("fake-envoy: " + line));
         if (pilotPort != null) fake.withPilotAgent(pilotPort);
+        if (genericPort != null) fake.withGenericSidecar(genericPort);
         for (String f : faults) {
             String[] pathAndFault = f.split("=", 2);
             fake.override(pathAndFault[0], fake.misbehave(Fault.parse(pathAndFault[1])));
         }
         System.err.println("fake-envoy: admin API on " + fake.url() + ", LIVE after " + liveAfter.toMillis()
-                + " ms" + (pilotPort == null ? "" : ", pilot-agent on " + fake.pilotAgentUrl()));
+                + " ms" + (pilotPort == null ? "" : ", pilot-agent on " + fake.pilotAgentUrl())
+                + (genericPort == null ? "" : ", generic sidecar on " + fake.genericUrl()));
         fake.quit.await();
         Thread.sleep(100); // let the last answer leave before the JVM exits
         System.err.println("fake-envoy: quit");
