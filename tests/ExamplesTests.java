@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -44,10 +45,15 @@ class ExamplesTests {
             return a == null ? Map.of() : a;
         }
 
-        /** The container that runs envoy-preflight: the one configured with ENVOY_ADMIN_API. */
+        /** The container that runs envoy-preflight: the one configured with its variables. */
         Map<String, Object> wrapped() {
-            return containers().stream().filter(c -> env(c).containsKey("ENVOY_ADMIN_API")).findFirst()
-                    .orElseThrow(() -> new AssertionError(file + ": no container sets ENVOY_ADMIN_API"));
+            return containers().stream().filter(c -> env(c).keySet().stream().anyMatch(TestSupport.TOOL_VARIABLES::contains))
+                    .findFirst().orElseThrow(() -> new AssertionError(file + ": no container sets envoy-preflight's variables"));
+        }
+
+        Map<String, Object> container(String name) {
+            return containers().stream().filter(c -> name.equals(c.get("name"))).findFirst()
+                    .orElseThrow(() -> new AssertionError(file + ": no container " + name));
         }
     }
 
@@ -114,7 +120,11 @@ class ExamplesTests {
     void everyWrappedContainerIsAcceptedByTheToolAndQuitsALoopbackSidecar() throws Exception {
         for (Pod pod : pods) {
             EnvoyPreflight.Config c = config(pod.wrapped());
-            assertTrue(EnvoyPreflight.Values.isLoopback(c.url(EnvoyPreflight.Setting.ADMIN_API)), pod.file() + ": " + c.url(EnvoyPreflight.Setting.ADMIN_API));
+            URI admin = c.url(EnvoyPreflight.Setting.ADMIN_API);
+            assertTrue(admin == null || EnvoyPreflight.Values.isLoopback(admin), pod.file() + ": " + admin);
+            for (var target : EnvoyPreflight.Wait.targets(c)) {
+                assertTrue(EnvoyPreflight.Values.isLoopback(target.uri()), pod.file() + ": " + target);
+            }
             assertTrue(c.shouldWait(), pod.file());
             var plan = EnvoyPreflight.Quit.plan(c, 0);
             assertFalse(plan.steps().isEmpty(), pod.file() + ": " + plan.nothingBecause());
@@ -136,16 +146,91 @@ class ExamplesTests {
     }
 
     @Test
-    void istioPodsQuitPilotAgentOnItsLoopbackPort() throws Exception {
+    void istioPodsWaitForTheirConfigurationAndQuitPilotAgentLast() throws Exception {
         List<Pod> istio = pods.stream().filter(p -> "true".equals(p.annotations().get("sidecar.istio.io/inject")))
                 .toList();
-        assertTrue(istio.size() >= 2, "Istio pods: " + istio.size());
+        assertTrue(istio.size() >= 3, "Istio pods: " + istio.size());
         for (Pod pod : istio) {
             EnvoyPreflight.Config c = config(pod.wrapped());
             assertEquals(URI.create("http://127.0.0.1:15000"), c.url(EnvoyPreflight.Setting.ADMIN_API), pod.file());
-            assertEquals(List.of(new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:15020/quitquitquit"))),
-                    EnvoyPreflight.Quit.plan(c, 0).steps(), pod.file());
+            var targets = EnvoyPreflight.Wait.targets(c);
+            assertEquals(new EnvoyPreflight.Wait.Target(URI.create("http://127.0.0.1:15000/server_info"), true),
+                    targets.get(0), pod.file());
+            if (!pod.file().endsWith("cronjob.yaml")) {
+                assertEquals(new EnvoyPreflight.Wait.Target(URI.create("http://127.0.0.1:15021/healthz/ready"), false),
+                        targets.get(1), pod.file() + ": configuration received, not only LIVE");
+            }
+            var steps = EnvoyPreflight.Quit.plan(c, 0).steps();
+            assertEquals(new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:15020/quitquitquit")),
+                    steps.get(steps.size() - 1), pod.file());
         }
+        String istioJob = Files.readString(ROOT.resolve("examples/kubernetes/istio-job.yaml"));
+        assertTrue(istioJob.contains("holdApplicationUntilProxyStarts"), "istio-job.yaml says why it waits on 15021");
+    }
+
+    @Test
+    void theLinkerdJobWaitsOnItsProxyAndShutsItDownWithTheEndpointEnabled() throws Exception {
+        Pod pod = pods.stream().filter(p -> "enabled".equals(p.annotations().get("linkerd.io/inject"))).findFirst()
+                .orElseThrow(() -> new AssertionError("no Linkerd Job"));
+        assertEquals("enabled", pod.annotations().get("config.linkerd.io/proxy-admin-shutdown"),
+                "the proxy's /shutdown is off unless enabled");
+        EnvoyPreflight.Config c = config(pod.wrapped());
+        assertEquals(null, c.url(EnvoyPreflight.Setting.ADMIN_API));
+        assertEquals(List.of(new EnvoyPreflight.Wait.Target(URI.create("http://127.0.0.1:4191/ready"), false)),
+                EnvoyPreflight.Wait.targets(c));
+        assertEquals(List.of(new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:4191/shutdown"))),
+                EnvoyPreflight.Quit.plan(c, 0).steps());
+        assertEquals(EnvoyPreflight.Quit.plan(c, 0).steps(), EnvoyPreflight.Quit.plan(c, 1).steps(), "failures too");
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void theTwoSidecarJobStartsTheCloudSqlProxyWithThePortsTheToolUses() throws Exception {
+        Pod pod = twoSidecars();
+        List<String> args = (List<String>) pod.container("cloud-sql-proxy").get("args");
+        assertTrue(args.contains("--health-check") && args.contains("--quitquitquit"), args.toString());
+        String httpPort = args.stream().filter(a -> a.startsWith("--http-port=")).findFirst().orElse("--http-port=9090");
+        String adminPort = args.stream().filter(a -> a.startsWith("--admin-port=")).findFirst().orElse("--admin-port=9091");
+        EnvoyPreflight.Config c = config(pod.wrapped());
+        assertEquals(List.of("http://127.0.0.1:15000/server_info", "http://127.0.0.1:15021/healthz/ready",
+                        "http://127.0.0.1:" + httpPort.split("=")[1] + "/readiness"),
+                EnvoyPreflight.Wait.targets(c).stream().map(t -> t.uri().toString()).toList());
+        assertEquals(List.of(new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:" + adminPort.split("=")[1]
+                        + "/quitquitquit")), new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:15020/quitquitquit"))),
+                EnvoyPreflight.Quit.plan(c, 0).steps());
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void theTwoSidecarJobsSettingsRunAgainstFakeSidecars() throws Exception {
+        // The manifest's own environment, each sidecar port mapped to a fake on this machine.
+        Pod pod = twoSidecars();
+        try (FakeEnvoy fake = FakeEnvoy.start(0, Duration.ofMillis(300)).withPilotAgent(0).withGenericSidecar(0)) {
+            fake.overrideGeneric("/healthz/ready", exchange -> FakeEnvoy.reply(exchange, 200, "text/plain", ""));
+            fake.overrideGeneric("/readiness", exchange -> FakeEnvoy.reply(exchange, 200, "text/plain", "ok"));
+            fake.overrideGeneric("/quitquitquit", exchange -> FakeEnvoy.reply(exchange, 200, "text/plain", "bye"));
+            Map<String, String> ports = Map.of(":15000", ":" + fake.url().getPort(), ":15020",
+                    ":" + fake.pilotAgentUrl().getPort(), ":15021", ":" + fake.genericUrl().getPort(),
+                    ":9090", ":" + fake.genericUrl().getPort(), ":9091", ":" + fake.genericUrl().getPort());
+            Map<String, String> env = new java.util.HashMap<>();
+            env(pod.wrapped()).forEach((k, v) -> {
+                for (var p : ports.entrySet()) v = v.replace(p.getKey(), p.getValue());
+                env.put(k, v);
+            });
+            env.put("JOB_SECONDS", "0");
+            try (var tool = TestSupport.Tool.start(env, ROOT.resolve("examples/docker/job.sh").toString())) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertTrue(tool.stdout().contains("job: done"), tool.stdout());
+            }
+            List<String> seen = fake.requests().stream().map(Object::toString).distinct().toList();
+            assertEquals(List.of("admin GET /server_info", "generic GET /healthz/ready", "generic GET /readiness",
+                    "generic POST /quitquitquit", "pilot-agent POST /quitquitquit"), seen);
+        }
+    }
+
+    Pod twoSidecars() {
+        return pods.stream().filter(p -> p.containers().stream().anyMatch(c -> "cloud-sql-proxy".equals(c.get("name"))))
+                .findFirst().orElseThrow(() -> new AssertionError("no Job with Istio and the Cloud SQL Auth Proxy"));
     }
 
     @Test

@@ -268,15 +268,7 @@ public class FakeEnvoy implements AutoCloseable {
                 reply(exchange, 200, "application/json", serverInfo(state));
             }
             case "/ready" -> reply(exchange, state.equals("LIVE") ? 200 : 503, "text/plain", state + "\n");
-            case "/quitquitquit" -> {
-                if (!method.equals("POST")) {
-                    reply(exchange, 405, "text/plain", "This endpoint requires POST\n");
-                    return;
-                }
-                log.accept("POST /quitquitquit -> 200, quitting");
-                reply(exchange, 200, "text/plain", "OK\n");
-                quit();
-            }
+            case "/quitquitquit" -> quitOnPost(exchange, "POST /quitquitquit", "OK\n", "This endpoint requires POST\n");
             default -> reply(exchange, 404, "text/plain", "invalid path\n");
         }
     }
@@ -286,13 +278,20 @@ public class FakeEnvoy implements AutoCloseable {
             reply(exchange, 404, "text/plain", "404 page not found\n");
         } else if (!exchange.getRemoteAddress().getAddress().isLoopbackAddress()) {
             reply(exchange, 403, "text/plain", "forbidden\n");
-        } else if (!exchange.getRequestMethod().equals("POST")) {
-            reply(exchange, 405, "text/plain", "method not allowed\n");
         } else {
-            log.accept("pilot-agent POST /quitquitquit -> 200, quitting");
-            reply(exchange, 200, "text/plain", "OK");
-            quit();
+            quitOnPost(exchange, "pilot-agent POST /quitquitquit", "OK", "method not allowed\n");
         }
+    }
+
+    /** A quit endpoint: POST answers 200 and stops serving, as the real ones do; other methods 405. */
+    private void quitOnPost(HttpExchange exchange, String what, String body, String refusal) throws IOException {
+        if (!exchange.getRequestMethod().equals("POST")) {
+            reply(exchange, 405, "text/plain", refusal);
+            return;
+        }
+        log.accept(what + " -> 200, quitting");
+        reply(exchange, 200, "text/plain", body);
+        quit();
     }
 
     /** Like Envoy and pilot-agent, stop serving right after answering. */
@@ -315,15 +314,7 @@ public class FakeEnvoy implements AutoCloseable {
                 log.accept("generic " + method + " /ready -> " + (ready ? 200 : 503));
                 reply(exchange, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n");
             }
-            case "/shutdown" -> {
-                if (!method.equals("POST")) {
-                    reply(exchange, 405, "text/plain", "method not allowed\n");
-                    return;
-                }
-                log.accept("generic POST /shutdown -> 200, quitting");
-                reply(exchange, 200, "text/plain", "shutdown\n");
-                quit();
-            }
+            case "/shutdown" -> quitOnPost(exchange, "generic POST /shutdown", "shutdown\n", "method not allowed\n");
             default -> reply(exchange, 404, "text/plain", "not found\n");
         }
     }
