@@ -288,16 +288,25 @@ class ExamplesTests {
     }
 
     @Test
-    void theReadmesLaptopCycleRunsEndToEnd() throws Exception {
-        // The three commands exactly as the README shows them, on a free port instead of 9901.
+    void theReadmesLaptopCycleWithASidecarThatIsNotEnvoyRunsEndToEnd() throws Exception {
         String readme = Files.readString(ROOT.resolve("README.md"));
-        Matcher block = Pattern.compile("## Try it on a laptop.*?```bash\n(.*?)```", Pattern.DOTALL).matcher(readme);
-        assertTrue(block.find(), "README section 'Try it on a laptop' with a bash block");
+        Matcher block = Pattern.compile("A sidecar that is not Envoy.*?```bash\n(.*?)```", Pattern.DOTALL).matcher(readme);
+        assertTrue(block.find(), "README: the laptop cycle with a sidecar that is not Envoy");
         String commands = block.group(1);
-        assertTrue(commands.contains("9901"), commands);
-        int port = TestSupport.closedPort();
+        assertTrue(commands.contains("9902") && commands.contains("4191"), commands);
+        String out = runLaptopCycle(commands.replace("9902", String.valueOf(TestSupport.closedPort()))
+                .replace("4191", String.valueOf(TestSupport.closedPort())));
+        assertTrue(out.contains("\napp\n"), out);
+        assertTrue(out.contains("poll 1: HTTP 503"), out);
+        assertTrue(out.contains("/ready answered 2xx after "), out);
+        assertTrue(out.contains("fake-envoy: generic POST /shutdown -> 200, quitting"), out);
+        assertTrue(out.contains("fake-envoy: quit"), out);
+    }
+
+    /** Runs a README block as bash in the clone (with set -e); returns its output, having checked it exits 0. */
+    static String runLaptopCycle(String commands) throws Exception {
         Path log = Files.createTempFile("laptop-cycle", ".log");
-        ProcessBuilder pb = new ProcessBuilder("bash", "-c", "set -e\n" + commands.replace("9901", String.valueOf(port)))
+        ProcessBuilder pb = new ProcessBuilder("bash", "-c", "set -e\n" + commands)
                 .directory(ROOT.toFile())
                 .redirectErrorStream(true)
                 .redirectOutput(log.toFile())
@@ -308,6 +317,19 @@ class ExamplesTests {
         assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the cycle did not finish:\n" + TestSupport.read(log));
         String out = TestSupport.read(log);
         assertEquals(0, p.exitValue(), out);
+        return out;
+    }
+
+    @Test
+    void theReadmesLaptopCycleRunsEndToEnd() throws Exception {
+        // The three commands exactly as the README shows them, on a free port instead of 9901.
+        String readme = Files.readString(ROOT.resolve("README.md"));
+        Matcher block = Pattern.compile("## Try it on a laptop.*?```bash\n(.*?)```", Pattern.DOTALL).matcher(readme);
+        assertTrue(block.find(), "README section 'Try it on a laptop' with a bash block");
+        String commands = block.group(1);
+        assertTrue(commands.contains("9901"), commands);
+        int port = TestSupport.closedPort();
+        String out = runLaptopCycle(commands.replace("9901", String.valueOf(port)));
         assertTrue(out.contains("\napp\n"), out);
         assertTrue(out.contains("state INITIALIZING"), out);
         assertTrue(out.contains("envoy-preflight: LIVE after "), out);
