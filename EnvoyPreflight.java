@@ -132,13 +132,13 @@ public class EnvoyPreflight implements Callable<Integer> {
             return EXIT_USAGE;
         }
         log = new Log(config.on(Setting.VERBOSE), config.logFormat(), err);
-        config.warnings().forEach(log::warn);
+        for (String warning : config.warnings()) log.warn(warning); // loops, not lambdas, on the start path
         if (check) return check(config);
         if (dryRun) return dryRun(config);
-        log.info("configuration: " + String.join(", ", config.describe()));
+        if (log.verbose()) log.info("configuration: " + String.join(", ", config.describe())); // built only if shown
 
         Lifecycle lifecycle = new Lifecycle(log);
-        Signals.install(lifecycle::onSignal, log);
+        Signals.install(lifecycle, log);
         Quit quit = new Quit(config.duration(Setting.QUIT_TIMEOUT), log);
         if (quitOnly) { // as if an app had just exited with that code
             int code = exitCode == null ? 0 : exitCode;
@@ -294,43 +294,43 @@ public class EnvoyPreflight implements Callable<Integer> {
     enum Setting {
         ADMIN_API("--admin-api", "URL", "ENVOY_ADMIN_API", Kind.BASE_URL, null,
                 "Envoy admin base URL, e.g. http://127.0.0.1:15000: wait for LIVE, quit at exit."),
-        USE_ISTIO_ENDPOINT("--use-istio-endpoint", null, "USE_ISTIO_ENDPOINT", Kind.BOOL, "false",
+        USE_ISTIO_ENDPOINT("--use-istio-endpoint", null, "USE_ISTIO_ENDPOINT", Kind.BOOL, false,
                 "Istio's ports: the admin API defaults to http://127.0.0.1:15000 and the Istio quit API to"
                         + " http://127.0.0.1:15020, each where unset."),
         READY_ENDPOINTS("--ready-endpoint", "URL", "GENERIC_READY_ENDPOINTS", Kind.URL_LIST, null,
                 "Full URL that must answer GET with 2xx before the app starts, after the admin API is LIVE;"
                         + " repeatable, in order (comma-separated lists too)."),
-        START_WITHOUT_ENVOY("--start-without-envoy", null, "START_WITHOUT_ENVOY", Kind.BOOL, "false",
+        START_WITHOUT_ENVOY("--start-without-envoy", null, "START_WITHOUT_ENVOY", Kind.BOOL, false,
                 "Don't wait for anything, but still quit the sidecars at exit."),
-        WAIT_TIMEOUT("--wait-timeout", "DUR", "WAIT_FOR_ENVOY_TIMEOUT", Kind.DURATION, "0",
+        WAIT_TIMEOUT("--wait-timeout", "DUR", "WAIT_FOR_ENVOY_TIMEOUT", Kind.DURATION, Duration.ZERO,
                 "Stop waiting after DUR and start the app anyway (0: wait forever)."),
-        GIVE_UP_TIMEOUT("--give-up-timeout", "DUR", "QUIT_WITHOUT_ENVOY_TIMEOUT", Kind.DURATION, "0",
+        GIVE_UP_TIMEOUT("--give-up-timeout", "DUR", "QUIT_WITHOUT_ENVOY_TIMEOUT", Kind.DURATION, Duration.ZERO,
                 "Stop waiting after DUR and exit 69 without starting the app; wins over --wait-timeout (0: never)."),
-        SIDECAR_ABSENT_AFTER("--absent-after", "DUR", "SIDECAR_ABSENT_AFTER", Kind.DURATION, "0",
+        SIDECAR_ABSENT_AFTER("--absent-after", "DUR", "SIDECAR_ABSENT_AFTER", Kind.DURATION, Duration.ZERO,
                 "If for DUR every readiness poll was refused, there is no sidecar: start the app at once and"
                         + " quit nothing (0: never judge)."),
         ISTIO_QUIT_API("--istio-quit-api", "URL", "ISTIO_QUIT_API", Kind.BASE_URL, null,
                 "pilot-agent base URL, e.g. http://127.0.0.1:15020; POST URL/quitquitquit."),
-        ISTIO_FALLBACK_PKILL("--istio-fallback-pkill", null, "ISTIO_FALLBACK_PKILL", Kind.BOOL, "false",
+        ISTIO_FALLBACK_PKILL("--istio-fallback-pkill", null, "ISTIO_FALLBACK_PKILL", Kind.BOOL, false,
                 "If the Istio quit API fails, SIGINT pilot-agent as well."),
         ENVOY_KILL_API("--envoy-kill-api", "URL", "ENVOY_KILL_API", Kind.URL, null,
                 "Full URL to POST instead of ADMIN_API/quitquitquit wherever that step appears."),
         GENERIC_QUIT_ENDPOINTS("--generic-quit-endpoint", "URL", "GENERIC_QUIT_ENDPOINTS", Kind.URL_LIST, null,
                 "Full URL to POST first at exit; repeatable, in order (comma-separated lists too)."),
-        GENERIC_QUIT_ONLY("--generic-quit-only", null, "GENERIC_QUIT_ONLY", Kind.BOOL, "false",
+        GENERIC_QUIT_ONLY("--generic-quit-only", null, "GENERIC_QUIT_ONLY", Kind.BOOL, false,
                 "At exit POST only the generic quit endpoints: no Istio API, no pkill, no Envoy quit."),
-        NEVER_KILL_ISTIO("--never-kill-istio", null, "NEVER_KILL_ISTIO", Kind.BOOL, "false",
+        NEVER_KILL_ISTIO("--never-kill-istio", null, "NEVER_KILL_ISTIO", Kind.BOOL, false,
                 "Never quit anything.", new Alias("NEVER_KILL_ENVOY", false)),
         NEVER_KILL_ISTIO_ON_FAILURE("--never-kill-istio-on-failure", null, "NEVER_KILL_ISTIO_ON_FAILURE", Kind.BOOL,
-                "false", "Don't quit anything when the exit code is not 0.", new Alias("ALWAYS_KILL_ENVOY", true)),
-        QUIT_TIMEOUT("--quit-timeout", "DUR", "QUIT_REQUEST_TIMEOUT", Kind.POSITIVE_DURATION, "5s",
+                false, "Don't quit anything when the exit code is not 0.", new Alias("ALWAYS_KILL_ENVOY", true)),
+        QUIT_TIMEOUT("--quit-timeout", "DUR", "QUIT_REQUEST_TIMEOUT", Kind.POSITIVE_DURATION, Duration.ofSeconds(5),
                 "Time limit of each quit request."),
         POLL_MAX_INTERVAL("--poll-max-interval", "DUR", "ENVOY_PREFLIGHT_POLL_MAX_INTERVAL", Kind.POSITIVE_DURATION,
-                "200ms", "Longest pause between two readiness polls; bounds how late the app starts after"
+                Duration.ofMillis(200), "Longest pause between two readiness polls; bounds how late the app starts after"
                         + " the sidecar is ready."),
-        VERBOSE("-v, --verbose", null, "ENVOY_PREFLIGHT_LOGGING", Kind.BOOL, "false",
+        VERBOSE("-v,--verbose", null, "ENVOY_PREFLIGHT_LOGGING", Kind.BOOL, false,
                 "Log each step to stderr (default: warnings and errors only).", new Alias("SCUTTLE_LOGGING", false)),
-        LOG_FORMAT("--log-format", "text|json", "ENVOY_PREFLIGHT_LOG_FORMAT", Kind.LOG_FORMAT, "text",
+        LOG_FORMAT("--log-format", "text|json", "ENVOY_PREFLIGHT_LOG_FORMAT", Kind.LOG_FORMAT, Log.Format.TEXT,
                 "text, or one JSON object per line.");
 
         /** How a setting's text is read; a bad value throws IllegalArgumentException saying why. */
@@ -346,13 +346,13 @@ public class EnvoyPreflight implements Callable<Integer> {
         final String label;
         final String variable;
         final Kind kind;
-        final String defaultValue; // as a user would write it; null: unset
+        final Object defaultValue; // typed, so that nothing is parsed at start-up; null: unset
         final String help;
         final List<Alias> aliases;
 
-        Setting(String flags, String label, String variable, Kind kind, String defaultValue, String help,
+        Setting(String flags, String label, String variable, Kind kind, Object defaultValue, String help,
                 Alias... aliases) {
-            this.flags = flags.split(", ");
+            this.flags = flags.split(","); // one character: String.split's fast path, no regex at start-up
             this.label = label;
             this.variable = variable;
             this.kind = kind;
@@ -367,7 +367,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** Every variable read for it, its own first. */
         List<String> variables() {
             List<String> all = new ArrayList<>(List.of(variable));
-            aliases.forEach(a -> all.add(a.variable()));
+            for (Alias a : aliases) all.add(a.variable());
             return all;
         }
 
@@ -375,7 +375,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             StringBuilder env = new StringBuilder(variable).append(kind == Kind.URL_LIST ? " (comma-separated)" : "");
             for (Alias a : aliases) env.append(", alias ").append(a.variable()).append(a.inverted() ? " (inverted)" : "");
             OptionSpec.Builder b = OptionSpec.builder(flags).description(help + "%n  env: " + env
-                    + (defaultValue == null ? "" : ", default: " + defaultValue));
+                    + (defaultValue == null ? "" : ", default: " + show(defaultValue)));
             if (kind == Kind.BOOL) return b.type(Boolean.class).negatable(true).build();
             if (kind == Kind.URL_LIST) return b.paramLabel(label).type(List.class).auxiliaryTypes(String.class).build();
             return b.paramLabel(label).type(String.class).build();
@@ -402,15 +402,16 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** The typed value; a bad one names where it came from and what it was. */
         Object value(Source source) throws Config.Invalid {
-            String raw = source.raw() != null ? source.raw() : defaultValue;
+            String raw = source.raw();
+            if (raw == null) return defaultValue != null ? defaultValue : kind == Kind.URL_LIST ? List.of() : null;
             try {
                 return switch (kind) {
                     case BOOL -> Values.bool(raw) != source.inverted();
                     case DURATION -> Values.duration(raw);
                     case POSITIVE_DURATION -> Values.positiveDuration(raw);
-                    case URL -> raw == null ? null : Values.url(raw);
-                    case BASE_URL -> raw == null ? null : Values.baseUrl(raw);
-                    case URL_LIST -> raw == null ? List.of() : Values.urlList(raw);
+                    case URL -> Values.url(raw);
+                    case BASE_URL -> Values.baseUrl(raw);
+                    case URL_LIST -> Values.urlList(raw);
                     case LOG_FORMAT -> Log.Format.parse(raw);
                 };
             } catch (IllegalArgumentException e) {
@@ -420,8 +421,12 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** "name=value" for the log and --dry-run, credentials redacted. */
         String describe(Object value) {
-            String name = flag().substring(2) + (kind == Kind.URL_LIST ? "s" : "");
-            return name + "=" + switch (kind) {
+            return flag().substring(2) + (kind == Kind.URL_LIST ? "s" : "") + "=" + show(value);
+        }
+
+        /** A value as a user would write it, credentials redacted. */
+        String show(Object value) {
+            return switch (kind) {
                 case BOOL -> value.toString();
                 case DURATION, POSITIVE_DURATION -> Values.format((Duration) value);
                 case URL, BASE_URL -> value == null ? "unset" : Values.redact((URI) value);
@@ -537,7 +542,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             List<Target> targets = new ArrayList<>();
             URI admin = config.url(Setting.ADMIN_API);
             if (admin != null) targets.add(new Target(Values.resolve(admin, "server_info"), true));
-            config.urls(Setting.READY_ENDPOINTS).forEach(uri -> targets.add(new Target(uri, false)));
+            for (URI uri : config.urls(Setting.READY_ENDPOINTS)) targets.add(new Target(uri, false));
             return targets;
         }
 
@@ -601,7 +606,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 return Http.exchange("GET", target.uri(), timeout, abort, (status, body) -> {
                     if (!target.envoy()) return new Poll(status / 100 == 2, "HTTP " + status, false);
                     if (status != 200) return new Poll(false, "HTTP " + status, false);
-                    String state = topLevelState(body);
+                    String state = ServerInfo.state(body);
                     if (state == null) return new Poll(false, "HTTP 200 without a top-level state", false);
                     return new Poll(state.equals("LIVE"), "state " + state, false);
                 });
@@ -613,24 +618,30 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /**
-         * The top-level "state" of a JSON object (null if it has none), read as a stream so that a
-         * huge body costs no memory; the whole document must be valid JSON.
+         * Envoy's /server_info, read with Gson's streaming reader. A class of its own so that Gson's
+         * jar is opened only when a poll reads JSON, not at every start (measured: ~5 ms, bench b).
          */
-        static String topLevelState(InputStream body) throws IOException {
-            JsonReader json = new JsonReader(new InputStreamReader(body, StandardCharsets.UTF_8));
-            try {
-                String state = null;
-                json.beginObject();
-                while (json.hasNext()) {
-                    String name = json.nextName();
-                    if (name.equals("state") && json.peek() == JsonToken.STRING) state = json.nextString();
-                    else json.skipValue();
+        static final class ServerInfo {
+            /**
+             * The top-level "state" of a JSON object (null if it has none), read as a stream so that
+             * a huge body costs no memory; the whole document must be valid JSON.
+             */
+            static String state(InputStream body) throws IOException {
+                JsonReader json = new JsonReader(new InputStreamReader(body, StandardCharsets.UTF_8));
+                try {
+                    String state = null;
+                    json.beginObject();
+                    while (json.hasNext()) {
+                        String name = json.nextName();
+                        if (name.equals("state") && json.peek() == JsonToken.STRING) state = json.nextString();
+                        else json.skipValue();
+                    }
+                    json.endObject();
+                    if (json.peek() != JsonToken.END_DOCUMENT) throw new MalformedJsonException("data after the object");
+                    return state;
+                } catch (MalformedJsonException | IllegalStateException e) {
+                    throw new NotJson(e.getMessage());
                 }
-                json.endObject();
-                if (json.peek() != JsonToken.END_DOCUMENT) throw new MalformedJsonException("data after the object");
-                return state;
-            } catch (MalformedJsonException | IllegalStateException e) {
-                throw new NotJson(e.getMessage());
             }
         }
 
@@ -664,7 +675,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
     // --- The app's lifecycle: one phase, the stop signal, signals kept for the app, their relay. ---
 
-    static final class Lifecycle implements Wait.Stop {
+    static final class Lifecycle implements Wait.Stop, Consumer<Signals.Sig> {
         enum Phase { WAITING, RUNNING, EXITED }
 
         private final Log log;
@@ -703,6 +714,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                 return stopSignal != 0;
             }
         }
+
+        /** The signal handler (a Consumer, not a lambda: nothing to bootstrap at start-up). */
+        public void accept(Signals.Sig sig) { onSignal(sig); }
 
         /** Called on the JVM's signal thread: decides, under the lock, what the signal means now. */
         void onSignal(Signals.Sig sig) {
@@ -771,7 +785,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 this.app = p;
                 phase = Phase.RUNNING;
                 // Signals that arrived before the start go first, in order, ahead of any new one.
-                kept.forEach(this::relayLocked);
+                for (Signals.Sig sig : kept) relayLocked(sig);
                 kept.clear();
             }
             log.info("started the app, pid " + p.pid() + ": " + app.command());

@@ -24,14 +24,14 @@ public class HttpClients {
         long t0 = System.nanoTime();
         String state = switch (mode) {
             case "tool" -> EnvoyPreflight.Http.exchange("GET", uri, Duration.ofSeconds(1),
-                    new EnvoyPreflight.Http.Abort(), (status, body) -> EnvoyPreflight.Wait.topLevelState(body));
+                    new EnvoyPreflight.Http.Abort(), (status, body) -> EnvoyPreflight.Wait.ServerInfo.state(body));
             case "urlconnection" -> {
                 HttpURLConnection c = (HttpURLConnection) uri.toURL().openConnection(Proxy.NO_PROXY);
                 c.setConnectTimeout(1000);
                 c.setReadTimeout(1000);
                 c.setInstanceFollowRedirects(false);
                 try (InputStream in = c.getInputStream()) {
-                    yield EnvoyPreflight.Wait.topLevelState(in);
+                    yield EnvoyPreflight.Wait.ServerInfo.state(in);
                 }
             }
             case "httpclient" -> {
@@ -40,7 +40,7 @@ public class HttpClients {
                 HttpResponse<InputStream> r = client.send(HttpRequest.newBuilder(uri).timeout(Duration.ofSeconds(1))
                         .build(), HttpResponse.BodyHandlers.ofInputStream());
                 try (InputStream in = r.body()) {
-                    yield EnvoyPreflight.Wait.topLevelState(in);
+                    yield EnvoyPreflight.Wait.ServerInfo.state(in);
                 }
             }
             default -> throw new IllegalArgumentException(mode);

@@ -145,7 +145,7 @@ class UnitTests {
     @Nested
     class ServerInfoState {
         private String state(String json) throws IOException {
-            return EnvoyPreflight.Wait.topLevelState(
+            return EnvoyPreflight.Wait.ServerInfo.state(
                     new ByteArrayInputStream(json.getBytes(StandardCharsets.UTF_8)));
         }
 
