@@ -125,6 +125,23 @@ public class Bench {
     // --- a, b: start-up ------------------------------------------------------------------------------
 
     static void startThroughJBang() throws Exception {
+        // a1 against a2: the path users take (the catalog alias, the launcher as shipped) against stock
+        // JBang (its jar with its default JVM options and no archive, through the same exit-255
+        // protocol: the launcher with JBANG_LAUNCHER_TUNE=false) on the empty no-deps script.
+        say("a1/a2: ./jbang envoy-preflight /bin/true vs stock JBang on the empty no-deps script");
+        mustRun(jbang("envoy-preflight", "/bin/true")); // the first run on the alias path makes the archive
+        List<String> stock = new ArrayList<>(List.of("env", "JBANG_LAUNCHER_TUNE=false"));
+        stock.addAll(jbang("bench/EmptyTrue.java", "/bin/true"));
+        List<Double>[] u = timeInterleaved(jbang("envoy-preflight", "/bin/true"), stock);
+        ratioRow("a1", "start to exit, `./jbang envoy-preflight /bin/true` (catalog alias, launcher as shipped)", u[0],
+                "a2: stock JBang (default JVM options, no archive) on the empty no-deps script", u[1], 0.65);
+        List<String> stockAlias = new ArrayList<>(List.of("env", "JBANG_LAUNCHER_TUNE=false"));
+        stockAlias.addAll(jbang("envoy-preflight", "/bin/true"));
+        List<Double>[] v = timeInterleaved(jbang("envoy-preflight", "/bin/true"), stockAlias);
+        table.add(String.format(Locale.ROOT, "| a1 | the same alias run by stock JBang: %s s median; the launcher's JVM options"
+                + " and archive save %.0f%% | | | | | | information | |", fmt(median(v[1])),
+                100 * (1 - median(v[0]) / median(v[1]))));
+        firstRunOnAFreshClone();
         say("a: ./jbang EnvoyPreflight.java /bin/true vs ./jbang bench/EmptyTrue.java /bin/true");
         List<Double>[] t = timeInterleaved(jbang("EnvoyPreflight.java", "/bin/true"),
                 jbang("bench/EmptyTrue.java", "/bin/true"));
@@ -140,6 +157,31 @@ public class Bench {
                 jbang(withDeps.toString(), "/bin/true"));
         ratioRow("a", "the same, against the empty script with the tool's `//DEPS` lines", d[0],
                 "`./jbang` on that script running /bin/true", d[1], 1.05);
+    }
+
+    /** a3: a fresh clone with empty caches: JBang bootstrapped with Maven, picocli and Gson resolved, compiled. */
+    static void firstRunOnAFreshClone() throws Exception {
+        say("a3: the first run on a fresh clone with empty caches (this fetches from Maven Central)");
+        Path fresh = Files.createTempDirectory("bench-fresh-clone");
+        mustRun(List.of("git", "clone", "-q", root.toString(), fresh.resolve("clone").toString()));
+        Map<String, String> empty = Map.of("JBANG_DIR", fresh.resolve("jbang-home").toString(),
+                "JBANG_REPO", fresh.resolve("jbang-repo").toString(),
+                "MAVEN_OPTS", "-Dmaven.repo.local=" + fresh.resolve("m2"));
+        List<String> alias = List.of(fresh.resolve("clone/jbang").toString(), "envoy-preflight", "/bin/true");
+        List<Double> first = new ArrayList<>();
+        List<Double> second = new ArrayList<>();
+        for (List<Double> which : List.of(first, second)) {
+            long t0 = System.nanoTime();
+            ProcessBuilder pb = new ProcessBuilder(alias).directory(fresh.resolve("clone").toFile())
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(out.resolve("a3-stderr.txt").toFile());
+            pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
+            pb.environment().putAll(empty);
+            if (pb.start().waitFor() != 0) throw new IllegalStateException("a3 failed: see bench/out/a3-stderr.txt");
+            which.add((System.nanoTime() - t0) / 1e9);
+        }
+        table.add(row("a3", "first run on a fresh clone, empty caches: JBang bootstrapped with Maven, picocli"
+                + " and Gson resolved, compiled, archives made (one run)", first, "the second run", second,
+                "reported", true));
     }
 
     static void startExportedJar() throws Exception {
@@ -439,8 +481,9 @@ public class Bench {
                 .redirectError(out.resolve("last-stderr.txt").toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
         pb.environment().keySet().removeIf(k -> k.startsWith("ENVOY_") || k.startsWith("ISTIO_")
-                || k.startsWith("GENERIC_QUIT") || k.startsWith("NEVER_KILL") || k.endsWith("_ENVOY_TIMEOUT")
-                || k.equals("START_WITHOUT_ENVOY") || k.equals("QUIT_REQUEST_TIMEOUT"));
+                || k.startsWith("GENERIC_") || k.startsWith("NEVER_KILL") || k.endsWith("_ENVOY_TIMEOUT")
+                || k.equals("START_WITHOUT_ENVOY") || k.equals("QUIT_REQUEST_TIMEOUT") || k.equals("USE_ISTIO_ENDPOINT")
+                || k.equals("SCUTTLE_LOGGING") || k.equals("ALWAYS_KILL_ENVOY") || k.equals("SIDECAR_ABSENT_AFTER"));
         pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
         pb.environment().putAll(env);
         return pb.start();

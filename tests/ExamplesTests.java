@@ -288,6 +288,59 @@ class ExamplesTests {
     }
 
     @Test
+    void theJBangImagesBuildStepsMakeTheLaunchersArchiveAndItsEntrypointRunsOffline() throws Exception {
+        // No Docker engine here: the Dockerfile's own steps, run on this machine in a folder that
+        // stands for the image's /opt/envoy-preflight, with its ENV pointed at folders of the test's.
+        String dockerfile = Files.readString(ROOT.resolve("examples/docker/Dockerfile")).replace("\\\n", " ");
+        Path image = Files.createTempDirectory("image");
+        Path work = Files.createDirectories(image.resolve("opt/envoy-preflight"));
+        Map<String, String> env = new java.util.HashMap<>();
+        env.put("JBANG_DIR", image.resolve("opt/jbang").toString());
+        env.put("JBANG_REPO", image.resolve("opt/jbang/repository").toString());
+        env.put("JBANG_NO_VERSION_CHECK", "true");
+        Matcher copy = Pattern.compile("(?m)^COPY (jbang .*) \\./$").matcher(dockerfile);
+        assertTrue(copy.find(), "COPY of the launcher and the script");
+        for (String f : copy.group(1).split(" ")) Files.copy(ROOT.resolve(f), work.resolve(f));
+        Path installed = LauncherTests.jbangLib(ROOT); // spare the test a Maven run: JBang's jars as bootstrapped
+        Path lib = Files.createDirectories(work.resolve(".jbang").resolve(installed.getFileName()));
+        try (Stream<Path> jars = Files.list(installed)) {
+            for (Path jar : jars.filter(p -> p.toString().endsWith(".jar")).toList()) Files.copy(jar, lib.resolve(jar.getFileName()));
+        }
+        Matcher run = Pattern.compile("(?m)^RUN (\\./jbang .*)$").matcher(dockerfile);
+        assertTrue(run.find(), "a RUN step through the launcher");
+        for (String step : run.group(1).split("&&")) {
+            if (!step.strip().startsWith("./jbang")) continue; // chmod, rm: image housekeeping
+            ProcessBuilder pb = new ProcessBuilder("bash", "-c", step.strip()).directory(work.toFile())
+                    .redirectErrorStream(true).redirectOutput(image.resolve("build.log").toFile());
+            TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+            pb.environment().putAll(env);
+            Process p = pb.start();
+            assertTrue(p.waitFor(180, TimeUnit.SECONDS), step);
+            assertEquals(0, p.exitValue(), step + ":\n" + TestSupport.read(image.resolve("build.log")));
+        }
+        try (Stream<Path> files = Files.list(lib)) {
+            assertTrue(files.anyMatch(f -> f.getFileName().toString().matches("jbang-jvm-\\d+\\.(jsa|aot)")),
+                    "the launcher's archive of JBang is made at build");
+        }
+        Matcher entry = Pattern.compile("(?m)^ENTRYPOINT \\[(.*)]$").matcher(dockerfile);
+        assertTrue(entry.find());
+        List<String> command = new ArrayList<>();
+        for (String word : entry.group(1).split(",")) {
+            command.add(word.strip().replace("\"", "").replace("/opt/envoy-preflight", work.toString()));
+        }
+        command.addAll(List.of("sh", "-c", "echo from the image"));
+        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true)
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+        pb.environment().putAll(env);
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        assertEquals("from the image\n", out, "offline, and nothing but the app's output");
+    }
+
+    @Test
     void theReadmesLaptopCycleWithASidecarThatIsNotEnvoyRunsEndToEnd() throws Exception {
         String readme = Files.readString(ROOT.resolve("README.md"));
         Matcher block = Pattern.compile("A sidecar that is not Envoy.*?```bash\n(.*?)```", Pattern.DOTALL).matcher(readme);

@@ -1,0 +1,225 @@
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The committed ./jbang launcher, copied into a folder of each test's own (JBang's jars linked in,
+ * so that .jbang/ starts without an archive): the archive of JBang's classes it makes on the first
+ * run, on JDK 17 and JDK 25, two first runs at once, a read-only .jbang/, a broken archive, and
+ * that none of its JVM options reach the script's JVM or the app.
+ */
+class LauncherTests {
+    static final Path ROOT = TestSupport.repositoryRoot();
+    static final Path JDK_25 = Path.of("/usr/lib/jvm/temurin-25-jdk-amd64");
+    static final String APP = "echo \"app $1\"";
+
+    @TempDir
+    Path dir;
+    Path launcher;
+    Path lib;
+
+    /** {exit code, stdout, stderr} */
+    record Run(int code, String out, String err) {}
+
+    @BeforeEach
+    void copyTheLauncher() throws IOException {
+        Path installed = jbangLib(ROOT);
+        launcher = Files.copy(ROOT.resolve("jbang"), Files.createDirectories(dir.resolve("home")).resolve("jbang"));
+        lib = Files.createDirectories(launcher.getParent().resolve(".jbang").resolve(installed.getFileName()));
+        try (Stream<Path> jars = Files.list(installed)) {
+            for (Path jar : jars.filter(p -> p.toString().endsWith(".jar")).toList()) {
+                Files.createLink(lib.resolve(jar.getFileName()), jar);
+            }
+        }
+    }
+
+    /** The JBang the suite's own launcher bootstrapped (it runs this very suite). */
+    static Path jbangLib(Path root) throws IOException {
+        try (Stream<Path> dirs = Files.list(root.resolve(".jbang"))) {
+            return dirs.filter(p -> p.getFileName().toString().startsWith("jbang-cli-")).findFirst()
+                    .orElseThrow(() -> new AssertionError("no bootstrapped JBang under .jbang/"));
+        }
+    }
+
+    Process start(Map<String, String> env, String... prefix) throws IOException {
+        List<String> command = new ArrayList<>(List.of(prefix));
+        command.addAll(List.of(launcher.toString(), ROOT.resolve("EnvoyPreflight.java").toString(),
+                "sh", "-c", APP, "app", "ran"));
+        ProcessBuilder pb = new ProcessBuilder(command).directory(dir.toFile())
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+        pb.environment().remove("JAVA_HOME");
+        pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
+        pb.environment().putAll(env);
+        return pb.start();
+    }
+
+    static Run finish(Process p) throws Exception {
+        var out = new java.util.concurrent.CompletableFuture<String>();
+        new Thread(() -> {
+            try {
+                out.complete(new String(p.getInputStream().readAllBytes()));
+            } catch (IOException e) {
+                out.completeExceptionally(e);
+            }
+        }).start();
+        String err = new String(p.getErrorStream().readAllBytes());
+        assertTrue(p.waitFor(180, TimeUnit.SECONDS), "the launcher did not finish");
+        return new Run(p.exitValue(), out.get(), err);
+    }
+
+    Run run(Map<String, String> env) throws Exception {
+        return finish(start(env));
+    }
+
+    List<String> archives() throws IOException {
+        try (Stream<Path> files = Files.list(lib)) {
+            return files.map(p -> p.getFileName().toString()).filter(n -> !n.endsWith(".jar")).sorted().toList();
+        }
+    }
+
+    static void assertRanSilently(Run r) {
+        assertEquals(0, r.code(), r.err());
+        assertEquals("app ran\n", r.out());
+        assertEquals("", r.err(), "nothing on stderr in the normal case");
+    }
+
+    @Test
+    void theFirstRunMakesAnArchiveOfJBangAndLaterRunsStillRunSilently() throws Exception {
+        assertEquals(List.of(), archives());
+        assertRanSilently(run(Map.of()));
+        List<String> made = archives();
+        assertEquals(1, made.size(), made.toString());
+        assertTrue(made.get(0).matches("jbang-jvm-\\d+\\.jsa"), made.toString());
+        assertTrue(Files.size(lib.resolve(made.get(0))) > 1 << 20, "an archive of JBang's classes");
+        assertRanSilently(run(Map.of()));
+        assertEquals(made, archives(), "made once");
+    }
+
+    @Test
+    void jdk25GetsAnAotCacheOfItsOwnBesideJdk17sArchive() throws Exception {
+        Assumptions.assumeTrue(Files.isExecutable(JDK_25.resolve("bin/java")), "no JDK 25 at " + JDK_25);
+        assertRanSilently(run(Map.of("JAVA_HOME", JDK_25.toString())));
+        assertTrue(archives().stream().anyMatch(n -> n.matches("jbang-jvm-\\d+\\.aot")), archives().toString());
+        assertRanSilently(run(Map.of("JAVA_HOME", JDK_25.toString())));
+        assertRanSilently(run(Map.of()));
+        List<String> both = archives();
+        assertEquals(2, both.size(), "one per JDK: " + both);
+        assertTrue(both.stream().anyMatch(n -> n.endsWith(".jsa")), both.toString());
+    }
+
+    @Test
+    void twoFirstRunsAtOnceBothRunAndLeaveOneArchive() throws Exception {
+        Process a = start(Map.of());
+        Process b = start(Map.of());
+        assertRanSilently(finish(a));
+        assertRanSilently(finish(b));
+        List<String> left = archives();
+        assertEquals(1, left.size(), "one archive and no temporary file: " + left);
+        assertRanSilently(run(Map.of()));
+    }
+
+    @Test
+    void aBrokenArchiveIsPassedOverSilently() throws Exception {
+        assertRanSilently(run(Map.of()));
+        Path archive = lib.resolve(archives().get(0));
+        Files.setPosixFilePermissions(archive, PosixFilePermissions.fromString("rw-r--r--"));
+        Files.writeString(archive, "not an archive");
+        assertRanSilently(run(Map.of()));
+        Files.writeString(archive, "");
+        assertRanSilently(run(Map.of()));
+    }
+
+    @Test
+    void aReadOnlyJbangDirRunsWithoutAnArchive() throws Exception {
+        // Another user than the owner, who can read .jbang/ but not write it (root writes anywhere).
+        Path home = Files.createDirectories(dir.resolve("nobody"));
+        Path script = Files.writeString(home.resolve("Hello.java"),
+                "class Hello { public static void main(String[] a) { System.out.println(\"hello \" + a[0]); } }\n");
+        for (Path p : List.of(dir, home, launcher.getParent(), lib.getParent(), lib)) {
+            Files.setPosixFilePermissions(p, PosixFilePermissions.fromString("rwxr-xr-x"));
+        }
+        try (Stream<Path> all = Files.walk(home)) {
+            for (Path p : all.toList()) Files.setOwner(p, home.getFileSystem().getUserPrincipalLookupService()
+                    .lookupPrincipalByName("nobody"));
+        }
+        ProcessBuilder pb = new ProcessBuilder("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                launcher.toString(), script.toString(), "ro").directory(home.toFile())
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+        pb.environment().remove("JAVA_HOME");
+        pb.environment().putAll(Map.of("HOME", home.toString(), "JBANG_DIR", home.resolve(".jbang").toString(),
+                "JBANG_NO_VERSION_CHECK", "true"));
+        Run first = finish(pb.start()); // JBang compiles Hello.java, and says so
+        assertEquals(0, first.code(), first.err());
+        assertEquals("hello ro\n", first.out());
+        assertTrue(first.err().lines().allMatch(l -> l.startsWith("[jbang] Building jar")), first.err());
+        Run r = finish(pb.start());
+        assertEquals(0, r.code(), r.err());
+        assertEquals("hello ro\n", r.out());
+        assertEquals("", r.err());
+        assertEquals(List.of(), archives(), "nothing could be written, and nothing was");
+    }
+
+    @Test
+    void noOptionOfJBangsJvmReachesTheScriptsJvmOrTheApp() throws Exception {
+        assertRanSilently(run(Map.of())); // the archive exists: the next run uses it
+        ProcessBuilder pb = new ProcessBuilder(launcher.toString(), ROOT.resolve("EnvoyPreflight.java").toString(),
+                "sh", "-c", "tr '\\0' ' ' < /proc/$PPID/cmdline; echo; env")
+                .directory(dir.toFile()).redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+        pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
+        Run r = finish(pb.start());
+        assertEquals(0, r.code(), r.err());
+        String jvmLine = r.out().lines().findFirst().orElseThrow();
+        assertTrue(jvmLine.contains("EnvoyPreflight"), "the app's parent is the tool's JVM: " + jvmLine);
+        for (String leak : List.of("CICompilerCount", "jbang-jvm-", "AOTCache", "AOTMode", "ArchiveClassesAtExit",
+                "Xlog:disable")) {
+            assertFalse(r.out().contains(leak), leak + " leaked:\n" + r.out());
+        }
+        assertTrue(jvmLine.contains(String.join(" ", TestSupport.RUNTIME_OPTIONS)), "the script's own options: " + jvmLine);
+        assertFalse(r.out().contains("JBANG_JAVA_OPTIONS") || r.out().contains("JAVA_TOOL_OPTIONS"), r.out());
+    }
+
+    @Test
+    void stockJBangStartsWithNoneOfIt() throws Exception {
+        assertRanSilently(run(Map.of("JBANG_LAUNCHER_TUNE", "false")));
+        assertEquals(List.of(), archives());
+    }
+
+    @Test
+    void aCloneWithoutJBangBootstrapsItFromMavenAndMakesTheArchive() throws Exception {
+        // A fresh clone: no .jbang/ at all. Maven fetches JBang (from its local repository, or Central).
+        Path clone = Files.createDirectories(dir.resolve("clone"));
+        Path fresh = Files.copy(ROOT.resolve("jbang"), clone.resolve("jbang"));
+        ProcessBuilder pb = new ProcessBuilder(fresh.toString(), ROOT.resolve("EnvoyPreflight.java").toString(),
+                "sh", "-c", APP, "app", "ran").directory(clone.toFile())
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+        pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
+        Run r = finish(pb.start());
+        assertEquals(0, r.code(), r.err());
+        assertEquals("app ran\n", r.out());
+        assertTrue(r.err().contains("bootstrapping dev.jbang:jbang-cli:"), r.err());
+        lib = jbangLib(clone);
+        assertEquals(1, archives().size(), archives().toString());
+        Map<String, String> none = new HashMap<>();
+        launcher = fresh;
+        assertRanSilently(run(none));
+    }
+}
