@@ -342,10 +342,7 @@ class ExamplesTests {
 
     @Test
     void theReadmesLaptopCycleWithASidecarThatIsNotEnvoyRunsEndToEnd() throws Exception {
-        String readme = Files.readString(ROOT.resolve("README.md"));
-        Matcher block = Pattern.compile("A sidecar that is not Envoy.*?```bash\n(.*?)```", Pattern.DOTALL).matcher(readme);
-        assertTrue(block.find(), "README: the laptop cycle with a sidecar that is not Envoy");
-        String commands = block.group(1);
+        String commands = readmeBashBlockAfter("A sidecar that is not Envoy");
         assertTrue(commands.contains("9902") && commands.contains("4191"), commands);
         String out = runLaptopCycle(commands.replace("9902", String.valueOf(TestSupport.closedPort()))
                 .replace("4191", String.valueOf(TestSupport.closedPort())));
@@ -354,6 +351,14 @@ class ExamplesTests {
         assertTrue(out.contains("/ready answered 2xx after "), out);
         assertTrue(out.contains("fake-envoy: generic POST /shutdown -> 200, quitting"), out);
         assertTrue(out.contains("fake-envoy: quit"), out);
+    }
+
+    /** The first ```bash block of the README after the text given. */
+    static String readmeBashBlockAfter(String text) throws IOException {
+        String readme = Files.readString(ROOT.resolve("README.md"));
+        Matcher block = Pattern.compile(Pattern.quote(text) + ".*?```bash\n(.*?)```", Pattern.DOTALL).matcher(readme);
+        assertTrue(block.find(), "README: a bash block after '" + text + "'");
+        return block.group(1);
     }
 
     /** Runs a README block as bash in the clone (with set -e); returns its output, having checked it exits 0. */
@@ -376,10 +381,7 @@ class ExamplesTests {
     @Test
     void theReadmesLaptopCycleRunsEndToEnd() throws Exception {
         // The three commands exactly as the README shows them, on a free port instead of 9901.
-        String readme = Files.readString(ROOT.resolve("README.md"));
-        Matcher block = Pattern.compile("## Try it on a laptop.*?```bash\n(.*?)```", Pattern.DOTALL).matcher(readme);
-        assertTrue(block.find(), "README section 'Try it on a laptop' with a bash block");
-        String commands = block.group(1);
+        String commands = readmeBashBlockAfter("## Try it on a laptop");
         assertTrue(commands.contains("9901"), commands);
         int port = TestSupport.closedPort();
         String out = runLaptopCycle(commands.replace("9901", String.valueOf(port)));

@@ -69,10 +69,7 @@ public class FakeEnvoy implements AutoCloseable {
 
     private FakeEnvoy(int port, Duration liveAfter) throws IOException {
         this.liveAfter = liveAfter;
-        this.admin = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
-        admin.setExecutor(executor);
-        admin.createContext("/", exchange -> dispatch("admin", exchange, this::serveAdmin));
-        admin.start();
+        this.admin = serve(port, "admin", this::serveAdmin);
     }
 
     /** Starts serving on 127.0.0.1:port (0: any free port); LIVE once liveAfter has passed. */
@@ -82,20 +79,23 @@ public class FakeEnvoy implements AutoCloseable {
 
     /** Also serves pilot-agent's POST /quitquitquit on port (0: any free port). */
     public FakeEnvoy withPilotAgent(int port) throws IOException {
-        pilotAgent = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
-        pilotAgent.setExecutor(executor);
-        pilotAgent.createContext("/", exchange -> dispatch("pilot-agent", exchange, this::servePilotAgent));
-        pilotAgent.start();
+        pilotAgent = serve(port, "pilot-agent", this::servePilotAgent);
         return this;
     }
 
     /** Also serves a generic sidecar's GET /ready and POST /shutdown on port (0: any free port). */
     public FakeEnvoy withGenericSidecar(int port) throws IOException {
-        generic = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
-        generic.setExecutor(executor);
-        generic.createContext("/", exchange -> dispatch("generic", exchange, this::serveGeneric));
-        generic.start();
+        generic = serve(port, "generic", this::serveGeneric);
         return this;
+    }
+
+    /** One server on 127.0.0.1:port (0: any free port), its requests recorded under name. */
+    private HttpServer serve(int port, String name, HttpHandler faithful) throws IOException {
+        HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
+        server.setExecutor(executor);
+        server.createContext("/", exchange -> dispatch(name, exchange, faithful));
+        server.start();
+        return server;
     }
 
     public URI genericUrl() {
