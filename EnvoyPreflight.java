@@ -181,7 +181,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             case ABSENT:
                 log.warn("nothing listened at any readiness endpoint for "
                         + Values.format(config.duration(Setting.SIDECAR_ABSENT_AFTER))
-                        + ": there is no sidecar; starting the app at once, and nothing will be quit at exit");
+                        + ": there is no sidecar" + (waitOnly ? "" : "; starting the app at once, and nothing will be"
+                        + " quit at exit"));
                 break;
             case READY:
                 break;
