@@ -1481,7 +1481,15 @@ public class EnvoyPreflight implements Callable<Integer> {
             @Override
             public int read(byte[] b, int off, int len) throws IOException {
                 if (System.nanoTime() - deadline >= 0) throw new SocketTimeoutException("deadline passed");
-                int n = in.read(b, off, len);
+                int n;
+                try {
+                    n = in.read(b, off, len);
+                } catch (SocketTimeoutException e) {
+                    throw e;
+                } catch (IOException e) { // JDK 25 says "Premature EOF" where JDK 17 just ends the body
+                    if (length < 0) throw e;
+                    n = -1;
+                }
                 if (n == -1 && length >= 0 && read < length) {
                     throw new EOFException("connection closed after " + read + " of " + length + " body bytes");
                 }

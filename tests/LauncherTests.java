@@ -37,6 +37,21 @@ class LauncherTests {
     /** {exit code, stdout, stderr} */
     record Run(int code, String out, String err) {}
 
+    /**
+     * The script compiled into JBang's cache first, with the suite's own launcher: these tests are
+     * about the launcher, and JBang says "Building jar" on a first compile (and two JBangs
+     * compiling the same script at once collide, which is JBang's affair).
+     */
+    @org.junit.jupiter.api.BeforeAll
+    static void buildTheScript() throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(ROOT.resolve("jbang").toString(), "build",
+                ROOT.resolve("EnvoyPreflight.java").toString()).redirectErrorStream(true);
+        pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
+        pb.environment().remove("JAVA_HOME");
+        Run built = finish(pb.start());
+        assertEquals(0, built.code(), built.out());
+    }
+
     @BeforeEach
     void copyTheLauncher() throws IOException {
         Path installed = jbangLib(ROOT);
