@@ -365,11 +365,18 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** The long flag: how errors and the "set by" line name the command line. */
         String flag() { return flags[flags.length - 1]; }
 
+        /** Every variable read for it, its own first (as an alias of itself, not inverted). */
+        List<Alias> readings() {
+            List<Alias> all = new ArrayList<>(List.of(new Alias(variable, false)));
+            all.addAll(aliases);
+            return all;
+        }
+
         /** Every variable read for it, its own first. */
         List<String> variables() {
-            List<String> all = new ArrayList<>(List.of(variable));
-            for (Alias a : aliases) all.add(a.variable());
-            return all;
+            List<String> names = new ArrayList<>();
+            for (Alias a : readings()) names.add(a.variable());
+            return names;
         }
 
         OptionSpec option() {
@@ -389,14 +396,15 @@ public class EnvoyPreflight implements Callable<Integer> {
         Source source(Map<Setting, String> flagValues, Map<String, String> env, List<String> warnings)
                 throws Config.Invalid {
             Source chosen = flagValues.containsKey(this) ? new Source(flag(), flagValues.get(this), false) : null;
-            for (String name : variables()) {
-                String raw = env.get(name);
+            for (Alias reading : readings()) {
+                String raw = env.get(reading.variable());
                 if (raw == null || raw.isEmpty()) continue;
-                boolean inverted = !name.equals(variable) && aliases.get(variables().indexOf(name) - 1).inverted();
-                Source found = new Source(name, raw, inverted);
+                Source found = new Source(reading.variable(), raw, reading.inverted());
                 value(found); // an alias is validated like its variable
                 if (chosen == null) chosen = found;
-                else if (!name.equals(variable)) warnings.add(name + " is set, but " + chosen.name() + " wins");
+                else if (!reading.variable().equals(variable)) {
+                    warnings.add(reading.variable() + " is set, but " + chosen.name() + " wins");
+                }
             }
             return chosen != null ? chosen : new Source(variable, null, false);
         }
@@ -716,7 +724,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        /** The signal handler (a Consumer, not a lambda: nothing to bootstrap at start-up). */
+        /** The signal handler: as a Consumer, install() needs no method reference to it (one lambda less at start). */
         public void accept(Signals.Sig sig) { onSignal(sig); }
 
         /** Called on the JVM's signal thread: decides, under the lock, what the signal means now. */
@@ -1123,26 +1131,25 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         boolean sigintAll(String name) {
-            List<Long> pids = processesNamed(name);
-            if (pids.isEmpty()) {
+            List<ProcessHandle> processes = processesNamed(name);
+            if (processes.isEmpty()) {
                 log.info("no " + name + " process is visible (shareProcessNamespace?)");
                 return false;
             }
             boolean any = false;
-            for (long pid : pids) {
-                ProcessHandle process = ProcessHandle.of(pid).orElse(null);
-                String failure = process == null ? "it has exited" : Signals.send("INT", process);
-                if (failure == null) log.info("sent SIGINT to " + name + " (pid " + pid + ")");
-                else log.warn("could not SIGINT " + name + " (pid " + pid + "): " + failure);
+            for (ProcessHandle process : processes) {
+                String failure = Signals.send("INT", process);
+                if (failure == null) log.info("sent SIGINT to " + name + " (pid " + process.pid() + ")");
+                else log.warn("could not SIGINT " + name + " (pid " + process.pid() + "): " + failure);
                 any |= failure == null;
             }
             return any;
         }
 
         /** Processes whose /proc/PID/comm is exactly name (pkill matches the same field), not us. */
-        static List<Long> processesNamed(String name) {
-            return ProcessHandle.allProcesses().filter(p -> p.pid() != ProcessHandle.current().pid())
-                    .filter(p -> name.equals(comm(p.pid()))).map(ProcessHandle::pid).toList();
+        static List<ProcessHandle> processesNamed(String name) {
+            long self = ProcessHandle.current().pid();
+            return ProcessHandle.allProcesses().filter(p -> p.pid() != self && name.equals(comm(p.pid()))).toList();
         }
 
         private static String comm(long pid) {
