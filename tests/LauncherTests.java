@@ -8,7 +8,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -72,17 +71,21 @@ class LauncherTests {
         }
     }
 
-    Process start(Map<String, String> env, String... prefix) throws IOException {
-        List<String> command = new ArrayList<>(List.of(prefix));
-        command.addAll(List.of(launcher.toString(), ROOT.resolve("EnvoyPreflight.java").toString(),
-                "sh", "-c", APP, "app", "ran"));
-        ProcessBuilder pb = new ProcessBuilder(command).directory(dir.toFile())
+    /** The tool through this launcher, running the app command given, with env added to a clean copy of ours. */
+    static Process launch(Path launcher, Map<String, String> env, String... app) throws IOException {
+        List<String> command = new ArrayList<>(List.of(launcher.toString(), ROOT.resolve("EnvoyPreflight.java").toString()));
+        command.addAll(List.of(app));
+        ProcessBuilder pb = new ProcessBuilder(command).directory(launcher.getParent().toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
         TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
         pb.environment().remove("JAVA_HOME");
         pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
         pb.environment().putAll(env);
         return pb.start();
+    }
+
+    Process start(Map<String, String> env) throws IOException {
+        return launch(launcher, env, "sh", "-c", APP, "app", "ran");
     }
 
     static Run finish(Process p) throws Exception {
@@ -194,12 +197,7 @@ class LauncherTests {
     @Test
     void noOptionOfJBangsJvmReachesTheScriptsJvmOrTheApp() throws Exception {
         assertRanSilently(run(Map.of())); // the archive exists: the next run uses it
-        ProcessBuilder pb = new ProcessBuilder(launcher.toString(), ROOT.resolve("EnvoyPreflight.java").toString(),
-                "sh", "-c", "tr '\\0' ' ' < /proc/$PPID/cmdline; echo; env")
-                .directory(dir.toFile()).redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
-        pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
-        Run r = finish(pb.start());
+        Run r = finish(launch(launcher, Map.of(), "sh", "-c", "tr '\\0' ' ' < /proc/$PPID/cmdline; echo; env"));
         assertEquals(0, r.code(), r.err());
         String jvmLine = r.out().lines().findFirst().orElseThrow();
         assertTrue(jvmLine.contains("EnvoyPreflight"), "the app's parent is the tool's JVM: " + jvmLine);
@@ -222,19 +220,13 @@ class LauncherTests {
         // A fresh clone: no .jbang/ at all. Maven fetches JBang (from its local repository, or Central).
         Path clone = Files.createDirectories(dir.resolve("clone"));
         Path fresh = Files.copy(ROOT.resolve("jbang"), clone.resolve("jbang"));
-        ProcessBuilder pb = new ProcessBuilder(fresh.toString(), ROOT.resolve("EnvoyPreflight.java").toString(),
-                "sh", "-c", APP, "app", "ran").directory(clone.toFile())
-                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
-        pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
-        Run r = finish(pb.start());
+        Run r = finish(launch(fresh, Map.of(), "sh", "-c", APP, "app", "ran"));
         assertEquals(0, r.code(), r.err());
         assertEquals("app ran\n", r.out());
         assertTrue(r.err().contains("bootstrapping dev.jbang:jbang-cli:"), r.err());
         lib = jbangLib(clone);
         assertEquals(1, archives().size(), archives().toString());
-        Map<String, String> none = new HashMap<>();
         launcher = fresh;
-        assertRanSilently(run(none));
+        assertRanSilently(run(Map.of()));
     }
 }
