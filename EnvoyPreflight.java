@@ -3,8 +3,9 @@
 //DEPS info.picocli:picocli:4.7.7
 //DEPS com.google.code.gson:gson:2.13.2
 //COMPILE_OPTIONS -XDignore.symbol.file -XDstringConcat=inline
-//RUNTIME_OPTIONS -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Xmx64m -Xmn4m -Xlog:cds=off -Xlog:cds+dynamic=off
+//RUNTIME_OPTIONS -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Xmx64m -Xmn4m -Xlog:cds=off -Xlog:cds+dynamic=off -XX:-MaxFDLimit --add-opens=java.base/java.lang=ALL-UNNAMED
 //CDS
+//MANIFEST Add-Opens=java.base/java.lang
 //DESCRIPTION Waits for a sidecar (Envoy LIVE, Istio, Linkerd or any ready endpoint), runs your app,
 //DESCRIPTION relays its signals, and quits the sidecars when it exits, so Kubernetes Jobs can finish.
 
@@ -15,6 +16,9 @@
 // -Xmx64m -Xmn4m           a small young generation keeps RSS flat through long waits;
 // //CDS, -Xlog:cds=off     JBang archives the classes of a first run; the logging flags silence its
 //                          warnings about picocli's Java 5 classes, which cannot be archived.
+// -XX:-MaxFDLimit          the JVM would raise the soft open-files limit to the hard one, for the app too;
+// --add-opens java.lang    as PID 1, the JDK's own waitpid reaps orphans (App.Orphans); the exported
+//                          jar says the same in its manifest (//MANIFEST).
 
 import com.google.gson.stream.JsonReader;
 import com.google.gson.stream.JsonToken;
@@ -43,6 +47,7 @@ import java.net.Proxy;
 import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.net.URISyntaxException;
+import java.net.URL;
 import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -56,12 +61,15 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Consumer;
 import java.util.function.DoubleSupplier;
 import java.util.regex.Matcher;
@@ -682,7 +690,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
     }
 
-    // --- The app's lifecycle: one phase, the stop signal, signals kept for the app, their relay. ---
+    // --- The app's lifecycle: one phase, the stop signal, the relay of signals to the app. ---
 
     static final class Lifecycle implements Wait.Stop, Consumer<Signals.Sig> {
         enum Phase { WAITING, RUNNING, EXITED }
@@ -690,7 +698,6 @@ public class EnvoyPreflight implements Callable<Integer> {
         private final Log log;
         private final Object lock = new Object();
         private final Http.Abort abort = new Http.Abort();
-        private final List<Signals.Sig> kept = new ArrayList<>(); // arrived before the app ran
         private Phase phase = Phase.WAITING;
         private int stopSignal;
         private Process app;
@@ -740,19 +747,17 @@ public class EnvoyPreflight implements Callable<Integer> {
                     lock.notifyAll();
                     abort.abort();
                 } else {
-                    log.info("SIG" + sig.name() + " received before the app started; kept for it");
-                    kept.add(sig);
+                    // Sent microseconds after the start, it would reach the app before it could install
+                    // a handler, and the default action of USR1, USR2 and ALRM is to die.
+                    log.warn("SIG" + sig.name() + " received before the app started; dropped: the app could"
+                            + " not handle it yet");
                 }
             }
         }
 
         private void relayLocked(Signals.Sig sig) {
             if (relay == null) {
-                relay = Executors.newSingleThreadExecutor(r -> {
-                    Thread t = new Thread(r, "signal-relay");
-                    t.setDaemon(true);
-                    return t;
-                });
+                relay = Executors.newSingleThreadExecutor(r -> Http.daemon(r, "signal-relay"));
             }
             Process p = app;
             relay.execute(() -> send(sig, p));
@@ -786,18 +791,16 @@ public class EnvoyPreflight implements Callable<Integer> {
                     return 128 + stopSignal;
                 }
                 try {
-                    p = new ProcessBuilder(launch).inheritIO().start();
+                    p = App.start(app.builder(launch));
                 } catch (IOException e) {
                     log.error("cannot run '" + app.name() + "': " + e.getMessage());
                     return EXIT_NOT_EXECUTABLE; // found on PATH, so the kernel refused it
                 }
                 this.app = p;
                 phase = Phase.RUNNING;
-                // Signals that arrived before the start go first, in order, ahead of any new one.
-                for (Signals.Sig sig : kept) relayLocked(sig);
-                kept.clear();
             }
             log.info("started the app, pid " + p.pid() + ": " + app.command());
+            App.Orphans.reapIfInit(log);
             int code = App.waitFor(p);
             synchronized (lock) {
                 phase = Phase.EXITED;
@@ -812,8 +815,124 @@ public class EnvoyPreflight implements Callable<Integer> {
     // --- The app: found like a shell finds it, started behind two safeguards, waited for. ---
 
     record App(List<String> command, Log log) {
+        static final File DEV_NULL = new File("/dev/null");
+        /**
+         * Variables the launcher changed for the JVMs that are the app's (JAVA_TOOL_OPTIONS and its
+         * kin, which every JVM reads, ours too; LC_ALL): their names, space-separated, and each
+         * value as it was under {@link #MOVED_VALUE}NAME, absent if it was unset.
+         */
+        static final String MOVED = "ENVOY_PREFLIGHT_MOVED";
+        static final String MOVED_VALUE = "ENVOY_PREFLIGHT_APP_";
+
         String name() { return command.get(0); }
         Resolved find() { return resolve(name(), System.getenv("PATH")); }
+
+        /** How the app starts: our streams and environment, with what was set aside for it given back. */
+        ProcessBuilder builder(List<String> launch) {
+            ProcessBuilder pb = new ProcessBuilder(launch).redirectInput(stdio(0, ProcessBuilder.Redirect.from(DEV_NULL)))
+                    .redirectOutput(stdio(1, ProcessBuilder.Redirect.to(DEV_NULL)))
+                    .redirectError(stdio(2, ProcessBuilder.Redirect.to(DEV_NULL)));
+            Map<String, String> env = pb.environment();
+            String moved = env.remove(MOVED);
+            for (String name : moved == null ? new String[0] : moved.split(" ")) {
+                String value = env.remove(MOVED_VALUE + name);
+                if (value != null) env.put(name, value); // empty stays empty
+                else env.remove(name); // unset stays unset
+            }
+            return pb;
+        }
+
+        /**
+         * Our descriptor fd, unless it was closed when the JVM started: the JVM then reused the slot
+         * for a file of its own (lib/modules, a jar), which the app must never get as a stream.
+         */
+        private static ProcessBuilder.Redirect stdio(int fd, ProcessBuilder.Redirect closed) {
+            Path link = Path.of("/proc/self/fd/" + fd);
+            String target;
+            try {
+                target = Files.readSymbolicLink(link).toString();
+            } catch (IOException | UnsupportedOperationException e) {
+                // still closed; or no /proc, and then as the JDK would
+                return Files.isDirectory(link.getParent()) ? closed : ProcessBuilder.Redirect.INHERIT;
+            }
+            boolean ours = target.startsWith(System.getProperty("java.home") + "/");
+            for (String entry : System.getProperty("java.class.path").split(File.pathSeparator)) {
+                ours |= !entry.isEmpty() && target.equals(Path.of(entry).toAbsolutePath().toString());
+            }
+            return ours ? closed : ProcessBuilder.Redirect.INHERIT;
+        }
+
+        /**
+         * Starts every process of ours, so that the orphan reaper (PID 1 only) knows it for ours
+         * from before it can exit: starting and recording are one step under the reaper's lock.
+         */
+        static Process start(ProcessBuilder pb) throws IOException {
+            synchronized (Orphans.OURS) {
+                Process p = pb.start();
+                Orphans.OURS.add(p);
+                return p;
+            }
+        }
+
+        /**
+         * As a container's PID 1 we inherit every orphaned descendant of the app, and the JVM reaps
+         * only the processes it started: the others would stay zombies. So, as tini does, reap
+         * them, but never one of ours: the JDK reaps those itself, and a reaper that took the
+         * app's exit status first would turn its exit code into 0. The JDK's own waitpid is used,
+         * for one pid at a time, and only for a zombie child that is not ours, so it never blocks
+         * and never races the JDK.
+         */
+        static final class Orphans {
+            static final List<Process> OURS = new ArrayList<>(); // until the JDK has reaped each
+            /** Often enough that orphans never pile up, rare enough to cost nothing (bench i). */
+            static final long PERIOD_MS = 200;
+
+            static void reapIfInit(Log log) {
+                if (ProcessHandle.current().pid() != 1) return;
+                java.lang.reflect.Method waitpid;
+                try { // ProcessHandleImpl.waitForProcessExit0(pid, reap): needs --add-opens java.base/java.lang
+                    waitpid = Class.forName("java.lang.ProcessHandleImpl")
+                            .getDeclaredMethod("waitForProcessExit0", long.class, boolean.class);
+                    waitpid.setAccessible(true);
+                } catch (ReflectiveOperationException | RuntimeException e) {
+                    log.warn("running as PID 1, but orphaned processes cannot be reaped here ("
+                            + (e instanceof java.lang.reflect.InaccessibleObjectException
+                            ? "the JVM was started without --add-opens=java.base/java.lang=ALL-UNNAMED" : e.toString())
+                            + "); they stay zombies until the container stops");
+                    return;
+                }
+                Http.daemon(() -> {
+                    try {
+                        while (true) {
+                            reap(waitpid);
+                            Thread.sleep(PERIOD_MS);
+                        }
+                    } catch (InterruptedException e) {
+                        // nothing interrupts it: the JVM ends with the tool
+                    }
+                }, "orphan-reaper").start();
+            }
+
+            private static void reap(java.lang.reflect.Method waitpid) {
+                synchronized (OURS) {
+                    OURS.removeIf(p -> !p.isAlive()); // reaped by the JDK: its pid may be reused
+                    for (ProcessHandle child : (Iterable<ProcessHandle>) ProcessHandle.current().children()::iterator) {
+                        String[] stat = Signals.stat(Long.toString(child.pid()));
+                        if (stat == null || !stat[0].equals("Z") || isOurs(child.pid())) continue;
+                        try {
+                            waitpid.invoke(null, child.pid(), true);
+                        } catch (ReflectiveOperationException e) {
+                            return; // cannot happen once set up; try again next round
+                        }
+                    }
+                }
+            }
+
+            private static boolean isOurs(long pid) {
+                for (Process p : OURS) if (p.pid() == pid) return true;
+                return false;
+            }
+        }
 
         /**
          * The command, behind two safeguards that the JDK cannot set up itself, each used where its
@@ -862,8 +981,8 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         private static boolean succeeds(String... command) {
             try {
-                Process p = new ProcessBuilder(command).redirectErrorStream(true)
-                        .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+                Process p = start(new ProcessBuilder(command).redirectErrorStream(true)
+                        .redirectOutput(ProcessBuilder.Redirect.DISCARD));
                 return p.waitFor(5, TimeUnit.SECONDS) && p.exitValue() == 0;
             } catch (IOException e) {
                 return false;
@@ -980,11 +1099,10 @@ public class EnvoyPreflight implements Callable<Integer> {
                     .filter(r -> r.exitCode() == 0).map(r -> r.path().toString()).findFirst().orElse(null);
             if (shell == null) return "neither bash nor sh is on PATH to send it";
             try {
-                Process kill = new ProcessBuilder(shell, "-c", "kill -s \"$1\" \"$2\"", "kill", name,
+                Process kill = App.start(new ProcessBuilder(shell, "-c", "kill -s \"$1\" \"$2\"", "kill", name,
                         Long.toString(target.pid()))
-                        .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")))
-                        .redirectOutput(ProcessBuilder.Redirect.DISCARD)
-                        .start();
+                        .redirectInput(ProcessBuilder.Redirect.from(App.DEV_NULL))
+                        .redirectOutput(ProcessBuilder.Redirect.DISCARD));
                 // Wait first: kill's one line of error fits the pipe, so it can't block; the bound can fire.
                 if (!kill.waitFor(5, TimeUnit.SECONDS)) {
                     kill.destroyForcibly();
@@ -1006,17 +1124,18 @@ public class EnvoyPreflight implements Callable<Integer> {
          */
         static boolean terminalSentItToo(Sig sig, long appPid) {
             if (!sig.fromTerminal) return false;
-            long[] self = stat("self");
-            long[] app = stat(Long.toString(appPid));
-            return self != null && app != null && self[1] > 0 && self[1] == self[0] && app[0] == self[0];
+            String[] self = stat("self");
+            String[] app = stat(Long.toString(appPid));
+            // fields 5 and 8 of /proc/PID/stat: the process group and the terminal's foreground group
+            return self != null && app != null && Long.parseLong(self[5]) > 0 && self[5].equals(self[2])
+                    && app[2].equals(self[2]);
         }
 
-        /** {pgrp, tpgid} from /proc/PID/stat (fields 5 and 8), or null if unreadable. */
-        private static long[] stat(String pid) {
+        /** /proc/PID/stat from its third field (state, ppid, pgrp, ...) on, or null if unreadable. */
+        static String[] stat(String pid) {
             try {
                 String stat = Files.readString(Path.of("/proc", pid, "stat"));
-                String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-                return new long[]{Long.parseLong(f[2]), Long.parseLong(f[5])};
+                return stat.substring(stat.lastIndexOf(')') + 2).split(" ");
             } catch (IOException | RuntimeException e) {
                 return null;
             }
@@ -1227,10 +1346,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             throw new IllegalArgumentException("not a boolean (true or false)");
         }
 
+        // Go's two spellings of micro are escaped: the source stays ASCII, so it compiles in any locale.
         private static final Pattern BARE_SECONDS = Pattern.compile("\\d+(\\.\\d+)?");
-        private static final Pattern PART = Pattern.compile("(\\d+\\.?\\d*|\\.\\d+)(ns|us|µs|μs|ms|s|m|h)");
+        private static final Pattern PART = Pattern.compile("(\\d+\\.?\\d*|\\.\\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)");
         private static final Map<String, Long> NANOS_PER_UNIT = Map.of(
-                "ns", 1L, "us", 1_000L, "µs", 1_000L, "μs", 1_000L, "ms", 1_000_000L,
+                "ns", 1L, "us", 1_000L, "\u00b5s", 1_000L, "\u03bcs", 1_000L, "ms", 1_000_000L,
                 "s", 1_000_000_000L, "m", 60_000_000_000L, "h", 3_600_000_000_000L);
 
         /** Go's syntax (500ms, 1h30m) as scuttle accepts it, or bare seconds. */
@@ -1328,7 +1448,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        private static final Pattern IPV4 = Pattern.compile("(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})");
+        static final Pattern IPV4 = Pattern.compile("(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})");
 
         /** localhost, 127.0.0.0/8 or ::1 (any spelling), judged without any DNS lookup. */
         static boolean isLoopback(URI uri) {
@@ -1365,9 +1485,11 @@ public class EnvoyPreflight implements Callable<Integer> {
      */
     static final class Http {
         static {
-            // Read once by the JDK's HTTP client: a POST is never sent twice, a socket never reused.
+            // Read once by the JDK's HTTP client: a POST is never sent twice, a socket never reused,
+            // and the Host header may be set (a request to one address of a name carries the name).
             System.setProperty("sun.net.http.retryPost", "false");
             System.setProperty("http.keepAlive", "false");
+            System.setProperty("sun.net.http.allowRestrictedHeaders", "true");
         }
 
         interface BodyReader<T> {
@@ -1398,28 +1520,92 @@ public class EnvoyPreflight implements Callable<Integer> {
          */
         private static synchronized ScheduledThreadPoolExecutor cutter() {
             if (cutter == null) {
-                cutter = new ScheduledThreadPoolExecutor(1, r -> {
-                    Thread t = new Thread(r, "http-deadline");
-                    t.setDaemon(true);
-                    return t;
-                });
+                cutter = new ScheduledThreadPoolExecutor(1, r -> daemon(r, "http-deadline"));
                 cutter.setRemoveOnCancelPolicy(true);
             }
             return cutter;
         }
 
+        /** A thread that never keeps the JVM alive: the tool exits when the app does. */
+        static Thread daemon(Runnable r, String name) {
+            Thread t = new Thread(r, name);
+            t.setDaemon(true);
+            return t;
+        }
+
         private static void cut(HttpURLConnection c) { if (c != null) cutter().execute(c::disconnect); }
 
+        /**
+         * One request, within timeout, name lookup included. Like Go's dialer and curl, each address
+         * the host resolves to is tried in order until one accepts the connection: localhost may be
+         * 127.0.0.1 and ::1, and a sidecar of an IPv6-only cluster listens on ::1 alone.
+         */
         static <T> T exchange(String method, URI uri, Duration timeout, Abort abort, BodyReader<T> reader)
                 throws IOException {
             long deadline = System.nanoTime() + timeout.toNanos();
-            HttpURLConnection c = (HttpURLConnection) uri.toURL().openConnection(Proxy.NO_PROXY);
-            int millis = (int) Math.max(1, Math.min(Integer.MAX_VALUE, timeout.toMillis()));
+            IOException refused = null;
+            for (URL at : addresses(uri, timeout, deadline)) {
+                try {
+                    return exchange(method, uri, at, deadline, abort, reader);
+                } catch (ConnectException | NoRouteToHostException e) {
+                    refused = e; // nothing listens there: the next address
+                }
+            }
+            throw refused;
+        }
+
+        /** The URL once per address of its host, in order; by name for https (TLS checks the name). */
+        private static List<URL> addresses(URI uri, Duration timeout, long deadline) throws IOException {
+            String host = uri.getHost();
+            if (host.startsWith("[") || Values.IPV4.matcher(host).matches()) return List.of(uri.toURL()); // a literal
+            List<URL> urls = new ArrayList<>();
+            for (InetAddress address : lookup(host, timeout, deadline)) {
+                if (uri.getScheme().equalsIgnoreCase("https")) return List.of(uri.toURL()); // the JDK's lookup is cached now
+                String literal = address.getHostAddress();
+                urls.add(new URL(uri.getScheme(), literal.contains(":") ? "[" + literal + "]" : literal, uri.getPort(),
+                        uri.getRawPath() + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery())));
+            }
+            return urls;
+        }
+
+        private static ExecutorService lookups;
+
+        /**
+         * The JDK's lookup, on a thread of its own so that it counts against the deadline: a resolver
+         * that never answers would otherwise hold a 1 s request for glibc's 10 s.
+         */
+        private static InetAddress[] lookup(String host, Duration timeout, long deadline) throws IOException {
+            Future<InetAddress[]> answer;
+            synchronized (Http.class) {
+                if (lookups == null) lookups = Executors.newCachedThreadPool(r -> daemon(r, "name-lookup"));
+                answer = lookups.submit(() -> InetAddress.getAllByName(host));
+            }
+            try {
+                return answer.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+            } catch (TimeoutException e) {
+                answer.cancel(true);
+                throw new UnknownHostException(host + " (no answer from the resolver within " + Values.format(timeout) + ")");
+            } catch (ExecutionException e) {
+                if (e.getCause() instanceof IOException io) throw io;
+                throw new IOException(e.getCause());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted");
+            }
+        }
+
+        private static <T> T exchange(String method, URI uri, URL at, long deadline, Abort abort, BodyReader<T> reader)
+                throws IOException {
+            HttpURLConnection c = (HttpURLConnection) at.openConnection(Proxy.NO_PROXY);
+            long left = Math.max(1, deadline - System.nanoTime());
+            int millis = (int) Math.max(1, Math.min(Integer.MAX_VALUE, TimeUnit.NANOSECONDS.toMillis(left)));
             c.setConnectTimeout(millis);
             c.setReadTimeout(millis);
             c.setInstanceFollowRedirects(false);
             c.setUseCaches(false);
             c.setRequestMethod(method);
+            if (!at.getHost().equals(uri.getHost())) c.setRequestProperty("Host", uri.getRawAuthority()
+                    .substring(uri.getRawAuthority().lastIndexOf('@') + 1)); // as the user wrote it
             c.setRequestProperty("User-Agent", NAME + "/" + VERSION);
             c.setRequestProperty("Accept", "*/*");
             c.setRequestProperty("Connection", "close");
@@ -1427,7 +1613,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 c.setRequestProperty("Authorization", "Basic " + Base64.getEncoder()
                         .encodeToString(uri.getUserInfo().getBytes(StandardCharsets.UTF_8)));
             }
-            ScheduledFuture<?> atDeadline = cutter().schedule(c::disconnect, timeout.toNanos(), TimeUnit.NANOSECONDS);
+            ScheduledFuture<?> atDeadline = cutter().schedule(c::disconnect, left, TimeUnit.NANOSECONDS);
             try {
                 abort.attach(c);
                 if (!method.equals("GET")) {

@@ -24,6 +24,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.function.LongSupplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 
 /**
  * Usage, from the repository's root: {@code ./jbang bench/Bench.java [--runs N] [--only LETTERS]}.
@@ -42,7 +43,7 @@ public class Bench {
     static final List<String> table = new ArrayList<>();
 
     public static void main(String[] args) throws Exception {
-        String only = "abcdefgh";
+        String only = "abcdefghij";
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--runs" -> runs = Integer.parseInt(args[++i]);
@@ -65,6 +66,8 @@ public class Bench {
         if (only.contains("f")) relayLatency();
         if (only.contains("g")) soak();
         if (only.contains("h")) httpClients();
+        if (only.contains("i")) idleCpuAsPid1();
+        if (only.contains("j")) warmRunWithTheLock();
 
         String header = "envoy-preflight benchmark, " + LocalDate.now() + ", " + machine() + ", " + runs
                 + " runs per figure after a warm-up; tool JVM options: " + String.join(" ", toolOptions);
@@ -300,7 +303,7 @@ public class Bench {
             List<Double> lags = results.stream().map(r -> r[0]).toList();
             List<Double> polls = results.stream().map(r -> r[1]).toList();
             table.add(String.format(Locale.ROOT, "| d | detection lag (ms), %s after %s s; polls: median %.0f, max %.0f |"
-                            + " %.0f | %.0f | — | | | max ≤ 300 ms | %s |",
+                            + " %.0f | %.0f | \u2014 | | | max \u2264 300 ms | %s |",
                     readyEndpoint ? "a ready endpoint (`GENERIC_READY_ENDPOINTS` alone) answers 2xx" : "LIVE",
                     liveAfterMs / 1000.0 + "",
                     median(polls), max(polls), median(lags), max(lags), max(lags) <= 300 ? "met" : "**not met**"));
@@ -348,7 +351,7 @@ public class Bench {
             }
         }
         table.add(row("e", "exit latency (ms): app exit to the tool's exit, 3 quit requests", ms, null, null,
-                "median ≤ 50 ms", median(ms) <= 50));
+                "median \u2264 50 ms", median(ms) <= 50));
     }
 
     // --- f: relay latency --------------------------------------------------------------------------
@@ -392,9 +395,9 @@ public class Bench {
         }
         sender.destroy();
         table.add(row("f", "relay latency (ms): TERM sent to the tool until the app's trap runs", term, null, null,
-                "median ≤ 20 ms", median(term) <= 20));
+                "median \u2264 20 ms", median(term) <= 20));
         table.add(row("f", "relay latency (ms): USR1 sent to the tool until the app's trap runs", usr1, null, null,
-                "median ≤ 20 ms", median(usr1) <= 20));
+                "median \u2264 20 ms", median(usr1) <= 20));
     }
 
     // --- g: soak -----------------------------------------------------------------------------------
@@ -452,11 +455,68 @@ public class Bench {
         }
     }
 
+    // --- i: idle CPU as PID 1 (the orphan reaper) -------------------------------------------------------
+
+    static void idleCpuAsPid1() throws Exception {
+        say("i: CPU the tool's JVM uses while the app sleeps, as PID 1 (reaping) and not");
+        List<Double> pid1 = new ArrayList<>();
+        List<Double> plain = new ArrayList<>();
+        List<String> asPid1 = new ArrayList<>(List.of("unshare", "--pid", "--fork", "--mount-proc"));
+        asPid1.addAll(toolJar("sleep", "9"));
+        for (int i = 0; i < Math.max(3, runs / 3); i++) {
+            pid1.add(cpuPercentWhileSleeping(asPid1));
+            plain.add(cpuPercentWhileSleeping(toolJar("sleep", "9")));
+        }
+        table.add(String.format(Locale.ROOT, "| i | CPU (%% of a core) of the tool's JVM as PID 1 while the app sleeps,"
+                        + " from 2 s to 8 s after the start | %.3f | %.3f | the same, not PID 1 (no reaper) | %.3f | | ≤ 0.5%%"
+                        + " | %s |", median(pid1), max(pid1), median(plain), median(pid1) <= 0.5 ? "met" : "**not met**"));
+    }
+
+    /** User and system CPU of the tool's JVM (below cmd) from 2 s to 8 s after its start, in % of a core. */
+    static double cpuPercentWhileSleeping(List<String> cmd) throws Exception {
+        Process p = start(cmd, Map.of());
+        try {
+            Thread.sleep(2000);
+            ProcessHandle jvm = Stream.concat(Stream.of(p.toHandle()), p.descendants())
+                    .filter(h -> h.info().command().orElse("").endsWith("/java")).findFirst().orElseThrow();
+            long before = cpuTicks(jvm.pid());
+            Thread.sleep(6000);
+            return (cpuTicks(jvm.pid()) - before) / 100.0 / 6 * 100; // USER_HZ is 100 on Linux
+        } finally {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+            p.waitFor();
+        }
+    }
+
+    static long cpuTicks(long pid) throws IOException {
+        String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        return Long.parseLong(f[11]) + Long.parseLong(f[12]); // utime, stime
+    }
+
+    // --- j: what the launcher's lock costs a warm run -----------------------------------------------------
+
+    static void warmRunWithTheLock() throws Exception {
+        say("j: a warm ./jbang run with the build lock, and the same launcher without it");
+        Path noLock = root.resolve("bench/out/nolock/jbang");
+        Files.createDirectories(noLock.getParent());
+        Files.writeString(noLock, Files.readString(root.resolve("jbang"))
+                .replace("if command -v flock >/dev/null 2>&1 &&", "if false &&"));
+        noLock.toFile().setExecutable(true);
+        Path jbangHome = noLock.resolveSibling(".jbang");
+        if (!Files.exists(jbangHome)) Files.createSymbolicLink(jbangHome, root.resolve(".jbang"));
+        List<String> without = new ArrayList<>(List.of(noLock.toString(), "EnvoyPreflight.java", "/bin/true"));
+        List<Double>[] t = timeInterleaved(jbang("EnvoyPreflight.java", "/bin/true"), without);
+        ratioRow("j", "start to exit, warm `./jbang EnvoyPreflight.java /bin/true` with the build lock", t[0],
+                "the same launcher without the lock", t[1], 1.02);
+    }
+
     // --- helpers -----------------------------------------------------------------------------------
 
     static void ratioRow(String id, String what, List<Double> tool, String refName, List<Double> ref, double target) {
         double ratio = median(tool) / median(ref);
-        table.add(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | %.2f× | ≤ %.2f× | %s |", id, what,
+        table.add(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | %.2f\u00d7 | \u2264 %.2f\u00d7 | %s |", id, what,
                 fmt(median(tool)), fmt(max(tool)), refName, fmt(median(ref)), ratio, target,
                 ratio <= target ? "met" : "**not met**"));
     }
@@ -464,7 +524,7 @@ public class Bench {
     static String row(String id, String what, List<Double> values, String refName, List<Double> ref, String target,
                       boolean met) {
         return String.format(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | | %s | %s |", id, what, fmt(median(values)),
-                fmt(max(values)), refName == null ? "—" : refName, ref == null ? "" : fmt(median(ref)), target,
+                fmt(max(values)), refName == null ? "\u2014" : refName, ref == null ? "" : fmt(median(ref)), target,
                 met ? "met" : "**not met**");
     }
 

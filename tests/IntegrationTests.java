@@ -290,16 +290,19 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             }
         }
 
-        @Test
-        void otherSignalsDuringTheWaitAreKeptForTheApp() throws Exception {
+        @ParameterizedTest
+        @ValueSource(strings = {"USR1", "USR2", "ALRM", "WINCH"})
+        void otherSignalsDuringTheWaitAreDroppedNotSentToAnAppThatCannotHandleThemYet(String signal) throws Exception {
             fake.forceState("INITIALIZING");
-            try (var tool = TestSupport.Tool.start(admin(), "sleep", "30")) {
+            try (var tool = TestSupport.Tool.start(admin(), "sh", "-c", "sleep 0.3; echo app ran")) {
                 TestSupport.await("the first poll", () -> !fake.requests().isEmpty());
-                tool.signal("USR1");
-                TestSupport.await("the signal to be kept", () -> tool.stderr().contains("kept for it"));
-                fake.forceState(null); // LIVE: the app starts and gets the USR1 it was sent
-                assertEquals(128 + 10, tool.exitCode(), tool.stderr()); // sleep dies of SIGUSR1 (10)
-                assertTrue(tool.stderr().contains("relayed SIGUSR1"), tool.stderr());
+                tool.signal(signal);
+                TestSupport.await("the signal to be dropped", () -> tool.stderr().contains("SIG" + signal
+                        + " received before the app started; dropped"));
+                fake.forceState(null); // LIVE: the app starts, and no signal follows it
+                assertEquals(0, tool.exitCode(), tool.stderr()); // a USR1 sent at the start: 138
+                assertEquals("app ran\n", tool.stdout());
+                assertFalse(tool.stderr().contains("relayed SIG"), tool.stderr());
             }
         }
     }

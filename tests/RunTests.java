@@ -11,6 +11,7 @@
 //SOURCES ReliabilityTests.java
 //SOURCES SidecarsTests.java
 //SOURCES LauncherTests.java
+//SOURCES ContainerTests.java
 //SOURCES ExamplesTests.java
 //RUNTIME_OPTIONS -Xmx512m
 //DESCRIPTION Runs envoy-preflight's JUnit tests and prints "N passed, N failed, N skipped".

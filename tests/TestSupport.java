@@ -44,8 +44,19 @@ final class TestSupport {
     }
 
     /** Every variable the tool reads (from its own table): cleared so that the developer's shell can't leak in. */
-    static final List<String> TOOL_VARIABLES = java.util.Arrays.stream(EnvoyPreflight.Setting.values())
-            .flatMap(s -> s.variables().stream()).toList();
+    static final List<String> TOOL_VARIABLES = toolVariables();
+
+    private static List<String> toolVariables() {
+        List<String> names = new ArrayList<>();
+        for (EnvoyPreflight.Setting s : EnvoyPreflight.Setting.values()) names.addAll(s.variables());
+        // What a launcher in front of the suite moved aside: the tool would give it back to every app.
+        names.add(EnvoyPreflight.App.MOVED);
+        for (String moved : List.of("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "LC_ALL")) {
+            names.add(EnvoyPreflight.App.MOVED_VALUE + moved);
+        }
+        names.addAll(List.of("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"));
+        return List.copyOf(names);
+    }
 
     static final Duration PATIENCE = Duration.ofSeconds(30);
 

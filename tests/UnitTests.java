@@ -45,7 +45,7 @@ class UnitTests {
         @ParameterizedTest
         @CsvSource({"500ms,500", "30s,30000", "2m,120000", "1h30m,5400000", "1.5s,1500", "1m30s,90000",
                 "10,10000", "0.25,250", "0,0", "0s,0", "250000us,250", "3000000ns,3", "2h,7200000",
-                ".5s,500", "1µs500ms,500"})
+                ".5s,500", "1\u00b5s500ms,500"})
         void goSyntaxAndBareSeconds(String raw, long millis) {
             assertEquals(millis, EnvoyPreflight.Values.duration(raw).toMillis());
         }

@@ -1,0 +1,469 @@
+import com.sun.net.httpserver.HttpServer;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.net.DatagramPacket;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.jar.Attributes;
+import java.util.jar.JarEntry;
+import java.util.jar.JarOutputStream;
+import java.util.jar.Manifest;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * "At home in any container": the app's JVM options, any locale, a read-only /tmp, IPv6 loopback,
+ * closed streams, limits, PID 1's orphans, cold caches and @ arguments. One nested class per
+ * point of the issue, against the real program (through the committed launcher where the point
+ * is the launcher's).
+ */
+class ContainerTests {
+    static final Path ROOT = TestSupport.repositoryRoot();
+    static final Path LAUNCHER = ROOT.resolve("jbang");
+
+    @TempDir
+    Path dir;
+
+    /** The tool through the committed launcher (warm), running app; env added to a clean copy of ours. */
+    static LauncherTests.Run launched(Map<String, String> env, String... app) throws Exception {
+        return LauncherTests.finish(LauncherTests.launch(LAUNCHER, env, app));
+    }
+
+    /** A shell line run by bash, its output and code: for what needs a shell around the tool. */
+    static LauncherTests.Run bash(Map<String, String> env, String line) throws Exception {
+        ProcessBuilder pb = new ProcessBuilder("bash", "-c", line).directory(ROOT.toFile())
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+        pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
+        pb.environment().putAll(env);
+        return LauncherTests.finish(pb.start());
+    }
+
+    /** The tool's JVM command line, quoted for bash. */
+    static String toolCommand(List<String> jvmOptions) {
+        List<String> command = new ArrayList<>(TestSupport.javaCommand());
+        command.addAll(1, jvmOptions);
+        return String.join(" ", command.stream().map(ContainerTests::quote).toList());
+    }
+
+    static String quote(String word) {
+        return "'" + word.replace("'", "'\\''") + "'";
+    }
+
+    /** Whether this machine lets us run command (a namespace, a mount): skip with the reason if not. */
+    static void assumeWorks(String why, String... command) throws Exception {
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        Assumptions.assumeTrue(p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0, why + ": " + out);
+    }
+
+    @BeforeAll
+    static void theScriptIsBuilt() throws Exception {
+        LauncherTests.buildTheScript();
+    }
+
+    // --- 1. The app's JVM options stay the app's ---------------------------------------------------
+
+    @Nested
+    class JavaOptions {
+        /** A Java agent that appends the main command of each JVM that loads it to the file it is given. */
+        Path agent() throws Exception {
+            Path src = Files.createDirectories(dir.resolve("agent-src"));
+            Files.writeString(src.resolve("CountingAgent.java"), String.join("\n",
+                    "public class CountingAgent {",
+                    "  public static void premain(String file) throws Exception {",
+                    "    java.nio.file.Files.writeString(java.nio.file.Path.of(file),",
+                    "        System.getProperty(\"sun.java.command\") + \"\\n\",",
+                    "        java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);",
+                    "  }",
+                    "}", ""));
+            Files.writeString(src.resolve("Hello.java"),
+                    "public class Hello { public static void main(String[] a) { System.out.println(\"hello from java\"); } }\n");
+            var javac = javax.tools.ToolProvider.getSystemJavaCompiler();
+            assertEquals(0, javac.run(null, null, null, "-d", src.toString(), src.resolve("CountingAgent.java").toString(),
+                    src.resolve("Hello.java").toString()));
+            Manifest manifest = new Manifest();
+            manifest.getMainAttributes().put(Attributes.Name.MANIFEST_VERSION, "1.0");
+            manifest.getMainAttributes().putValue("Premain-Class", "CountingAgent");
+            Path jar = dir.resolve("counting-agent.jar");
+            try (var out = new JarOutputStream(Files.newOutputStream(jar), manifest)) {
+                out.putNextEntry(new JarEntry("CountingAgent.class"));
+                out.write(Files.readAllBytes(src.resolve("CountingAgent.class")));
+                out.closeEntry();
+            }
+            return jar;
+        }
+
+        /** The JVMs that loaded the agent, one main command a line. */
+        List<String> loads() throws IOException {
+            Path loads = dir.resolve("loads");
+            return Files.exists(loads) ? Files.readAllLines(loads) : List.of();
+        }
+
+        String javaApp() {
+            return ProcessHandle.current().info().command().orElse("java") + " -cp " + dir.resolve("agent-src") + " Hello";
+        }
+
+        static final String SHOW = "printf '%s|' \"${JAVA_TOOL_OPTIONS-unset}\" \"${JDK_JAVA_OPTIONS-unset}\""
+                + " \"${_JAVA_OPTIONS-unset}\" \"${ENVOY_PREFLIGHT_MOVED-unset}\"";
+
+        @Test
+        void aGcChoiceForTheAppNeitherBreaksTheToolNorChangesOnTheWay() throws Exception {
+            // Before: "Multiple garbage collectors selected", exit 1, nothing run.
+            var r = launched(Map.of("JAVA_TOOL_OPTIONS", "-XX:+UseParallelGC", "_JAVA_OPTIONS", "-Xmx300m  -Dx='a b'"),
+                    "sh", "-c", SHOW);
+            assertEquals(0, r.code(), r.err());
+            assertEquals("-XX:+UseParallelGC|unset|-Xmx300m  -Dx='a b'|unset|", r.out());
+            assertEquals("", r.err());
+        }
+
+        @Test
+        void emptyStaysEmptyAndUnsetStaysUnset() throws Exception {
+            var r = launched(Map.of("JDK_JAVA_OPTIONS", ""), "sh", "-c", SHOW);
+            assertEquals(0, r.code(), r.err());
+            assertEquals("unset||unset|unset|", r.out());
+        }
+
+        @Test
+        void anAgentMeantForTheAppLoadsInTheAppAloneOnTheLauncherPath() throws Exception {
+            Path agent = agent();
+            String option = "-javaagent:" + agent + "=" + dir.resolve("loads");
+            for (String variable : List.of("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS")) {
+                Files.deleteIfExists(dir.resolve("loads"));
+                var r = launched(Map.of(variable, option), "sh", "-c", javaApp());
+                assertEquals(0, r.code(), variable + ": " + r.err());
+                assertEquals("hello from java\n", r.out(), variable);
+                assertEquals(List.of("Hello"), loads(), variable + ": once, in the app; none in JBang's JVM or the tool's");
+            }
+        }
+
+        @Test
+        void theToolGivesBackWhatTheLauncherMovedAside() throws Exception {
+            // The tool's side alone, started as the launcher starts it.
+            try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_MOVED", "JAVA_TOOL_OPTIONS JDK_JAVA_OPTIONS",
+                    "ENVOY_PREFLIGHT_APP_JAVA_TOOL_OPTIONS", "-Da=\u00e9 -Db", "JDK_JAVA_OPTIONS", "-Dstale=1"), "sh", "-c",
+                    SHOW + "; env | grep -c ENVOY_PREFLIGHT_APP_ || true")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals("-Da=\u00e9 -Db|unset|unset|unset|0\n", tool.stdout());
+            }
+        }
+
+        @Test
+        void theJarImagesEntrypointKeepsTheAgentForTheApp() throws Exception {
+            // No Docker here: the jar the image builds, beside its entrypoint, run as the image runs it.
+            Path image = Files.createDirectories(dir.resolve("image"));
+            var built = bash(Map.of(), "./jbang export fatjar -O " + quote(image.resolve("envoy-preflight.jar").toString())
+                    + " EnvoyPreflight.java");
+            assertEquals(0, built.code(), built.err());
+            String dockerfile = Files.readString(ROOT.resolve("examples/docker/Dockerfile.jar"));
+            assertTrue(dockerfile.contains("COPY examples/docker/entrypoint.sh /opt/envoy-preflight/entrypoint.sh"), dockerfile);
+            assertTrue(dockerfile.contains("ENTRYPOINT [\"/opt/envoy-preflight/entrypoint.sh\"]"), dockerfile);
+            var options = java.util.regex.Pattern.compile("PREFLIGHT_JAVA_OPTIONS=\"([^\"]*)\"").matcher(dockerfile);
+            assertTrue(options.find());
+            Path entrypoint = Files.copy(ROOT.resolve("examples/docker/entrypoint.sh"), image.resolve("entrypoint.sh"));
+            Path agent = agent();
+            ProcessBuilder pb = new ProcessBuilder(entrypoint.toString(), "sh", "-c", javaApp() + "; " + SHOW)
+                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+            TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+            pb.environment().put("PREFLIGHT_JAVA_OPTIONS", options.group(1));
+            pb.environment().put("JAVA_TOOL_OPTIONS", "-javaagent:" + agent + "=" + dir.resolve("loads"));
+            var r = LauncherTests.finish(pb.start());
+            assertEquals(0, r.code(), r.err());
+            assertEquals("hello from java\n-javaagent:" + agent + "=" + dir.resolve("loads") + "|unset|unset|unset|", r.out());
+            assertEquals(List.of("Hello"), loads(), "the tool's JVM did not load it");
+            assertEquals(1, r.err().split("Picked up JAVA_TOOL_OPTIONS", -1).length - 1, "said by the app's JVM alone: " + r.err());
+        }
+    }
+
+    // --- 2. Any locale -----------------------------------------------------------------------------
+
+    @Nested
+    class Locale {
+        @Test
+        void theSourcesAreAsciiSoThatTheyCompileInTheCLocale() throws IOException {
+            for (Path source : List.of(ROOT.resolve("EnvoyPreflight.java"), ROOT.resolve("examples/local/FakeEnvoy.java"))) {
+                byte[] bytes = Files.readAllBytes(source);
+                for (int i = 0; i < bytes.length; i++) assertTrue(bytes[i] >= 0, source + ": a non-ASCII byte at " + i);
+            }
+        }
+
+        @Test
+        void aColdCompileAndRunInTheCLocalePassesNonAsciiArgumentsUnchanged() throws Exception {
+            Map<String, String> c = new HashMap<>(Map.of("LC_ALL", "C", "JBANG_CACHE_DIR", dir.resolve("cache").toString()));
+            var r = bash(c, "unset LANG LC_CTYPE; ./jbang EnvoyPreflight.java -- printf '[%s]' 'Z\u00fcrich \u65e5\u672c' x");
+            assertEquals(0, r.code(), r.err());
+            assertEquals("[Z\u00fcrich \u65e5\u672c][x]", r.out());
+            assertFalse(r.err().contains("error"), r.err());
+            r = bash(c, "unset LANG LC_CTYPE LC_ALL; ./jbang EnvoyPreflight.java -- sh -c 'printf \"[%s]\" \"$1\" \"${LC_ALL-unset}\"' sh \u00e9");
+            assertEquals("[\u00e9][unset]", r.out(), "the app gets its own locale back: " + r.err());
+        }
+    }
+
+    // --- 3. A read-only root filesystem ---------------------------------------------------------------
+
+    @Nested
+    class ReadOnlyTmp {
+        @Test
+        void aWarmRunNeedsNoWritableTmpThroughTheLauncherOrDirectly() throws Exception {
+            assumeWorks("no private mount namespace with a read-only bind mount here", "unshare", "-m", "sh", "-c",
+                    "mount --bind -o ro /tmp /tmp || { mount --bind /tmp /tmp && mount -o remount,ro,bind /tmp; }");
+            assertEquals(0, launched(Map.of(), "true").code(), "warm");
+            String readOnly = "{ mount --bind -o ro /tmp /tmp || { mount --bind /tmp /tmp && mount -o remount,ro,bind /tmp; }; }"
+                    + " 2>/dev/null; touch /tmp/x 2>/dev/null && echo tmp is writable;";
+            var r = bash(Map.of(), "exec unshare -m bash -c " + quote(readOnly + " ./jbang EnvoyPreflight.java -- echo hi"
+                    + " && ./jbang --offline " + ROOT.resolve("EnvoyPreflight.java") + " -- echo offline"
+                    + " && " + toolCommand(List.of()) + " -- echo direct"));
+            assertEquals(0, r.code(), r.err());
+            assertEquals("hi\noffline\ndirect\n", r.out());
+        }
+    }
+
+    // --- 4. IPv6 loopback, and bounded name lookups ----------------------------------------------------
+
+    @Nested
+    class Addresses {
+        @Test
+        void aSidecarOnIpv6LoopbackAloneIsFoundByNameForPollsAndQuits() throws Exception {
+            Path hosts = Files.writeString(dir.resolve("hosts"), "127.0.0.1 localhost\n::1 localhost\n");
+            HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getByName("::1"), 0), 8);
+            List<String> seen = new CopyOnWriteArrayList<>();
+            server.createContext("/", exchange -> {
+                seen.add(exchange.getRequestMethod() + " " + exchange.getRequestURI() + " Host: "
+                        + exchange.getRequestHeaders().getFirst("Host"));
+                exchange.sendResponseHeaders(200, -1);
+                exchange.close();
+            });
+            server.start();
+            try {
+                String base = "http://localhost:" + server.getAddress().getPort();
+                var r = bash(Map.of("GENERIC_READY_ENDPOINTS", base + "/ready", "GENERIC_QUIT_ENDPOINTS", base + "/quit",
+                        "ENVOY_PREFLIGHT_LOGGING", "true"),
+                        toolCommand(List.of("-Djdk.net.hosts.file=" + hosts)) + " echo app");
+                assertEquals(0, r.code(), r.err());
+                assertEquals("app\n", r.out());
+                String host = "localhost:" + server.getAddress().getPort();
+                assertEquals(List.of("GET /ready Host: " + host, "POST /quit Host: " + host), seen, r.err());
+            } finally {
+                server.stop(0);
+            }
+        }
+
+        @Test
+        void aResolverThatNeverAnswersCostsNoMoreThanTheQuitTimeout() throws Exception {
+            assumeWorks("no private mount namespace here", "unshare", "-m", "true");
+            // A name server that takes every question and answers none.
+            try (DatagramSocket silent = new DatagramSocket(new InetSocketAddress(InetAddress.getByName("127.0.0.77"), 53))) {
+                Thread swallow = new Thread(() -> {
+                    byte[] buffer = new byte[512];
+                    while (!silent.isClosed()) {
+                        try {
+                            silent.receive(new DatagramPacket(buffer, buffer.length));
+                        } catch (IOException e) {
+                            return;
+                        }
+                    }
+                });
+                swallow.setDaemon(true);
+                swallow.start();
+                Path resolv = Files.writeString(dir.resolve("resolv.conf"), "nameserver 127.0.0.77\n");
+                var r = bash(Map.of("GENERIC_QUIT_ENDPOINTS", "http://quit-sidecar.example:15020/quitquitquit",
+                        "QUIT_REQUEST_TIMEOUT", "1s", "ENVOY_PREFLIGHT_LOGGING", "true", "ENVOY_PREFLIGHT_LOG_FORMAT", "json"),
+                        "exec unshare -m bash -c " + quote("mount --bind " + resolv + " /etc/resolv.conf && exec "
+                                + toolCommand(List.of()) + " true"));
+                assertEquals(0, r.code(), r.err());
+                assertTrue(r.err().contains("no answer from the resolver within 1s"), r.err());
+                long ms = loggedMillis(r.err(), "the app exited", "exit code");
+                assertTrue(ms < 2000, "the quit took " + ms + " ms with a 1s timeout");
+            }
+        }
+
+        static long loggedMillis(String jsonLog, String from, String to) {
+            java.time.Instant a = null, b = null;
+            for (String line : jsonLog.lines().toList()) {
+                var o = com.google.gson.JsonParser.parseString(line).getAsJsonObject();
+                String msg = o.get("msg").getAsString();
+                var at = java.time.Instant.parse(o.get("time").getAsString());
+                if (a == null && msg.startsWith(from)) a = at;
+                if (b == null && msg.startsWith(to)) b = at;
+            }
+            assertTrue(a != null && b != null, jsonLog);
+            return java.time.Duration.between(a, b).toMillis();
+        }
+    }
+
+    // --- 5. Closed standard streams ------------------------------------------------------------------
+
+    @Nested
+    class ClosedStreams {
+        /** What the app's descriptors 0-2 are, read from outside while it runs: each a link target or "closed". */
+        List<String> appStreams(String redirect, boolean launcher) throws Exception {
+            String tool = launcher ? "./jbang EnvoyPreflight.java --" : toolCommand(List.of()) + " --";
+            ProcessBuilder pb = new ProcessBuilder("bash", "-c", "exec " + tool + " sleep 3 " + redirect)
+                    .directory(ROOT.toFile()).redirectErrorStream(true)
+                    .redirectOutput(dir.resolve("out").toFile());
+            TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+            pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
+            Process p = pb.start();
+            try {
+                long[] app = {0};
+                TestSupport.await("the app", () -> {
+                    app[0] = p.descendants().filter(h -> h.info().command().orElse("").endsWith("/sleep"))
+                            .mapToLong(ProcessHandle::pid).findFirst().orElse(0);
+                    return app[0] != 0;
+                });
+                List<String> streams = new ArrayList<>();
+                for (int fd = 0; fd < 3; fd++) {
+                    Path link = Path.of("/proc/" + app[0] + "/fd/" + fd);
+                    streams.add(Files.exists(link, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                            ? Files.readSymbolicLink(link).toString() : "closed");
+                }
+                return streams;
+            } finally {
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
+                p.destroyForcibly();
+            }
+        }
+
+        @Test
+        void aClosedStreamReachesTheAppClosedOrAsDevNullNeverAsAFileOfOurs() throws Exception {
+            for (boolean launcher : List.of(true, false)) {
+                for (int fd = 0; fd < 3; fd++) {
+                    String redirect = fd + (fd == 0 ? "<&-" : ">&-");
+                    String stream = appStreams(redirect, launcher).get(fd);
+                    assertTrue(stream.equals("closed") || stream.equals("/dev/null"),
+                            (launcher ? "launcher" : "direct") + ", " + redirect + ": the app got " + stream);
+                }
+            }
+        }
+    }
+
+    // --- 6. Limits are the app's ----------------------------------------------------------------------
+
+    @Nested
+    class Limits {
+        @Test
+        void theAppGetsTheOpenFilesLimitTheToolWasStartedWith() throws Exception {
+            var r = bash(Map.of(), "ulimit -Sn 1024; ./jbang EnvoyPreflight.java -- sh -c 'ulimit -Sn'; "
+                    + toolCommand(List.of()) + " sh -c 'ulimit -Sn'");
+            assertEquals(0, r.code(), r.err());
+            assertEquals("1024\n1024\n", r.out());
+        }
+    }
+
+    // --- 7. PID 1's orphans --------------------------------------------------------------------------
+
+    @Nested
+    class Pid1 {
+        @org.junit.jupiter.api.BeforeEach
+        void aPidNamespaceCanBeMade() throws Exception {
+            assumeWorks("no PID namespace can be made here", "unshare", "--pid", "--fork", "--mount-proc", "true");
+        }
+
+        /** The tool as PID 1 of a fresh PID namespace, as a container's entrypoint. */
+        String asPid1(String app) {
+            return "unshare --pid --fork --mount-proc " + toolCommand(List.of()) + " sh -c " + quote(app);
+        }
+
+        static final String ZOMBIES = "grep -l '^State:.Z' /proc/[0-9]*/status 2>/dev/null | wc -l";
+
+        @Test
+        void twoHundredOrphansLeaveNoZombieASecondAfterTheyDie() throws Exception {
+            String app = "for i in $(seq 200); do (sleep 0.2 &); done; "
+                    // until every sleep has died (a zombie is dead), then the reaper's second
+                    + "while grep -l '^Name:.sleep' /proc/[0-9]*/status 2>/dev/null | xargs -r grep -L '^State:.Z' 2>/dev/null | grep -q .;"
+                    + " do sleep 0.05; done; echo \"dead: $(" + ZOMBIES + ")\"; sleep 1; echo \"left: $(" + ZOMBIES + ")\"";
+            var r = bash(Map.of(), asPid1(app));
+            assertEquals(0, r.code(), r.err());
+            assertTrue(r.out().contains("\nleft: 0\n"), r.out() + r.err());
+            assertFalse(r.out().contains("dead: 0\n"), "the orphans were zombies before the reaper came: " + r.out());
+            assertEquals("", r.err());
+        }
+
+        @Test
+        void aHundredRunsWhoseOrphansDieWithTheAppEachKeepTheAppsExitCode() throws Exception {
+            String app = "for j in 1 2 3; do (sleep 0.0$j &); done; sleep 0.02; exit $1";
+            var r = bash(Map.of(), "for i in $(seq 100); do " + asPid1(app) + " sh $((i % 120 + 3)); echo $?; done");
+            assertEquals(0, r.code(), r.err());
+            List<String> expected = new ArrayList<>();
+            for (int i = 1; i <= 100; i++) expected.add(String.valueOf(i % 120 + 3));
+            assertEquals(expected, r.out().lines().toList(), r.err());
+        }
+
+        @Test
+        void signalsAreRelayedAsPid1() throws Exception {
+            var app = new TestSupport.SignalApp(dir);
+            ProcessBuilder pb = new ProcessBuilder("bash", "-c", "exec " + asPid1("exec " + String.join(" ",
+                    java.util.Arrays.stream(app.command(7)).map(ContainerTests::quote).toList())))
+                    .redirectErrorStream(true).redirectOutput(dir.resolve("out").toFile());
+            TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+            Process unshare = pb.start();
+            try {
+                app.awaitReady();
+                long tool = unshare.descendants().filter(h -> h.info().command().orElse("").endsWith("/java"))
+                        .mapToLong(ProcessHandle::pid).findFirst().orElseThrow();
+                TestSupport.kill("USR1", tool);
+                app.awaitSignal("USR1");
+                TestSupport.kill("TERM", tool);
+                app.awaitSignal("TERM");
+                app.stop();
+                assertTrue(unshare.waitFor(30, TimeUnit.SECONDS));
+                assertEquals(7, unshare.exitValue(), TestSupport.read(dir.resolve("out")));
+                assertEquals(List.of("USR1", "TERM"), app.received());
+            } finally {
+                unshare.descendants().forEach(ProcessHandle::destroyForcibly);
+                unshare.destroyForcibly();
+            }
+        }
+    }
+
+    // --- 9. Cold caches --------------------------------------------------------------------------------
+
+    @Nested
+    class ColdCache {
+        @Test
+        void eightFirstRunsAtOnceOnAnEmptyCacheAllRunTheirApp() throws Exception {
+            Map<String, String> env = Map.of("JBANG_CACHE_DIR", dir.resolve("cache").toString());
+            List<Process> runs = new ArrayList<>();
+            for (int i = 0; i < 8; i++) runs.add(LauncherTests.launch(LAUNCHER, env, "echo", "run " + i));
+            for (int i = 0; i < 8; i++) {
+                var r = LauncherTests.finish(runs.get(i));
+                assertEquals(0, r.code(), "run " + i + ": " + r.err());
+                assertEquals("run " + i + "\n", r.out());
+            }
+            var later = launched(env, "echo", "later");
+            assertEquals(0, later.code(), later.err());
+            assertEquals("later\n", later.out());
+            assertEquals("", later.err());
+        }
+    }
+
+    // --- 10. @ arguments are the app's -----------------------------------------------------------------
+
+    @Nested
+    class AtArguments {
+        @Test
+        void atFilesAndEmptyArgumentsReachTheAppVerbatimOnTheLauncherPath() throws Exception {
+            Path body = Files.writeString(dir.resolve("body.json"), "{\"a\": 1}\n");
+            var r = launched(Map.of(), "printf", "[%s]", "@" + body, "@@x", "@", "", "@@", "x@y", "a b", "");
+            assertEquals(0, r.code(), r.err());
+            assertEquals("[@" + body + "][@@x][@][][@@][x@y][a b][]", r.out());
+        }
+    }
+}
