@@ -57,9 +57,11 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.EnumMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -162,8 +164,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             code = afterWait(waited, wait, config, lifecycle, log);
         } finally {
             // Runs on every exit once the configuration was accepted, and never changes the code.
-            if (waited == Wait.Outcome.ABSENT) quit.run(new Quit.Plan(List.of(), "no sidecar was found"));
-            else if (!waitOnly) quit.run(Quit.plan(config, code));
+            if (waited == Wait.Outcome.ABSENT && !(waitOnly || wait.answersNow())) {
+                quit.run(new Quit.Plan(List.of(), "no sidecar was found"));
+            } else if (!waitOnly) {
+                quit.run(Quit.plan(config, code));
+            }
             log.info("exit code " + code);
         }
         return code;
@@ -189,8 +194,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             case ABSENT:
                 log.warn("nothing listened at any readiness endpoint for "
                         + Values.format(config.duration(Setting.SIDECAR_ABSENT_AFTER))
-                        + ": there is no sidecar" + (waitOnly ? "" : "; starting the app at once, and nothing will be"
-                        + " quit at exit"));
+                        + ": there is no sidecar" + (waitOnly ? "" : "; starting the app at once (at exit, it is quit"
+                        + " only if it answers by then)"));
                 break;
             case READY:
                 break;
@@ -432,7 +437,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     case LOG_FORMAT -> Log.Format.parse(raw);
                 };
             } catch (IllegalArgumentException e) {
-                throw new Config.Invalid(source.name() + ": " + e.getMessage() + ": '" + Values.redact(raw) + "'");
+                throw new Config.Invalid(source.name() + ": " + e.getMessage() + ": '" + Values.shown(raw) + "'");
             }
         }
 
@@ -613,6 +618,22 @@ public class EnvoyPreflight implements Callable<Integer> {
             return Outcome.READY;
         }
 
+        /**
+         * After a wait that found no sidecar: is one there now? One poll of each target, and any
+         * answer but a refused connection means it came late, and is quit as usual.
+         */
+        boolean answersNow() {
+            for (Target next : targets(config)) {
+                Poll poll = poll(next, POLL_TIMEOUT, new Http.Abort());
+                if (!poll.refused()) {
+                    log.warn(next.what() + " answers now (" + poll.seen() + "), though nothing listened during the"
+                            + " wait: the sidecar came late, and is quit as usual");
+                    return true;
+                }
+            }
+            return false;
+        }
+
         /** How long until limit has passed since start; no limit (zero) never runs out. */
         private static long nanosLeft(long start, Duration limit) {
             return limit.isZero() ? Long.MAX_VALUE : limit.toNanos() - (System.nanoTime() - start);
@@ -627,7 +648,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     if (state == null) return new Poll(false, "HTTP 200 without a top-level state", false);
                     return new Poll(state.equals("LIVE"), "state " + state, false);
                 });
-            } catch (NotJson e) {
+            } catch (Unusable e) {
                 return new Poll(false, e.getMessage(), false);
             } catch (IOException e) {
                 return new Poll(false, Http.describe(e, timeout), e instanceof ConnectException);
@@ -644,28 +665,58 @@ public class EnvoyPreflight implements Callable<Integer> {
              * a huge body costs no memory; the whole document must be valid JSON.
              */
             static String state(InputStream body) throws IOException {
-                JsonReader json = new JsonReader(new InputStreamReader(body, StandardCharsets.UTF_8));
+                Bounded in = new Bounded(new InputStreamReader(body, StandardCharsets.UTF_8));
+                JsonReader json = new JsonReader(in);
                 try {
                     String state = null;
                     json.beginObject();
                     while (json.hasNext()) {
+                        in.arm();
                         String name = json.nextName();
-                        if (name.equals("state") && json.peek() == JsonToken.STRING) state = json.nextString();
-                        else json.skipValue();
+                        boolean isState = name.equals("state") && json.peek() == JsonToken.STRING;
+                        if (isState) state = json.nextString();
+                        in.disarm();
+                        if (!isState) json.skipValue(); // skipped as it streams: no limit
                     }
                     json.endObject();
                     if (json.peek() != JsonToken.END_DOCUMENT) throw new MalformedJsonException("data after the object");
                     return state;
                 } catch (MalformedJsonException | IllegalStateException e) {
-                    throw new NotJson(e.getMessage());
+                    throw new Unusable("HTTP 200 but not a JSON object (" + e.getMessage() + ")");
+                }
+            }
+
+            /** The longest name or state held in memory: a sidecar's answer costs bounded memory. */
+            static final int MAX_TOKEN = 64 * 1024;
+
+            /** Fails a read once more than MAX_TOKEN characters came since it was armed. */
+            private static final class Bounded extends java.io.FilterReader {
+                private long delivered;
+                private long armedAt = -1;
+
+                Bounded(java.io.Reader in) {
+                    super(in);
+                }
+
+                void arm() { armedAt = delivered; }
+                void disarm() { armedAt = -1; }
+
+                @Override
+                public int read(char[] buffer, int off, int len) throws IOException {
+                    if (armedAt >= 0 && delivered - armedAt > MAX_TOKEN) {
+                        throw new Unusable("HTTP 200 but a name or the state is longer than " + MAX_TOKEN / 1024 + " KiB");
+                    }
+                    int n = super.read(buffer, off, len);
+                    if (n > 0) delivered += n;
+                    return n;
                 }
             }
         }
 
-        /** The body was not a JSON object: a "not yet", like any other wrong answer. */
-        static final class NotJson extends IOException {
-            NotJson(String message) {
-                super("HTTP 200 but not a JSON object (" + message + ")");
+        /** The body was not a usable answer: a "not yet", like any other wrong answer. */
+        static final class Unusable extends IOException {
+            Unusable(String message) {
+                super(message);
             }
         }
 
@@ -825,7 +876,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         static final String MOVED_VALUE = "ENVOY_PREFLIGHT_APP_";
 
         String name() { return command.get(0); }
-        Resolved find() { return resolve(name(), System.getenv("PATH")); }
+        Resolved find() { return withInterpreter(resolve(name(), System.getenv("PATH")), name()); }
 
         /** How the app starts: our streams and environment, with what was set aside for it given back. */
         ProcessBuilder builder(List<String> launch) {
@@ -1024,6 +1075,29 @@ public class EnvoyPreflight implements Callable<Integer> {
             return new Resolved(null, EXIT_NOT_FOUND, "command '" + word + "' not found on PATH");
         }
 
+        /**
+         * A script's #! interpreter must be there: else the kernel's refusal would reach us through
+         * the launch wrappers (setpriv, env), which would name themselves. As bash: 126.
+         */
+        static Resolved withInterpreter(Resolved found, String word) {
+            if (found.exitCode() != 0) return found;
+            byte[] head = new byte[256];
+            int n;
+            try (InputStream in = Files.newInputStream(found.path())) {
+                n = in.readNBytes(head, 0, head.length);
+            } catch (IOException e) {
+                return found; // unreadable: the kernel will say so
+            }
+            if (n < 2 || head[0] != '#' || head[1] != '!') return found;
+            String line = new String(head, 2, n - 2, StandardCharsets.ISO_8859_1).split("\n", 2)[0].strip();
+            String interpreter = line.split("[ \t]", 2)[0];
+            Path path = Path.of(interpreter);
+            String why = interpreter.isEmpty() || !Files.exists(path) ? "No such file or directory"
+                    : Files.isDirectory(path) || !Files.isExecutable(path) ? "Permission denied" : null;
+            return why == null ? found : new Resolved(null, EXIT_NOT_EXECUTABLE,
+                    "cannot run '" + word + "': " + found.path() + ": " + interpreter + ": bad interpreter: " + why);
+        }
+
         private static Resolved judge(Path path, String word) {
             if (!Files.exists(path)) return new Resolved(null, EXIT_NOT_FOUND, "command '" + word + "' not found");
             if (Files.isDirectory(path)) {
@@ -1174,7 +1248,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                         + orElse.describe();
             }
 
-            public boolean run(Quit quit) { return first.run(quit) || orElse.run(quit); }
+            public boolean run(Quit quit) { return quit.attempt(first) || quit.attempt(orElse); }
         }
 
         /** What happens at exit: the steps in order, or why there are none. */
@@ -1201,7 +1275,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             generic.forEach(uri -> steps.add(new Post(uri)));
             // Without an admin API, or when told so, the generic endpoints are all there is to quit.
             if (admin == null || config.on(Setting.GENERIC_QUIT_ONLY)) {
-                return new Plan(List.copyOf(steps), "generic-quit-only is set and there are no generic quit endpoints");
+                return new Plan(once(steps), "generic-quit-only is set and there are no generic quit endpoints");
             }
             URI envoyQuit = config.url(Setting.ENVOY_KILL_API) != null ? config.url(Setting.ENVOY_KILL_API)
                     : Values.resolve(admin, "quitquitquit");
@@ -1220,7 +1294,36 @@ public class EnvoyPreflight implements Callable<Integer> {
                 Step post = new Post(Values.resolve(istio, "quitquitquit"));
                 steps.add(config.on(Setting.ISTIO_FALLBACK_PKILL) ? new Fallback(post, pkill) : post);
             }
-            return new Plan(List.copyOf(steps), null);
+            return new Plan(once(steps), null);
+        }
+
+        /**
+         * Each URL POSTed once, where it first appears: a repeat is dropped from its step (a fallback
+         * left with one half is that half). Only a URL that is always tried counts as sent: one in a
+         * fallback's second half runs only if the first half fails.
+         */
+        static List<Step> once(List<Step> steps) {
+            Set<URI> sent = new HashSet<>();
+            List<Step> kept = new ArrayList<>();
+            for (Step step : steps) {
+                Step left = once(step, sent, false);
+                if (left != null) kept.add(left);
+            }
+            return List.copyOf(kept);
+        }
+
+        private static Step once(Step step, Set<URI> sent, boolean conditional) {
+            if (step instanceof Post post) {
+                if (sent.contains(post.uri())) return null;
+                if (!conditional) sent.add(post.uri());
+                return post;
+            }
+            if (step instanceof Fallback fallback) {
+                Step first = once(fallback.first(), sent, conditional);
+                Step orElse = once(fallback.orElse(), sent, true);
+                return first == null ? orElse : orElse == null ? first : new Fallback(first, orElse);
+            }
+            return step;
         }
 
         void run(Plan plan) {
@@ -1228,8 +1331,19 @@ public class EnvoyPreflight implements Callable<Integer> {
                 log.info("quitting nothing: " + plan.nothingBecause());
                 return;
             }
-            for (Step step : plan.steps()) {
-                step.run(this); // each step logs its own outcome; a failure never stops the next
+            for (Step step : plan.steps()) attempt(step); // each logs its own outcome
+        }
+
+        /**
+         * Runs one step. Whatever it throws counts as its failure and is logged: a bug in one step
+         * must never leave a later sidecar running, nor change the exit code.
+         */
+        boolean attempt(Step step) {
+            try {
+                return step.run(this);
+            } catch (RuntimeException | Error e) {
+                log.error("internal error in the quit step '" + step.describe() + "': " + e + "; going on");
+                return false;
             }
         }
 
@@ -1314,8 +1428,8 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         private void write(String level, String message) {
             String safe = Values.redact(message);
-            String line = format == Format.JSON ? json(level, safe)
-                    : NAME + ": " + (level.equals("info") ? "" : level + ": ") + safe;
+            String line = format == Format.JSON ? json(level, safe) // JSON escapes control characters itself
+                    : NAME + ": " + (level.equals("info") ? "" : level + ": ") + Values.escape(safe);
             synchronized (err) {
                 err.println(line);
                 err.flush();
@@ -1353,11 +1467,16 @@ public class EnvoyPreflight implements Callable<Integer> {
                 "ns", 1L, "us", 1_000L, "\u00b5s", 1_000L, "\u03bcs", 1_000L, "ms", 1_000_000L,
                 "s", 1_000_000_000L, "m", 60_000_000_000L, "h", 3_600_000_000_000L);
 
-        /** Go's syntax (500ms, 1h30m) as scuttle accepts it, or bare seconds. */
+        /**
+         * Go's syntax (500ms, 1h30m, +5s, -0) as scuttle accepts it, or bare seconds. A non-zero
+         * duration never becomes zero, which means "forever": a fraction of a nanosecond rounds up.
+         */
         static Duration duration(String raw) {
             String s = raw.trim();
             if (!s.equals(raw) || s.isEmpty()) throw new IllegalArgumentException("not a duration");
-            if (s.startsWith("-")) throw new IllegalArgumentException("negative duration");
+            boolean negative = s.startsWith("-");
+            if (negative || s.startsWith("+")) s = s.substring(1);
+            if (s.isEmpty()) throw new IllegalArgumentException("not a duration");
             BigDecimal nanos;
             if (BARE_SECONDS.matcher(s).matches()) {
                 nanos = new BigDecimal(s).multiply(BigDecimal.valueOf(1_000_000_000L));
@@ -1375,10 +1494,11 @@ public class EnvoyPreflight implements Callable<Integer> {
                     at = m.end();
                 }
             }
+            if (negative && nanos.signum() != 0) throw new IllegalArgumentException("negative duration");
             if (nanos.compareTo(BigDecimal.valueOf(Long.MAX_VALUE)) > 0) {
                 throw new IllegalArgumentException("duration too long");
             }
-            return Duration.ofNanos(nanos.longValue());
+            return Duration.ofNanos(nanos.setScale(0, java.math.RoundingMode.CEILING).longValue());
         }
 
         static Duration positiveDuration(String raw) {
@@ -1387,8 +1507,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             return d;
         }
 
+        /** As a user would write it, and exact: a non-zero duration never shows as 0ms. */
         static String format(Duration d) {
             if (d.isZero()) return "0";
+            long nanos = d.toNanos();
+            if (nanos % 1_000_000 != 0) return nanos % 1000 != 0 ? nanos + "ns" : nanos / 1000 + "us";
             long ms = d.toMillis();
             if (ms < 1000 || ms % 1000 != 0) return ms + "ms";
             long s = ms / 1000;
@@ -1412,6 +1535,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                 throw new IllegalArgumentException("URL has no host");
             }
             if (uri.getRawFragment() != null) throw new IllegalArgumentException("URL has a #fragment");
+            if (uri.getPort() == 0 || uri.getPort() > 65535) {
+                throw new IllegalArgumentException("port " + uri.getPort() + " is not a port (1 to 65535)");
+            }
             return uri;
         }
 
@@ -1425,13 +1551,15 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** Comma-separated URLs; blanks and spaces around entries are ignored. */
         static List<URI> urlList(String raw) {
             List<URI> uris = new ArrayList<>();
-            for (String entry : raw.split(",")) {
-                String e = entry.strip();
+            String[] entries = raw.split(",");
+            for (int i = 0; i < entries.length; i++) {
+                String e = entries[i].strip();
                 if (e.isEmpty()) continue;
                 try {
                     uris.add(url(e));
                 } catch (IllegalArgumentException ex) {
-                    throw new IllegalArgumentException("entry '" + redact(e) + "': " + ex.getMessage());
+                    // by its place: a password holding a comma would split it, and show half of it
+                    throw new IllegalArgumentException("entry " + (i + 1) + ": " + ex.getMessage());
                 }
             }
             return List.copyOf(uris);
@@ -1440,12 +1568,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** base + "/" + path, whatever slashes base ends with. */
         static URI resolve(URI base, String path) {
             String basePath = base.getRawPath() == null ? "" : base.getRawPath().replaceAll("/+$", "");
-            try {
-                return new URI(base.getScheme(), base.getRawAuthority(), null, null, null)
-                        .resolve(basePath + "/" + path);
-            } catch (URISyntaxException e) {
-                throw new IllegalArgumentException(e);
-            }
+            // From the raw parts, as written: URI's many-argument constructors would encode a %40 again.
+            return URI.create(base.getScheme() + "://" + base.getRawAuthority() + basePath + "/" + path);
         }
 
         static final Pattern IPV4 = Pattern.compile("(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})");
@@ -1471,11 +1595,60 @@ public class EnvoyPreflight implements Callable<Integer> {
             return false;
         }
 
-        private static final Pattern USERINFO = Pattern.compile("(?<=//)[^/?#\\s]*@");
+        private static final Pattern URL_START = Pattern.compile("[A-Za-z][A-Za-z0-9+.-]*://");
 
-        /** Credentials in URLs (user:pass@) never reach a log line or an error. */
-        static String redact(String s) { return s == null ? null : USERINFO.matcher(s).replaceAll("***@"); }
-        static String redact(URI uri) { return redact(uri.toString()); }
+        /**
+         * Credentials (user:pass@) in any text never reach a log line or an error: from each "//" to
+         * the last '@' before the next URL, whatever lies between (a password may hold / ? # @ and
+         * spaces, and an invalid URL has no userinfo to parse). It may hide more than the password.
+         */
+        static String redact(String s) {
+            if (s == null) return null;
+            Matcher m = URL_START.matcher(s);
+            if (!m.find()) return s;
+            StringBuilder b = new StringBuilder();
+            int copied = 0;
+            for (int start = m.end(); start >= 0; ) {
+                int next = m.find() ? m.start() : -1;
+                int at = s.lastIndexOf('@', (next < 0 ? s.length() : next) - 1);
+                if (at >= start) {
+                    b.append(s, copied, start).append("***");
+                    copied = at;
+                }
+                start = next < 0 ? -1 : m.end();
+            }
+            return b.append(s, copied, s.length()).toString();
+        }
+
+        /** A valid URL, its userinfo exactly. */
+        static String redact(URI uri) {
+            String s = uri.toString();
+            return uri.getRawUserInfo() == null ? s : s.replace(uri.getRawUserInfo() + "@", "***@");
+        }
+
+        /**
+         * A raw value as an error shows it: its credentials redacted (with no scheme, all before the
+         * last '@'), and its invisible characters escaped (a trailing CR would look like nothing).
+         */
+        static String shown(String raw) {
+            String safe = raw.contains("://") ? redact(raw) : raw.contains("@") ? "***" + raw.substring(raw.lastIndexOf('@')) : raw;
+            return escape(safe);
+        }
+
+        /** Control characters as \\n, \\r, \\t or \\xNN: text from outside can't forge a log line or colour a terminal. */
+        static String escape(String s) {
+            StringBuilder b = null;
+            for (int i = 0; i < s.length(); i++) {
+                char c = s.charAt(i);
+                if (c >= 0x20 && c != 0x7f && (c < 0x80 || c > 0x9f)) {
+                    if (b != null) b.append(c);
+                    continue;
+                }
+                if (b == null) b = new StringBuilder(s.length() + 8).append(s, 0, i);
+                b.append(c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : String.format("\\x%02x", (int) c));
+            }
+            return b == null ? s : b.toString();
+        }
     }
 
     /**

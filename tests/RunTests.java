@@ -12,6 +12,7 @@
 //SOURCES SidecarsTests.java
 //SOURCES LauncherTests.java
 //SOURCES ContainerTests.java
+//SOURCES BadInputTests.java
 //SOURCES ExamplesTests.java
 //RUNTIME_OPTIONS -Xmx512m
 //DESCRIPTION Runs envoy-preflight's JUnit tests and prints "N passed, N failed, N skipped".

@@ -52,7 +52,7 @@ class UnitTests {
 
         @ParameterizedTest
         @ValueSource(strings = {"-5s", "-1", "abc", "5 s", "5x", "s", "1h-30m", " 5s", "5s ", "1e3",
-                "99999999999999999h", "+5s", "5S", "1..5s"})
+                "99999999999999999h", "5S", "1..5s"})
         void garbageAndNegativeAreRejected(String raw) {
             assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Values.duration(raw));
         }
@@ -104,7 +104,7 @@ class UnitTests {
         void csvWithOneBadEntryNamesThatEntry() {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> EnvoyPreflight.Values.urlList("http://a:1/x,ftp://b/y,http://c/z"));
-            assertTrue(e.getMessage().contains("ftp://b/y"), e.getMessage());
+            assertTrue(e.getMessage().startsWith("entry 2: "), e.getMessage()); // by place: a comma may split a password
         }
 
         @ParameterizedTest
@@ -135,7 +135,8 @@ class UnitTests {
         @ParameterizedTest
         @CsvSource({"http://user:secret@h:1/x,http://***@h:1/x",
                 "ENVOY_ADMIN_API: bad: 'ftp://a:b@c',ENVOY_ADMIN_API: bad: 'ftp://***@c'",
-                "http://h:1/x?mail=a@b,http://h:1/x?mail=a@b",
+                "http://h:1/x?mail=a@b,http://***@b", // free text can't tell a query's @ from a password's
+                "'http://u:p/x?#@h:1/q' and http://v:w@i/,'http://***@h:1/q' and http://***@i/",
                 "no url here,no url here"})
         void credentialsNeverShow(String in, String out) {
             assertEquals(out, EnvoyPreflight.Values.redact(in));
