@@ -164,7 +164,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             code = afterWait(waited, wait, config, lifecycle, log);
         } finally {
             // Runs on every exit once the configuration was accepted, and never changes the code.
-            if (waited == Wait.Outcome.ABSENT && !(waitOnly || wait.answersNow())) {
+            if (waited == Wait.Outcome.ABSENT && !(waitOnly || wait.answersNowOrFails())) {
                 quit.run(new Quit.Plan(List.of(), "no sidecar was found"));
             } else if (!waitOnly) {
                 quit.run(Quit.plan(config, code));
@@ -208,8 +208,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         boolean all = true;
         for (Wait.Target target : Wait.targets(config)) {
             Wait.Poll poll = Wait.poll(target, Wait.POLL_TIMEOUT, new Http.Abort());
-            out.println(target.envoy() ? (poll.ready() ? "LIVE" : poll.seen())
-                    : Values.redact(target.uri()) + ": " + poll.seen());
+            out.println(target.envoy() ? (poll.ready() ? "LIVE" : Values.escape(poll.seen())) // the sidecar's words
+                    : Values.redact(target.uri()) + ": " + Values.escape(poll.seen()));
             all &= poll.ready();
         }
         return all ? 0 : 1;
@@ -276,7 +276,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                     // format comes from the variable, or from a --log-format parsed before the error.
                     EnvoyPreflight parsed = e.getCommandLine().getCommand();
                     parsed.readFlags();
-                    Log.forErrors(parsed).error(e.getMessage() + " (see --help)");
+                    // a mistyped option echoes its value, which may be credentials without a scheme
+                    Log.forErrors(parsed).error(e.getMessage().replaceAll("[^\\s'\"=]*@", "***@") + " (see --help)");
                     return EXIT_USAGE;
                 });
     }
@@ -321,8 +322,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         GIVE_UP_TIMEOUT("--give-up-timeout", "DUR", "QUIT_WITHOUT_ENVOY_TIMEOUT", Kind.DURATION, Duration.ZERO,
                 "Stop waiting after DUR and exit 69 without starting the app; wins over --wait-timeout (0: never)."),
         SIDECAR_ABSENT_AFTER("--absent-after", "DUR", "SIDECAR_ABSENT_AFTER", Kind.DURATION, Duration.ZERO,
-                "If for DUR every readiness poll was refused, there is no sidecar: start the app at once and"
-                        + " quit nothing (0: never judge)."),
+                "If for DUR every readiness poll was refused, there is no sidecar: start the app at once, and at"
+                        + " exit quit only if it answers by then (0: never judge)."),
         ISTIO_QUIT_API("--istio-quit-api", "URL", "ISTIO_QUIT_API", Kind.BASE_URL, null,
                 "pilot-agent base URL, e.g. http://127.0.0.1:15020; POST URL/quitquitquit."),
         ISTIO_FALLBACK_PKILL("--istio-fallback-pkill", null, "ISTIO_FALLBACK_PKILL", Kind.BOOL, false,
@@ -622,7 +623,16 @@ public class EnvoyPreflight implements Callable<Integer> {
          * After a wait that found no sidecar: is one there now? One poll of each target, and any
          * answer but a refused connection means it came late, and is quit as usual.
          */
-        boolean answersNow() {
+        boolean answersNowOrFails() {
+            try {
+                return answersNow();
+            } catch (RuntimeException | Error e) { // a bug must not cost a quit: quit as if it answered
+                log.error("internal error while asking the sidecar again: " + e + "; quitting as usual");
+                return true;
+            }
+        }
+
+        private boolean answersNow() {
             for (Target next : targets(config)) {
                 Poll poll = poll(next, POLL_TIMEOUT, new Http.Abort());
                 if (!poll.refused()) {
@@ -908,7 +918,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             boolean ours = target.startsWith(System.getProperty("java.home") + "/");
             for (String entry : System.getProperty("java.class.path").split(File.pathSeparator)) {
-                ours |= !entry.isEmpty() && target.equals(Path.of(entry).toAbsolutePath().toString());
+                try {
+                    ours |= !entry.isEmpty() && target.equals(Path.of(entry).toRealPath().toString()); // /proc's is real
+                } catch (IOException e) {
+                    // a class path entry that is not there: not our stream either
+                }
             }
             return ours ? closed : ProcessBuilder.Redirect.INHERIT;
         }
@@ -920,7 +934,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         static Process start(ProcessBuilder pb) throws IOException {
             synchronized (Orphans.OURS) {
                 Process p = pb.start();
-                Orphans.OURS.add(p);
+                if (Orphans.INIT) Orphans.OURS.add(p); // elsewhere nothing reaps: nothing to keep
                 return p;
             }
         }
@@ -934,12 +948,13 @@ public class EnvoyPreflight implements Callable<Integer> {
          * and never races the JDK.
          */
         static final class Orphans {
+            static final boolean INIT = ProcessHandle.current().pid() == 1;
             static final List<Process> OURS = new ArrayList<>(); // until the JDK has reaped each
             /** Often enough that orphans never pile up, rare enough to cost nothing (bench i). */
-            static final long PERIOD_MS = 200;
+            static final long PERIOD_MS = 500;
 
             static void reapIfInit(Log log) {
-                if (ProcessHandle.current().pid() != 1) return;
+                if (!INIT) return;
                 java.lang.reflect.Method waitpid;
                 try { // ProcessHandleImpl.waitForProcessExit0(pid, reap): needs --add-opens java.base/java.lang
                     waitpid = Class.forName("java.lang.ProcessHandleImpl")
@@ -955,7 +970,11 @@ public class EnvoyPreflight implements Callable<Integer> {
                 Http.daemon(() -> {
                     try {
                         while (true) {
-                            reap(waitpid);
+                            try {
+                                reap(waitpid);
+                            } catch (RuntimeException e) { // e.g. a racy /proc read: the next round tries again
+                                log.info("reaping orphans: " + e);
+                            }
                             Thread.sleep(PERIOD_MS);
                         }
                     } catch (InterruptedException e) {
@@ -967,15 +986,29 @@ public class EnvoyPreflight implements Callable<Integer> {
             private static void reap(java.lang.reflect.Method waitpid) {
                 synchronized (OURS) {
                     OURS.removeIf(p -> !p.isAlive()); // reaped by the JDK: its pid may be reused
-                    for (ProcessHandle child : (Iterable<ProcessHandle>) ProcessHandle.current().children()::iterator) {
-                        String[] stat = Signals.stat(Long.toString(child.pid()));
-                        if (stat == null || !stat[0].equals("Z") || isOurs(child.pid())) continue;
+                    for (String child : orphans()) {
+                        String[] stat = Signals.stat(child);
+                        if (stat == null || !stat[0].equals("Z") || isOurs(Long.parseLong(child))) continue;
                         try {
-                            waitpid.invoke(null, child.pid(), true);
+                            waitpid.invoke(null, Long.parseLong(child), true);
                         } catch (ReflectiveOperationException e) {
                             return; // cannot happen once set up; try again next round
                         }
                     }
+                }
+            }
+
+            /**
+             * Orphans are given to our first thread (the launcher's, which only waits): its children
+             * file lists them, one small read a round. Without it (a kernel without
+             * CONFIG_PROC_CHILDREN), every child, from a scan of /proc (measured in bench i).
+             */
+            private static List<String> orphans() {
+                try {
+                    String list = Files.readString(Path.of("/proc/self/task/1/children")).strip();
+                    return list.isEmpty() ? List.of() : List.of(list.split(" "));
+                } catch (IOException e) {
+                    return ProcessHandle.current().children().map(h -> Long.toString(h.pid())).toList();
                 }
             }
 
@@ -1089,7 +1122,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 return found; // unreadable: the kernel will say so
             }
             if (n < 2 || head[0] != '#' || head[1] != '!') return found;
-            String line = new String(head, 2, n - 2, StandardCharsets.ISO_8859_1).split("\n", 2)[0].strip();
+            // As the kernel reads it: up to the newline, spaces and tabs around; a CR (a CRLF script) stays
+            String line = new String(head, 2, n - 2, StandardCharsets.UTF_8).split("\n", 2)[0].replaceAll("^[ \t]+", "");
             String interpreter = line.split("[ \t]", 2)[0];
             Path path = Path.of(interpreter);
             String why = interpreter.isEmpty() || !Files.exists(path) ? "No such file or directory"
@@ -1218,8 +1252,12 @@ public class EnvoyPreflight implements Callable<Integer> {
 
     // --- Quitting the sidecar at exit: a plan of steps, each able to say what it would do, and do it. ---
 
-    record Quit(Duration timeout, Log log) {
+    record Quit(Duration timeout, Log log, Map<URI, Boolean> answered) {
         static final String PILOT_AGENT = "pilot-agent";
+
+        Quit(Duration timeout, Log log) {
+            this(timeout, log, new java.util.HashMap<>());
+        }
 
         interface Step {
             String describe();
@@ -1298,32 +1336,21 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /**
-         * Each URL POSTed once, where it first appears: a repeat is dropped from its step (a fallback
-         * left with one half is that half). Only a URL that is always tried counts as sent: one in a
-         * fallback's second half runs only if the first half fails.
+         * Each URL POSTed once, where it first appears: a POST step that repeats one sent before it
+         * is dropped. A repeat inside a fallback stays, to keep the fallback's meaning, and gets the
+         * answer the URL had (see post).
          */
         static List<Step> once(List<Step> steps) {
             Set<URI> sent = new HashSet<>();
             List<Step> kept = new ArrayList<>();
             for (Step step : steps) {
-                Step left = once(step, sent, false);
-                if (left != null) kept.add(left);
+                if (step instanceof Post post && !sent.add(post.uri())) continue;
+                kept.add(step);
+                for (Step s = step; s instanceof Fallback f; s = f.first()) { // a fallback's first is always tried
+                    if (f.first() instanceof Post first) sent.add(first.uri());
+                }
             }
             return List.copyOf(kept);
-        }
-
-        private static Step once(Step step, Set<URI> sent, boolean conditional) {
-            if (step instanceof Post post) {
-                if (sent.contains(post.uri())) return null;
-                if (!conditional) sent.add(post.uri());
-                return post;
-            }
-            if (step instanceof Fallback fallback) {
-                Step first = once(fallback.first(), sent, conditional);
-                Step orElse = once(fallback.orElse(), sent, true);
-                return first == null ? orElse : orElse == null ? first : new Fallback(first, orElse);
-            }
-            return step;
         }
 
         void run(Plan plan) {
@@ -1347,7 +1374,19 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
+        /** Each URL is POSTed once: a step that repeats one (in a fallback) gets the answer it had. */
         boolean post(URI uri) {
+            Boolean before = answered.get(uri);
+            if (before != null) {
+                log.info("POST " + Values.redact(uri) + ": sent already (" + (before ? "it worked" : "it failed") + ")");
+                return before;
+            }
+            boolean ok = send(uri);
+            answered.put(uri, ok);
+            return ok;
+        }
+
+        private boolean send(URI uri) {
             long start = System.nanoTime();
             try {
                 int status = Http.exchange("POST", uri, timeout, new Http.Abort(), (s, body) -> s);
@@ -1595,7 +1634,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             return false;
         }
 
-        private static final Pattern URL_START = Pattern.compile("[A-Za-z][A-Za-z0-9+.-]*://");
+        /** A URL's start: a scheme at the start of a word, so that "pa://ss" inside a password is not one. */
+        private static final Pattern URL_START = Pattern.compile("(?:^|(?<=[\\s'\"=,(\\[]))[A-Za-z][A-Za-z0-9+.-]*://");
 
         /**
          * Credentials (user:pass@) in any text never reach a log line or an error: from each "//" to
@@ -1717,14 +1757,16 @@ public class EnvoyPreflight implements Callable<Integer> {
                 throws IOException {
             long deadline = System.nanoTime() + timeout.toNanos();
             IOException refused = null;
+            IOException failed = null;
             for (URL at : addresses(uri, timeout, deadline)) {
                 try {
                     return exchange(method, uri, at, deadline, abort, reader);
-                } catch (ConnectException | NoRouteToHostException e) {
-                    refused = e; // nothing listens there: the next address
+                } catch (java.net.SocketException e) { // not a timeout, nor an abort: the next address
+                    if (e instanceof ConnectException) refused = e;
+                    else failed = e; // e.g. ::1 where IPv6 is off: says nothing about a sidecar
                 }
             }
-            throw refused;
+            throw refused != null ? refused : failed; // refused anywhere, and nothing answered: nothing listens
         }
 
         /** The URL once per address of its host, in order; by name for https (TLS checks the name). */
@@ -1742,6 +1784,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         private static ExecutorService lookups;
+        /** One lookup in flight per name: a hung resolver holds one thread, not one a poll. */
+        private static final Map<String, Future<InetAddress[]>> LOOKING_UP = new java.util.concurrent.ConcurrentHashMap<>();
 
         /**
          * The JDK's lookup, on a thread of its own so that it counts against the deadline: a resolver
@@ -1751,12 +1795,17 @@ public class EnvoyPreflight implements Callable<Integer> {
             Future<InetAddress[]> answer;
             synchronized (Http.class) {
                 if (lookups == null) lookups = Executors.newCachedThreadPool(r -> daemon(r, "name-lookup"));
-                answer = lookups.submit(() -> InetAddress.getAllByName(host));
+                answer = LOOKING_UP.computeIfAbsent(host, h -> lookups.submit(() -> {
+                    try {
+                        return InetAddress.getAllByName(h);
+                    } finally {
+                        LOOKING_UP.remove(h);
+                    }
+                }));
             }
             try {
                 return answer.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
             } catch (TimeoutException e) {
-                answer.cancel(true);
                 throw new UnknownHostException(host + " (no answer from the resolver within " + Values.format(timeout) + ")");
             } catch (ExecutionException e) {
                 if (e.getCause() instanceof IOException io) throw io;
@@ -1814,7 +1863,10 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         static String describe(IOException e, Duration timeout) {
-            if (e instanceof SocketTimeoutException) return "no answer within " + Values.format(timeout);
+            // a poll's timeout is what is left of the wait: shown rounded up to a whole millisecond
+            if (e instanceof SocketTimeoutException) {
+                return "no answer within " + Values.format(Duration.ofMillis((timeout.toNanos() + 999_999) / 1_000_000));
+            }
             if (e instanceof ConnectException) return "connection refused";
             if (e instanceof UnknownHostException) return "unknown host " + e.getMessage();
             if (e instanceof NoRouteToHostException) return "no route to host";
