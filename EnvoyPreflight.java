@@ -3,7 +3,7 @@
 //DEPS info.picocli:picocli:4.7.7
 //DEPS com.google.code.gson:gson:2.13.2
 //COMPILE_OPTIONS -XDignore.symbol.file -XDstringConcat=inline
-//RUNTIME_OPTIONS -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Xmx64m -Xmn4m -Xlog:cds=off -Xlog:cds+dynamic=off -XX:-MaxFDLimit --add-opens=java.base/java.lang=ALL-UNNAMED
+//RUNTIME_OPTIONS -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Xmx64m -Xmn4m -Xlog:cds=off -Xlog:cds+dynamic=off -XX:-MaxFDLimit -XX:-UsePerfData --add-opens=java.base/java.lang=ALL-UNNAMED
 //CDS
 //MANIFEST Add-Opens=java.base/java.lang
 //DESCRIPTION Waits for a sidecar (Envoy LIVE, Istio, Linkerd or any ready endpoint), runs your app,
@@ -17,6 +17,8 @@
 // //CDS, -Xlog:cds=off     JBang archives the classes of a first run; the logging flags silence its
 //                          warnings about picocli's Java 5 classes, which cannot be archived.
 // -XX:-MaxFDLimit          the JVM would raise the soft open-files limit to the hard one, for the app too;
+// -XX:-UsePerfData         no /tmp/hsperfdata_*: as PID 1 of two containers sharing /tmp the JVM would
+//                          print a lock warning on stdout, the app's (seen in CI); jcmd PID still works
 // --add-opens java.lang    as PID 1, the JDK's own waitpid reaps orphans (App.Orphans); the exported
 //                          jar says the same in its manifest (//MANIFEST).
 
