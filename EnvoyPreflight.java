@@ -107,6 +107,7 @@ public class EnvoyPreflight implements Callable<Integer> {
     PrintStream out = System.out;
     PrintStream err = System.err;
     private CommandSpec spec; // null when picocli was skipped
+    private Lifecycle lifecycle; // once the configuration was accepted: whether the app ran
 
     public static void main(String[] args) {
         // Containers configure by environment and pass only the command: then there is nothing
@@ -125,12 +126,40 @@ public class EnvoyPreflight implements Callable<Integer> {
     /** Never throws: a bug of ours becomes exit code 70, after the sidecar was still quit. */
     @Override
     public Integer call() {
+        int code;
         try {
-            return preflight();
+            code = preflight();
         } catch (RuntimeException | Error e) {
             Log.forErrors(this).error("internal error: " + e);
-            return EXIT_SOFTWARE;
+            code = EXIT_SOFTWARE;
         }
+        return tellThePod(code);
+    }
+
+    /**
+     * When the tool failed on its own, before any app ran (2, 69, 70, 126, 127, or 128+N before the
+     * start), its last complaint goes to the container's termination message, which `kubectl
+     * describe pod` shows. After the app ran, the app's own message stands.
+     */
+    int tellThePod(int code) {
+        boolean ownFailure = code == EXIT_USAGE || code == EXIT_UNAVAILABLE || code == EXIT_SOFTWARE
+                || code == EXIT_NOT_EXECUTABLE || code == EXIT_NOT_FOUND || code > 128 && code <= 128 + 64;
+        if (!ownFailure || lifecycle != null && lifecycle.appStarted()) return code;
+        String path;
+        try {
+            Setting s = Setting.TERMINATION_LOG;
+            path = (String) s.value(s.source(flags, env, new ArrayList<>()));
+        } catch (Config.Invalid e) {
+            path = (String) Setting.TERMINATION_LOG.defaultValue; // the bad value itself is the complaint
+        }
+        boolean given = !path.equals(Setting.TERMINATION_LOG.defaultValue);
+        if (path.equals("off") || !given && !Files.isWritable(Path.of(path))) return code;
+        try {
+            Files.writeString(Path.of(path), NAME + ": " + Log.lastProblem() + " (exit " + code + ")\n");
+        } catch (IOException | RuntimeException e) {
+            Log.forErrors(this).warn("could not write the termination message to " + path + ": " + e.getMessage());
+        }
+        return code;
     }
 
     int preflight() {
@@ -149,11 +178,12 @@ public class EnvoyPreflight implements Callable<Integer> {
         if (dryRun) return dryRun(config);
         if (log.verbose()) log.info("configuration: " + String.join(", ", config.describe())); // built only if shown
 
-        Lifecycle lifecycle = new Lifecycle(log);
+        lifecycle = new Lifecycle(log, Quit.Tombstone.of(env, log));
         Signals.install(lifecycle, log);
         Quit quit = new Quit(config.duration(Setting.QUIT_TIMEOUT), log);
         if (quitOnly) { // as if an app had just exited with that code
             int code = exitCode == null ? 0 : exitCode;
+            Quit.exitFile(config, code, log);
             quit.run(Quit.plan(config, code));
             log.info("exit code " + code);
             return code;
@@ -166,6 +196,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             code = afterWait(waited, wait, config, lifecycle, log);
         } finally {
             // Runs on every exit once the configuration was accepted, and never changes the code.
+            if (!waitOnly) Quit.exitFile(config, code, log); // first: a sidecar watching it starts stopping
             if (waited == Wait.Outcome.ABSENT && !(waitOnly || wait.answersNowOrFails())) {
                 quit.run(new Quit.Plan(List.of(), "no sidecar was found"));
             } else if (!waitOnly) {
@@ -185,11 +216,11 @@ public class EnvoyPreflight implements Callable<Integer> {
                         + wait.target().what() + "; the app was not started");
                 return 128 + lifecycle.stopSignal();
             case GAVE_UP:
-                log.error(wait.target().notReady() + " within the give-up timeout ("
+                log.error(wait.target().what() + " " + wait.target().unmet() + " within the give-up timeout ("
                         + Values.format(config.duration(Setting.GIVE_UP_TIMEOUT)) + "); the app was not started");
                 return EXIT_UNAVAILABLE;
             case WAIT_TIMED_OUT:
-                log.warn(wait.target().notReady() + " within the wait timeout ("
+                log.warn(wait.target().what() + " " + wait.target().unmet() + " within the wait timeout ("
                         + Values.format(config.duration(Setting.WAIT_TIMEOUT)) + "); "
                         + (waitOnly ? "waiting no longer" : "starting the app anyway"));
                 break;
@@ -209,9 +240,8 @@ public class EnvoyPreflight implements Callable<Integer> {
     int check(Config config) {
         boolean all = true;
         for (Wait.Target target : Wait.targets(config)) {
-            Wait.Poll poll = Wait.poll(target, Wait.POLL_TIMEOUT, new Http.Abort());
-            out.println(target.envoy() ? (poll.ready() ? "LIVE" : Values.escape(poll.seen())) // the sidecar's words
-                    : Values.redact(target.uri()) + ": " + Values.escape(poll.seen()));
+            Wait.Poll poll = target.poll(Wait.POLL_TIMEOUT, new Http.Abort());
+            out.println(target.checked(poll));
             all &= poll.ready();
         }
         return all ? 0 : 1;
@@ -280,7 +310,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     parsed.readFlags();
                     // a mistyped option echoes its value, which may be credentials without a scheme
                     Log.forErrors(parsed).error(e.getMessage().replaceAll("[^\\s'\"=]*@", "***@") + " (see --help)");
-                    return EXIT_USAGE;
+                    return parsed.tellThePod(EXIT_USAGE);
                 });
     }
 
@@ -311,11 +341,16 @@ public class EnvoyPreflight implements Callable<Integer> {
     enum Setting {
         ADMIN_API("--admin-api", "URL", "ENVOY_ADMIN_API", Kind.BASE_URL, null,
                 "Envoy admin base URL, e.g. http://127.0.0.1:15000: wait for LIVE, quit at exit."),
+        SIDECARS("--sidecar", "NAME", "ENVOY_PREFLIGHT_SIDECARS", Kind.SIDECAR_LIST, null,
+                "Named sidecars, each setting what a user would otherwise write, on its documented default ports:"
+                        + " istio, linkerd, cloud-sql-proxy, dapr (see the README). A setting given explicitly wins"
+                        + " over a sidecar's value for it. Repeatable (comma-separated lists too)."),
         USE_ISTIO_ENDPOINT("--use-istio-endpoint", null, "USE_ISTIO_ENDPOINT", Kind.BOOL, false,
                 "Istio's ports: the admin API defaults to http://127.0.0.1:15000 and the Istio quit API to"
                         + " http://127.0.0.1:15020, each where unset."),
-        READY_ENDPOINTS("--ready-endpoint", "URL", "GENERIC_READY_ENDPOINTS", Kind.URL_LIST, null,
-                "Full URL that must answer GET with 2xx before the app starts, after the admin API is LIVE;"
+        READY_ENDPOINTS("--ready-endpoint", "URL", "GENERIC_READY_ENDPOINTS", Kind.READY_LIST, null,
+                "Must be ready before the app starts, after the admin API is LIVE: an http(s) URL that answers"
+                        + " GET with 2xx, tcp://HOST:PORT that accepts a connection, or file:///PATH that exists;"
                         + " repeatable, in order (comma-separated lists too)."),
         START_WITHOUT_ENVOY("--start-without-envoy", null, "START_WITHOUT_ENVOY", Kind.BOOL, false,
                 "Don't wait for anything, but still quit the sidecars at exit."),
@@ -334,8 +369,16 @@ public class EnvoyPreflight implements Callable<Integer> {
                 "Full URL to POST instead of ADMIN_API/quitquitquit wherever that step appears."),
         GENERIC_QUIT_ENDPOINTS("--generic-quit-endpoint", "URL", "GENERIC_QUIT_ENDPOINTS", Kind.URL_LIST, null,
                 "Full URL to POST first at exit; repeatable, in order (comma-separated lists too)."),
+        CSQL_PROXY_QUIT_URLS("--csql-proxy-quit-url", "URL", "CSQL_PROXY_QUIT_URLS", Kind.URL_LIST, null,
+                "Cloud SQL Auth Proxy quit URLs, as the Cloud SQL Proxy Operator injects them (space-separated);"
+                        + " POSTed at exit after the generic quit endpoints."),
+        QUIT_PROCESSES("--quit-process", "NAME[:SIGNAL]", "GENERIC_QUIT_PROCESSES", Kind.PROCESS_LIST, null,
+                "At exit, after the quit endpoints: send SIGNAL (default TERM) to every process whose"
+                        + " /proc/PID/comm is NAME (at most 15 characters, as the kernel keeps it: a longer NAME is"
+                        + " rejected), wait up to the quit timeout, then KILL those left. Needs"
+                        + " shareProcessNamespace: true. Repeatable (comma-separated lists too)."),
         GENERIC_QUIT_ONLY("--generic-quit-only", null, "GENERIC_QUIT_ONLY", Kind.BOOL, false,
-                "At exit POST only the generic quit endpoints: no Istio API, no pkill, no Envoy quit."),
+                "At exit only the generic quit endpoints and processes: no Istio API, no pkill, no Envoy quit."),
         NEVER_KILL_ISTIO("--never-kill-istio", null, "NEVER_KILL_ISTIO", Kind.BOOL, false,
                 "Never quit anything.", new Alias("NEVER_KILL_ENVOY", false)),
         NEVER_KILL_ISTIO_ON_FAILURE("--never-kill-istio-on-failure", null, "NEVER_KILL_ISTIO_ON_FAILURE", Kind.BOOL,
@@ -348,10 +391,23 @@ public class EnvoyPreflight implements Callable<Integer> {
         VERBOSE("-v,--verbose", null, "ENVOY_PREFLIGHT_LOGGING", Kind.BOOL, false,
                 "Log each step to stderr (default: warnings and errors only).", new Alias("SCUTTLE_LOGGING", false)),
         LOG_FORMAT("--log-format", "text|json", "ENVOY_PREFLIGHT_LOG_FORMAT", Kind.LOG_FORMAT, Log.Format.TEXT,
-                "text, or one JSON object per line.");
+                "text, or one JSON object per line."),
+        EXIT_FILE("--exit-file", "PATH", "ENVOY_PREFLIGHT_EXIT_FILE", Kind.PATH, null,
+                "Write the exit code and a newline to PATH (atomically) before the quit sequence starts, for a"
+                        + " sidecar that watches a shared emptyDir. Not with --check, --dry-run or --wait-only."),
+        TERMINATION_LOG("--termination-log", "PATH|off", "ENVOY_PREFLIGHT_TERMINATION_LOG", Kind.PATH,
+                "/dev/termination-log", "Where to say why when the tool fails on its own (exit 2, 69, 70, 126, 127,"
+                        + " or 128+N before the app started), for kubectl describe pod; the default only where it"
+                        + " exists and is writable; off: nowhere.");
 
         /** How a setting's text is read; a bad value throws IllegalArgumentException saying why. */
-        enum Kind { BOOL, DURATION, POSITIVE_DURATION, URL, BASE_URL, URL_LIST, LOG_FORMAT }
+        enum Kind {
+            BOOL, DURATION, POSITIVE_DURATION, URL, BASE_URL, URL_LIST, READY_LIST, PROCESS_LIST, SIDECAR_LIST, LOG_FORMAT,
+            PATH;
+
+            /** A repeatable flag, a comma-separated variable, a list value. */
+            boolean list() { return this == URL_LIST || this == READY_LIST || this == PROCESS_LIST || this == SIDECAR_LIST; }
+        }
 
         /** A peer's name for the variable; inverted: its true is the variable's false. */
         record Alias(String variable, boolean inverted) {}
@@ -396,12 +452,12 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         OptionSpec option() {
-            StringBuilder env = new StringBuilder(variable).append(kind == Kind.URL_LIST ? " (comma-separated)" : "");
+            StringBuilder env = new StringBuilder(variable).append(kind.list() ? " (comma-separated)" : "");
             for (Alias a : aliases) env.append(", alias ").append(a.variable()).append(a.inverted() ? " (inverted)" : "");
             OptionSpec.Builder b = OptionSpec.builder(flags).description(help + "%n  env: " + env
                     + (defaultValue == null ? "" : ", default: " + show(defaultValue)));
             if (kind == Kind.BOOL) return b.type(Boolean.class).negatable(true).build();
-            if (kind == Kind.URL_LIST) return b.paramLabel(label).type(List.class).auxiliaryTypes(String.class).build();
+            if (kind.list()) return b.paramLabel(label).type(List.class).auxiliaryTypes(String.class).build();
             return b.paramLabel(label).type(String.class).build();
         }
 
@@ -428,7 +484,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** The typed value; a bad one names where it came from and what it was. */
         Object value(Source source) throws Config.Invalid {
             String raw = source.raw();
-            if (raw == null) return defaultValue != null ? defaultValue : kind == Kind.URL_LIST ? List.of() : null;
+            if (raw == null) return defaultValue != null ? defaultValue : kind.list() ? List.of() : null;
             try {
                 return switch (kind) {
                     case BOOL -> Values.bool(raw) != source.inverted();
@@ -436,7 +492,11 @@ public class EnvoyPreflight implements Callable<Integer> {
                     case POSITIVE_DURATION -> Values.positiveDuration(raw);
                     case URL -> Values.url(raw);
                     case BASE_URL -> Values.baseUrl(raw);
-                    case URL_LIST -> Values.urlList(raw);
+                    case URL_LIST -> Values.urlList(raw, false);
+                    case READY_LIST -> Values.urlList(raw, true);
+                    case PROCESS_LIST -> Quit.Stop.list(raw);
+                    case SIDECAR_LIST -> Config.Sidecar.list(raw);
+                    case PATH -> Values.path(raw);
                     case LOG_FORMAT -> Log.Format.parse(raw);
                 };
             } catch (IllegalArgumentException e) {
@@ -446,7 +506,8 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** "name=value" for the log and --dry-run, credentials redacted. */
         String describe(Object value) {
-            return flag().substring(2) + (kind == Kind.URL_LIST ? "s" : "") + "=" + show(value);
+            String name = flag().substring(2);
+            return name + (!kind.list() ? "" : name.endsWith("s") ? "es" : "s") + "=" + show(value);
         }
 
         /** A value as a user would write it, credentials redacted. */
@@ -455,14 +516,17 @@ public class EnvoyPreflight implements Callable<Integer> {
                 case BOOL -> value.toString();
                 case DURATION, POSITIVE_DURATION -> Values.format((Duration) value);
                 case URL, BASE_URL -> value == null ? "unset" : Values.redact((URI) value);
-                case URL_LIST -> ((List<?>) value).stream().map(u -> Values.redact((URI) u)).toList().toString();
+                case URL_LIST, READY_LIST -> ((List<?>) value).stream().map(u -> Values.redact((URI) u)).toList().toString();
+                case PROCESS_LIST, SIDECAR_LIST -> value.toString();
+                case PATH -> value == null ? "unset" : value.toString();
                 case LOG_FORMAT -> value.toString().toLowerCase(Locale.ROOT);
             };
         }
     }
 
     /** The accepted configuration; {@link #resolve} rejects anything it cannot use. */
-    record Config(Map<Setting, Object> values, List<String> setBy, List<String> warnings, List<String> command) {
+    record Config(Map<Setting, Object> values, List<String> setBy, List<String> warnings, List<String> command,
+                  Map<URI, Map<String, String>> headers, List<String> expanded) {
         // Istio's ports: Envoy's admin API, and pilot-agent's (which quits both, since Istio 1.3).
         static final URI ISTIO_ADMIN_API = URI.create("http://127.0.0.1:15000");
         static final URI ISTIO_QUIT_API = URI.create("http://127.0.0.1:15020");
@@ -478,17 +542,27 @@ public class EnvoyPreflight implements Callable<Integer> {
             Map<Setting, Object> values = new EnumMap<>(Setting.class);
             List<String> setBy = new ArrayList<>();
             List<String> warnings = new ArrayList<>();
+            Set<Setting> explicit = java.util.EnumSet.noneOf(Setting.class);
             // In the table's order, so that the first bad value reported is the first in --help.
             for (Setting s : Setting.values()) {
                 Setting.Source source = s.source(cmd.flags, cmd.env, warnings);
                 values.put(s, s.value(source));
-                if (source.raw() != null) setBy.add(source.name());
+                if (source.raw() != null) {
+                    setBy.add(source.name());
+                    explicit.add(s);
+                }
             }
+            Map<URI, Map<String, String>> headers = new java.util.HashMap<>();
+            List<String> expanded = new ArrayList<>();
+            @SuppressWarnings("unchecked")
+            List<Sidecar> sidecars = (List<Sidecar>) values.get(Setting.SIDECARS);
+            for (Sidecar sidecar : sidecars) expanded.add(sidecar.apply(values, explicit, headers, cmd.env));
             if ((Boolean) values.get(Setting.USE_ISTIO_ENDPOINT)) { // as blablacar's: each only where unset
                 values.putIfAbsent(Setting.ADMIN_API, ISTIO_ADMIN_API); // a null value counts as absent
                 values.putIfAbsent(Setting.ISTIO_QUIT_API, ISTIO_QUIT_API);
             }
-            Config config = new Config(values, List.copyOf(setBy), List.copyOf(warnings), List.copyOf(cmd.command));
+            Config config = new Config(values, List.copyOf(setBy), List.copyOf(warnings), List.copyOf(cmd.command),
+                    Map.copyOf(headers), List.copyOf(expanded));
             checkModes(cmd, config);
             return config;
         }
@@ -520,6 +594,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         URI url(Setting s) { return (URI) values.get(s); }
         @SuppressWarnings("unchecked")
         List<URI> urls(Setting s) { return (List<URI>) values.get(s); }
+        @SuppressWarnings("unchecked")
+        List<Quit.Stop> processes() { return (List<Quit.Stop>) values.get(Setting.QUIT_PROCESSES); }
         boolean on(Setting s) { return (Boolean) values.get(s); }
         Duration duration(Setting s) { return (Duration) values.get(s); }
         Log.Format logFormat() { return (Log.Format) values.get(Setting.LOG_FORMAT); }
@@ -530,7 +606,87 @@ public class EnvoyPreflight implements Callable<Integer> {
             List<String> lines = new ArrayList<>();
             values.forEach((s, v) -> lines.add(s.describe(v)));
             lines.add("set by=" + (setBy.isEmpty() ? "defaults only" : String.join(" ", setBy)));
+            lines.addAll(expanded);
             return lines;
+        }
+
+        /** Headers a request to uri carries (a named sidecar's, e.g. Dapr's API token); never logged. */
+        Map<String, String> headers(URI uri) { return headers.getOrDefault(uri, Map.of()); }
+
+        /**
+         * Named sidecars: the settings a user would otherwise write, on each one's documented default
+         * ports (sources in the README). Each fact is here once; --help, -v and --dry-run derive from it.
+         */
+        enum Sidecar {
+            ISTIO("istio", Setting.ADMIN_API, ISTIO_ADMIN_API.toString(),
+                    Setting.READY_ENDPOINTS, "http://127.0.0.1:15021/healthz/ready",
+                    Setting.ISTIO_QUIT_API, ISTIO_QUIT_API.toString()),
+            LINKERD("linkerd", Setting.READY_ENDPOINTS, "http://127.0.0.1:4191/ready",
+                    Setting.GENERIC_QUIT_ENDPOINTS, "http://127.0.0.1:4191/shutdown"),
+            CLOUD_SQL_PROXY("cloud-sql-proxy", Setting.READY_ENDPOINTS, "http://127.0.0.1:9090/readiness",
+                    Setting.GENERIC_QUIT_ENDPOINTS, "http://127.0.0.1:9091/quitquitquit"),
+            // daprd's HTTP port is DAPR_HTTP_PORT (3500 unset); DAPR_API_TOKEN, when set, goes with each request.
+            DAPR("dapr", Setting.READY_ENDPOINTS, "http://127.0.0.1:$DAPR_HTTP_PORT/v1.0/healthz/outbound",
+                    Setting.GENERIC_QUIT_ENDPOINTS, "http://127.0.0.1:$DAPR_HTTP_PORT/v1.0/shutdown");
+
+            final String id;
+            private final Object[] settingsAndValues;
+
+            Sidecar(String id, Object... settingsAndValues) {
+                this.id = id;
+                this.settingsAndValues = settingsAndValues;
+            }
+
+            @Override
+            public String toString() { return id; }
+
+            static List<Sidecar> list(String raw) {
+                List<Sidecar> sidecars = new ArrayList<>();
+                for (String name : raw.split("[,\\s]+")) {
+                    if (name.isEmpty()) continue;
+                    Sidecar found = null;
+                    for (Sidecar s : values()) if (s.id.equals(name.toLowerCase(Locale.ROOT))) found = s;
+                    if (found == null) {
+                        throw new IllegalArgumentException("unknown sidecar '" + Values.escape(name) + "' (known: "
+                                + String.join(", ", java.util.Arrays.stream(values()).map(s -> s.id).toList()) + ")");
+                    }
+                    if (!sidecars.contains(found)) sidecars.add(found);
+                }
+                return List.copyOf(sidecars);
+            }
+
+            /**
+             * Sets this sidecar's values where no setting was given explicitly (lists: appended to
+             * other sidecars'), notes its headers; returns what it set, for -v and --dry-run.
+             */
+            String apply(Map<Setting, Object> values, Set<Setting> explicit, Map<URI, Map<String, String>> headers,
+                         Map<String, String> env) throws Invalid {
+                String port = env.getOrDefault("DAPR_HTTP_PORT", "");
+                String token = env.get("DAPR_API_TOKEN");
+                Map<String, String> extra = this == DAPR && token != null && !token.isEmpty()
+                        ? Map.of("dapr-api-token", token) : Map.of();
+                List<String> set = new ArrayList<>();
+                for (int i = 0; i < settingsAndValues.length; i += 2) {
+                    Setting s = (Setting) settingsAndValues[i];
+                    if (explicit.contains(s)) continue; // a setting given explicitly wins
+                    String raw = ((String) settingsAndValues[i + 1]).replace("$DAPR_HTTP_PORT", port.isEmpty() ? "3500" : port);
+                    Object own = s.value(new Setting.Source("ENVOY_PREFLIGHT_SIDECARS (" + id
+                            + (raw.equals(settingsAndValues[i + 1]) ? "" : ", DAPR_HTTP_PORT") + ")", raw, false));
+                    Object value = own;
+                    if (s.kind.list()) {
+                        List<Object> merged = new ArrayList<>((List<?>) values.get(s));
+                        merged.addAll((List<?>) own);
+                        value = List.copyOf(merged);
+                        for (Object uri : (List<?>) own) if (!extra.isEmpty()) headers.put((URI) uri, extra);
+                    } else if (values.get(s) != null) {
+                        continue; // another named sidecar set it first
+                    }
+                    values.put(s, value);
+                    set.add(s.describe(own));
+                }
+                return "sidecar " + id + ": " + (set.isEmpty() ? "nothing (all given explicitly)" : String.join(", ", set))
+                        + (extra.isEmpty() ? "" : " (each request with the header dapr-api-token from DAPR_API_TOKEN)");
+            }
         }
     }
 
@@ -552,11 +708,106 @@ public class EnvoyPreflight implements Callable<Integer> {
             Http.Abort abort();
         }
 
-        /** One URL to wait for: Envoy's /server_info until LIVE, or any URL until it answers 2xx. */
-        record Target(URI uri, boolean envoy) {
-            String what() { return envoy ? "Envoy" : "GET " + Values.redact(uri); }
-            String notReady() { return envoy ? "Envoy was not LIVE" : what() + " did not answer 2xx"; }
-            String until() { return "GET " + Values.redact(uri) + (envoy ? " until state LIVE" : " until 2xx"); }
+        /**
+         * One readiness target, of one kind: it asks, judges the answer, and words it for the log,
+         * --check and --dry-run.
+         */
+        sealed interface Target permits Live, Answers2xx, Accepts, Exists {
+            URI uri();
+
+            /** One question, within timeout; refused only where nothing listens. */
+            Poll poll(Duration timeout, Http.Abort abort);
+
+            /** What is waited for: "Envoy", "GET URL", "TCP HOST:PORT", "file PATH". */
+            String what();
+
+            /** For the log, after "waiting for": "GET URL to answer 2xx". */
+            String waitingFor();
+
+            /** The condition met, after what(): "answered 2xx". */
+            String met();
+
+            /** The condition not met, after what(): "did not answer 2xx". */
+            String unmet();
+
+            /** For --dry-run: how it is asked, and until what. */
+            String until();
+
+            /** For --check: one line on stdout (the sidecar's own words escaped). */
+            default String checked(Poll poll) { return Values.redact(uri()) + ": " + Values.escape(poll.seen()); }
+
+            /** A ready endpoint by its scheme: tcp://HOST:PORT, file:///PATH, else http(s) 2xx. */
+            static Target of(URI uri, Map<String, String> headers) {
+                return switch (uri.getScheme().toLowerCase(Locale.ROOT)) {
+                    case "tcp" -> new Accepts(uri);
+                    case "file" -> new Exists(uri);
+                    default -> new Answers2xx(uri, headers);
+                };
+            }
+        }
+
+        /** Envoy's /server_info until its top-level state is LIVE. */
+        record Live(URI uri) implements Target {
+            public Poll poll(Duration timeout, Http.Abort abort) {
+                return get(uri, Map.of(), timeout, abort, (status, body) -> {
+                    if (status != 200) return new Poll(false, "HTTP " + status, false);
+                    String state = ServerInfo.state(body);
+                    if (state == null) return new Poll(false, "HTTP 200 without a top-level state", false);
+                    return new Poll(state.equals("LIVE"), "state " + state, false);
+                });
+            }
+            public String what() { return "Envoy"; }
+            public String waitingFor() { return "Envoy: GET " + Values.redact(uri); }
+            public String met() { return "is LIVE"; }
+            public String unmet() { return "was not LIVE"; }
+            public String until() { return "GET " + Values.redact(uri) + " until state LIVE"; }
+            public String checked(Poll poll) { return poll.ready() ? "LIVE" : Values.escape(poll.seen()); }
+        }
+
+        /** Any http(s) URL until it answers 2xx; with a named sidecar's headers, if any. */
+        record Answers2xx(URI uri, Map<String, String> headers) implements Target {
+            Answers2xx(URI uri) {
+                this(uri, Map.of());
+            }
+
+            public Poll poll(Duration timeout, Http.Abort abort) {
+                return get(uri, headers, timeout, abort, (status, body) -> new Poll(status / 100 == 2, "HTTP " + status, false));
+            }
+            public String what() { return "GET " + Values.redact(uri); }
+            public String waitingFor() { return what() + " to answer 2xx"; }
+            public String met() { return "answered 2xx"; }
+            public String unmet() { return "did not answer 2xx"; }
+            public String until() { return what() + " until 2xx"; }
+        }
+
+        /** tcp://HOST:PORT until a connection is accepted (and closed at once): a port that listens. */
+        record Accepts(URI uri) implements Target {
+            public Poll poll(Duration timeout, Http.Abort abort) {
+                try {
+                    Http.connect(uri, timeout, abort).close();
+                    return new Poll(true, "connection accepted", false);
+                } catch (IOException e) {
+                    return new Poll(false, Http.describe(e, timeout), e instanceof ConnectException);
+                }
+            }
+            public String what() { return "TCP " + uri.getHost() + ":" + uri.getPort(); }
+            public String waitingFor() { return what() + " to accept a connection"; }
+            public String met() { return "accepted a connection"; }
+            public String unmet() { return "accepted no connection"; }
+            public String until() { return what() + " until it accepts a connection"; }
+        }
+
+        /** file:///PATH until the path exists (a rendered secret); a missing file is never "nothing listens". */
+        record Exists(URI uri) implements Target {
+            public Poll poll(Duration timeout, Http.Abort abort) {
+                boolean exists = Files.exists(Path.of(uri));
+                return new Poll(exists, exists ? "exists" : "does not exist", false);
+            }
+            public String what() { return "file " + uri.getPath(); }
+            public String waitingFor() { return what() + " to exist"; }
+            public String met() { return "exists"; }
+            public String unmet() { return "did not exist"; }
+            public String until() { return what() + " until it exists"; }
         }
 
         /** One poll's answer: ready or not, what was seen (for the log), and if nothing listened. */
@@ -566,8 +817,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         static List<Target> targets(Config config) {
             List<Target> targets = new ArrayList<>();
             URI admin = config.url(Setting.ADMIN_API);
-            if (admin != null) targets.add(new Target(Values.resolve(admin, "server_info"), true));
-            for (URI uri : config.urls(Setting.READY_ENDPOINTS)) targets.add(new Target(uri, false));
+            if (admin != null) targets.add(new Live(Values.resolve(admin, "server_info")));
+            for (URI uri : config.urls(Setting.READY_ENDPOINTS)) targets.add(Target.of(uri, config.headers(uri)));
             return targets;
         }
 
@@ -591,19 +842,18 @@ public class EnvoyPreflight implements Callable<Integer> {
             boolean onlyRefused = true; // any other answer means a sidecar is there
             for (Target next : targets(config)) {
                 target = next;
-                log.info("waiting for " + (next.envoy() ? "Envoy: GET " + Values.redact(next.uri())
-                        : next.what() + " to answer 2xx"));
+                log.info("waiting for " + next.waitingFor());
                 Backoff backoff = new Backoff(config.duration(Setting.POLL_MAX_INTERVAL),
                         ThreadLocalRandom.current()::nextDouble);
                 for (int polls = 1; ; polls++) {
                     long left = Math.min(nanosLeft(start, giveUp), nanosLeft(start, startAnyway));
-                    Poll poll = poll(next, Duration.ofNanos(Math.max(1, Math.min(POLL_TIMEOUT.toNanos(), left))),
+                    Poll poll = next.poll(Duration.ofNanos(Math.max(1, Math.min(POLL_TIMEOUT.toNanos(), left))),
                             stop.abort());
                     if (stop.stopped()) return Outcome.STOPPED;
                     log.info("poll " + polls + ": " + poll.seen());
                     onlyRefused &= poll.refused();
                     if (poll.ready()) {
-                        log.info((next.envoy() ? "LIVE" : next.what() + " answered 2xx") + " after " + polls
+                        log.info((next instanceof Live ? "LIVE" : next.what() + " " + next.met()) + " after " + polls
                                 + " polls in " + (System.nanoTime() - start) / 1_000_000 + " ms");
                         break;
                     }
@@ -636,7 +886,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         private boolean answersNow() {
             for (Target next : targets(config)) {
-                Poll poll = poll(next, POLL_TIMEOUT, new Http.Abort());
+                Poll poll = next.poll(POLL_TIMEOUT, new Http.Abort());
                 if (!poll.refused()) {
                     log.warn(next.what() + " answers now (" + poll.seen() + "), though nothing listened during the"
                             + " wait: the sidecar came late, and is quit as usual");
@@ -646,26 +896,23 @@ public class EnvoyPreflight implements Callable<Integer> {
             return false;
         }
 
-        /** How long until limit has passed since start; no limit (zero) never runs out. */
-        private static long nanosLeft(long start, Duration limit) {
-            return limit.isZero() ? Long.MAX_VALUE : limit.toNanos() - (System.nanoTime() - start);
-        }
-
-        static Poll poll(Target target, Duration timeout, Http.Abort abort) {
+        /** A GET for a poll: whatever fails is "not ready yet", refused where nothing listens. */
+        static Poll get(URI uri, Map<String, String> headers, Duration timeout, Http.Abort abort,
+                        Http.BodyReader<Poll> judge) {
             try {
-                return Http.exchange("GET", target.uri(), timeout, abort, (status, body) -> {
-                    if (!target.envoy()) return new Poll(status / 100 == 2, "HTTP " + status, false);
-                    if (status != 200) return new Poll(false, "HTTP " + status, false);
-                    String state = ServerInfo.state(body);
-                    if (state == null) return new Poll(false, "HTTP 200 without a top-level state", false);
-                    return new Poll(state.equals("LIVE"), "state " + state, false);
-                });
+                return Http.exchange("GET", uri, headers, timeout, abort, judge);
             } catch (Unusable e) {
                 return new Poll(false, e.getMessage(), false);
             } catch (IOException e) {
                 return new Poll(false, Http.describe(e, timeout), e instanceof ConnectException);
             }
         }
+
+        /** How long until limit has passed since start; no limit (zero) never runs out. */
+        private static long nanosLeft(long start, Duration limit) {
+            return limit.isZero() ? Long.MAX_VALUE : limit.toNanos() - (System.nanoTime() - start);
+        }
+
 
         /**
          * Envoy's /server_info, read with Gson's streaming reader. A class of its own so that Gson's
@@ -767,8 +1014,21 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** One thread sends every signal, so they reach the app in the order we got them. */
         private ExecutorService relay; // started with the first signal: most runs get none
 
-        Lifecycle(Log log) {
+        private final Quit.Tombstone tombstone; // kubexit's, or null
+
+        Lifecycle(Log log, Quit.Tombstone tombstone) {
             this.log = log;
+            this.tombstone = tombstone;
+        }
+
+        Lifecycle(Log log) {
+            this(log, null);
+        }
+
+        boolean appStarted() {
+            synchronized (lock) {
+                return app != null;
+            }
         }
 
         public Http.Abort abort() { return abort; }
@@ -863,11 +1123,13 @@ public class EnvoyPreflight implements Callable<Integer> {
                 phase = Phase.RUNNING;
             }
             log.info("started the app, pid " + p.pid() + ": " + app.command());
+            if (tombstone != null) tombstone.born();
             App.Orphans.reapIfInit(log);
             int code = App.waitFor(p);
             synchronized (lock) {
                 phase = Phase.EXITED;
             }
+            if (tombstone != null) tombstone.died(code); // before the quit sequence, as kubexit's own
             // Java reports death by signal N as 128+N, as a shell does; exit(128+N) looks the same.
             log.info("the app exited with code " + code
                     + (code > 128 && code <= 128 + 64 ? " (= 128+SIG" + Signals.name(code - 128) + ")" : ""));
@@ -1190,6 +1452,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP",
             "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS"};
 
+        /** A Linux signal's name, without SIG. */
+        static boolean isName(String name) {
+            return java.util.Arrays.asList(LINUX_NAMES).contains(name); // [0] is null: no List.of
+        }
+
         static String name(int number) {
             for (Sig sig : Sig.values()) if (sig.number == number) return sig.name();
             return number > 0 && number < LINUX_NAMES.length ? LINUX_NAMES[number] : String.valueOf(number);
@@ -1203,7 +1470,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         static String send(String name, ProcessHandle target) {
             if (name.equals("TERM") || name.equals("KILL")) {
                 boolean sent = name.equals("TERM") ? target.destroy() : target.destroyForcibly();
-                return sent ? null : "the process has exited";
+                return sent ? null : target.isAlive() ? "not permitted" : "the process has exited";
             }
             String shell = Stream.of("bash", "sh").map(s -> App.resolve(s, System.getenv("PATH")))
                     .filter(r -> r.exitCode() == 0).map(r -> r.path().toString()).findFirst().orElse(null);
@@ -1268,16 +1535,55 @@ public class EnvoyPreflight implements Callable<Integer> {
             boolean run(Quit quit);
         }
 
-        /** POST a URL; only a 2xx answer counts as success. */
-        record Post(URI uri) implements Step {
+        /** POST a URL (with a named sidecar's headers, if any); only a 2xx answer counts as success. */
+        record Post(URI uri, Map<String, String> headers) implements Step {
+            Post(URI uri) {
+                this(uri, Map.of());
+            }
+
             public String describe() { return "POST " + Values.redact(uri); }
-            public boolean run(Quit quit) { return quit.post(uri); }
+            public boolean run(Quit quit) { return quit.post(uri, headers); }
         }
 
         /** SIGINT every process of that name, as `pkill -SIGINT name`; true if one was signalled. */
         record SigintAll(String name) implements Step {
             public String describe() { return "SIGINT " + name; }
             public boolean run(Quit quit) { return quit.sigintAll(name); }
+        }
+
+        /**
+         * Stop every process named name (shareProcessNamespace): signal, wait up to the quit
+         * timeout, then KILL those left. For sidecars with no quit API (log shippers, collectors).
+         */
+        record Stop(String name, String signal) implements Step {
+            /** The kernel keeps 15 characters of a name in /proc/PID/comm: a longer one would match nothing. */
+            static final int COMM_LENGTH = 15;
+
+            public String describe() { return "SIG" + signal + " every " + name + " process, then KILL any left"; }
+            public boolean run(Quit quit) { return quit.stop(name, signal); }
+
+            public String toString() { return name + ":" + signal; }
+
+            /** NAME[:SIGNAL] entries, separated by commas or spaces. */
+            static List<Stop> list(String raw) {
+                List<Stop> stops = new ArrayList<>();
+                String[] entries = raw.split("[,\\s]+");
+                for (int i = 0; i < entries.length; i++) {
+                    if (entries[i].isEmpty()) continue;
+                    String[] parts = entries[i].split(":", 2);
+                    String name = parts[0];
+                    String signal = parts.length == 1 ? "TERM" : parts[1].toUpperCase(Locale.ROOT).replaceFirst("^SIG", "");
+                    if (name.isEmpty() || name.contains("/") || name.length() > COMM_LENGTH) {
+                        throw new IllegalArgumentException("entry " + (i + 1) + ": not a process name (1 to "
+                                + COMM_LENGTH + " characters, as /proc/PID/comm holds it)");
+                    }
+                    if (!Signals.isName(signal)) {
+                        throw new IllegalArgumentException("entry " + (i + 1) + ": not a signal name (like TERM, INT, QUIT)");
+                    }
+                    stops.add(new Stop(name, signal));
+                }
+                return List.copyOf(stops);
+            }
         }
 
         /** Try first; if it fails, orElse. */
@@ -1301,8 +1607,12 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         static Plan plan(Config config, int exitCode) {
             URI admin = config.url(Setting.ADMIN_API);
-            List<URI> generic = config.urls(Setting.GENERIC_QUIT_ENDPOINTS);
-            if (admin == null && generic.isEmpty()) return new Plan(List.of(), "no admin API configured");
+            List<URI> generic = new ArrayList<>(config.urls(Setting.GENERIC_QUIT_ENDPOINTS));
+            generic.addAll(config.urls(Setting.CSQL_PROXY_QUIT_URLS));
+            List<Stop> processes = config.processes();
+            if (admin == null && generic.isEmpty() && processes.isEmpty()) {
+                return new Plan(List.of(), "no admin API configured");
+            }
             if (admin != null && !Values.isLoopback(admin)) {
                 return new Plan(List.of(), "the admin API host " + admin.getHost()
                         + " is not loopback, so the sidecar is not ours to quit");
@@ -1312,7 +1622,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 return new Plan(List.of(), "never-kill-istio-on-failure is set and the exit code is " + exitCode);
             }
             List<Step> steps = new ArrayList<>();
-            generic.forEach(uri -> steps.add(new Post(uri)));
+            generic.forEach(uri -> steps.add(new Post(uri, config.headers(uri))));
+            steps.addAll(processes); // sidecars with no quit API, before the mesh goes
             // Without an admin API, or when told so, the generic endpoints are all there is to quit.
             if (admin == null || config.on(Setting.GENERIC_QUIT_ONLY)) {
                 return new Plan(once(steps), "generic-quit-only is set and there are no generic quit endpoints");
@@ -1378,20 +1689,24 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** Each URL is POSTed once: a step that repeats one (in a fallback) gets the answer it had. */
         boolean post(URI uri) {
+            return post(uri, Map.of());
+        }
+
+        boolean post(URI uri, Map<String, String> headers) {
             Boolean before = answered.get(uri);
             if (before != null) {
                 log.info("POST " + Values.redact(uri) + ": sent already (" + (before ? "it worked" : "it failed") + ")");
                 return before;
             }
-            boolean ok = send(uri);
+            boolean ok = send(uri, headers);
             answered.put(uri, ok);
             return ok;
         }
 
-        private boolean send(URI uri) {
+        private boolean send(URI uri, Map<String, String> headers) {
             long start = System.nanoTime();
             try {
-                int status = Http.exchange("POST", uri, timeout, new Http.Abort(), (s, body) -> s);
+                int status = Http.exchange("POST", uri, headers, timeout, new Http.Abort(), (s, body) -> s);
                 long ms = (System.nanoTime() - start) / 1_000_000;
                 boolean ok = status / 100 == 2;
                 String line = "POST " + Values.redact(uri) + ": HTTP " + status + " in " + ms + " ms";
@@ -1402,6 +1717,48 @@ public class EnvoyPreflight implements Callable<Integer> {
                 log.warn("POST " + Values.redact(uri) + " failed: " + Http.describe(e, timeout));
                 return false;
             }
+        }
+
+        /** Signals every process named name, waits up to the quit timeout for them, KILLs those left. */
+        boolean stop(String name, String signal) {
+            List<ProcessHandle> processes = processesNamed(name);
+            if (processes.isEmpty()) {
+                log.warn("no process named " + name + " is visible to SIG" + signal + " (shareProcessNamespace: true?)");
+                return false;
+            }
+            List<ProcessHandle> signalled = new ArrayList<>();
+            for (ProcessHandle process : processes) {
+                String failure = Signals.send(signal, process);
+                if (failure == null) {
+                    log.info("sent SIG" + signal + " to " + name + " (pid " + process.pid() + ")");
+                    signalled.add(process);
+                } else {
+                    log.warn("could not send SIG" + signal + " to " + name + " (pid " + process.pid() + "): " + failure);
+                }
+            }
+            long deadline = System.nanoTime() + timeout.toNanos();
+            while (signalled.stream().anyMatch(Quit::running) && System.nanoTime() - deadline < 0) {
+                try {
+                    Thread.sleep(20);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    break;
+                }
+            }
+            for (ProcessHandle process : signalled) {
+                if (!running(process)) continue;
+                log.warn(name + " (pid " + process.pid() + ") still runs " + Values.format(timeout) + " after SIG" + signal
+                        + ": sending KILL");
+                String failure = Signals.send("KILL", process);
+                if (failure != null) log.warn("could not KILL " + name + " (pid " + process.pid() + "): " + failure);
+            }
+            return !signalled.isEmpty();
+        }
+
+        /** Alive and not a zombie (one that exited and waits for its parent to reap it). */
+        private static boolean running(ProcessHandle process) {
+            String[] stat = Signals.stat(Long.toString(process.pid()));
+            return process.isAlive() && stat != null && !stat[0].equals("Z");
         }
 
         boolean sigintAll(String name) {
@@ -1418,6 +1775,67 @@ public class EnvoyPreflight implements Callable<Integer> {
                 any |= failure == null;
             }
             return any;
+        }
+
+        /**
+         * ENVOY_PREFLIGHT_EXIT_FILE: the exit code and a newline, before the quit sequence, so that a
+         * sidecar watching a shared emptyDir starts stopping at once. A failure is only a warning.
+         */
+        static void exitFile(Config config, int code, Log log) {
+            String path = (String) config.values().get(Setting.EXIT_FILE);
+            if (path == null) return;
+            try {
+                writeAtomically(Path.of(path), code + "\n");
+                log.info("wrote exit code " + code + " to " + path);
+            } catch (IOException | RuntimeException e) {
+                log.warn("could not write the exit file " + path + ": " + e);
+            }
+        }
+
+        /** A temporary name beside it, then a rename: a reader sees the old file or the whole new one. */
+        static void writeAtomically(Path path, String text) throws IOException {
+            Path dir = path.toAbsolutePath().getParent();
+            Path temporary = Files.createTempFile(dir, "." + path.getFileName(), ".tmp");
+            try {
+                Files.writeString(temporary, text);
+                Files.move(temporary, path, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+                        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            } finally {
+                Files.deleteIfExists(temporary);
+            }
+        }
+
+        /**
+         * kubexit's tombstone for the app ($KUBEXIT_GRAVEYARD/$KUBEXIT_NAME), as karlkfi/kubexit's
+         * pkg/tombstone writes it: YAML with Born, then Died and ExitCode, times in RFC 3339, so that
+         * a sidecar wrapped by kubexit with KUBEXIT_DEATH_DEPS=NAME stops when the app exits. Like
+         * kubexit, it makes the directory; unlike it, a failure never changes our exit code.
+         */
+        record Tombstone(Path file, Log log, String[] firstLine) {
+            static Tombstone of(Map<String, String> env, Log log) {
+                String name = env.get("KUBEXIT_NAME");
+                String graveyard = env.get("KUBEXIT_GRAVEYARD");
+                if (name == null || name.isEmpty() || graveyard == null || graveyard.isEmpty()) return null;
+                return new Tombstone(Path.of(graveyard.replaceAll("/+$", ""), name), log, new String[1]);
+            }
+
+            void born() {
+                firstLine[0] = "Born: \"" + Instant.now() + "\"\n";
+                write(firstLine[0]);
+            }
+
+            void died(int code) {
+                write(firstLine[0] + "Died: \"" + Instant.now() + "\"\nExitCode: " + code + "\n");
+            }
+
+            private void write(String yaml) {
+                try {
+                    Files.createDirectories(file.getParent());
+                    writeAtomically(file, yaml);
+                } catch (IOException | RuntimeException e) {
+                    log.warn("could not write kubexit's tombstone " + file + ": " + e);
+                }
+            }
         }
 
         /** Processes whose /proc/PID/comm is exactly name (pkill matches the same field), not us. */
@@ -1464,8 +1882,13 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         void info(String message) { if (verbose) write("info", message); }
-        void warn(String message) { write("warning", message); }
-        void error(String message) { write("error", message); }
+        void warn(String message) { write("warning", message); lastProblem = Values.redact(message); }
+        void error(String message) { write("error", message); lastProblem = Values.redact(message); }
+
+        /** The last warning or error: what the termination message says when the tool fails on its own. */
+        private static volatile String lastProblem = "failed";
+
+        static String lastProblem() { return Values.escape(lastProblem); }
 
         private void write(String level, String message) {
             String safe = Values.redact(message);
@@ -1582,6 +2005,37 @@ public class EnvoyPreflight implements Callable<Integer> {
             return uri;
         }
 
+        /** A readiness target: tcp://HOST:PORT, file:///PATH, or an http(s) URL. */
+        static URI readiness(String raw) {
+            String scheme = raw.contains(":") ? raw.substring(0, raw.indexOf(':')).toLowerCase(Locale.ROOT) : "";
+            if (!scheme.equals("tcp") && !scheme.equals("file")) return url(raw);
+            URI uri;
+            try {
+                uri = new URI(raw);
+            } catch (URISyntaxException e) {
+                throw new IllegalArgumentException("not a URL (" + e.getReason() + ")");
+            }
+            if (scheme.equals("file")) {
+                if (uri.getRawAuthority() != null || uri.getPath() == null || !uri.getPath().startsWith("/")
+                        || uri.getRawQuery() != null || uri.getRawFragment() != null) {
+                    throw new IllegalArgumentException("not a file URL (file:///PATH, an absolute path)");
+                }
+                return uri;
+            }
+            if (uri.getHost() == null || uri.getPort() < 1 || uri.getPort() > 65535 || uri.getRawUserInfo() != null
+                    || !(uri.getRawPath() == null || uri.getRawPath().isEmpty() || uri.getRawPath().equals("/"))
+                    || uri.getRawQuery() != null || uri.getRawFragment() != null) {
+                throw new IllegalArgumentException("not a TCP address (tcp://HOST:PORT, a port from 1 to 65535)");
+            }
+            return uri;
+        }
+
+        /** A file's path: not empty, no NUL. */
+        static String path(String raw) {
+            if (raw.isBlank() || raw.indexOf('\0') >= 0) throw new IllegalArgumentException("not a path");
+            return raw;
+        }
+
         /** A base URL that paths are appended to: no query; a trailing slash is fine. */
         static URI baseUrl(String raw) {
             URI uri = url(raw);
@@ -1589,15 +2043,18 @@ public class EnvoyPreflight implements Callable<Integer> {
             return uri;
         }
 
-        /** Comma-separated URLs; blanks and spaces around entries are ignored. */
-        static List<URI> urlList(String raw) {
+        /**
+         * URLs separated by commas or spaces (a URL holds neither); readiness: also tcp://HOST:PORT
+         * and file:///PATH.
+         */
+        static List<URI> urlList(String raw, boolean readiness) {
             List<URI> uris = new ArrayList<>();
-            String[] entries = raw.split(",");
+            String[] entries = raw.split("[,\\s]+");
             for (int i = 0; i < entries.length; i++) {
                 String e = entries[i].strip();
                 if (e.isEmpty()) continue;
                 try {
-                    uris.add(url(e));
+                    uris.add(readiness ? readiness(e) : url(e));
                 } catch (IllegalArgumentException ex) {
                     // by its place: a password holding a comma would split it, and show half of it
                     throw new IllegalArgumentException("entry " + (i + 1) + ": " + ex.getMessage());
@@ -1714,15 +2171,15 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** Lets another thread cut a request short (a stop signal during the wait), now and later. */
         static final class Abort {
             private volatile boolean aborted;
-            private volatile HttpURLConnection connection;
+            private volatile Runnable cancel; // what cuts the exchange in progress short
 
             void abort() {
                 aborted = true;
-                cut(connection);
+                cut(cancel);
             }
 
-            private void attach(HttpURLConnection c) throws IOException {
-                connection = c;
+            private void attach(Runnable cancel) throws IOException {
+                this.cancel = cancel;
                 if (aborted) throw new IOException("aborted");
             }
         }
@@ -1748,27 +2205,66 @@ public class EnvoyPreflight implements Callable<Integer> {
             return t;
         }
 
-        private static void cut(HttpURLConnection c) { if (c != null) cutter().execute(c::disconnect); }
+        private static void cut(Runnable cancel) { if (cancel != null) cutter().execute(cancel); }
 
         /**
          * One request, within timeout, name lookup included. Like Go's dialer and curl, each address
          * the host resolves to is tried in order until one accepts the connection: localhost may be
          * 127.0.0.1 and ::1, and a sidecar of an IPv6-only cluster listens on ::1 alone.
          */
-        static <T> T exchange(String method, URI uri, Duration timeout, Abort abort, BodyReader<T> reader)
-                throws IOException {
+        static <T> T exchange(String method, URI uri, Map<String, String> headers, Duration timeout, Abort abort,
+                              BodyReader<T> reader) throws IOException {
             long deadline = System.nanoTime() + timeout.toNanos();
             IOException refused = null;
             IOException failed = null;
             for (URL at : addresses(uri, timeout, deadline)) {
                 try {
-                    return exchange(method, uri, at, deadline, abort, reader);
+                    return exchange(method, uri, headers, at, deadline, abort, reader);
                 } catch (java.net.SocketException e) { // not a timeout, nor an abort: the next address
                     if (e instanceof ConnectException) refused = e;
                     else failed = e; // e.g. ::1 where IPv6 is off: says nothing about a sidecar
                 }
             }
             throw refused != null ? refused : failed; // refused anywhere, and nothing answered: nothing listens
+        }
+
+        /** A TCP connection to the URI's host and port within timeout, each address in turn, as exchange. */
+        static java.net.Socket connect(URI uri, Duration timeout, Abort abort) throws IOException {
+            long deadline = System.nanoTime() + timeout.toNanos();
+            String host = uri.getHost();
+            InetAddress[] all = host.startsWith("[") || Values.IPV4.matcher(host).matches()
+                    ? new InetAddress[]{InetAddress.getByName(host.replaceAll("^\\[|]$", ""))} // a literal: no lookup
+                    : lookup(host, timeout, deadline);
+            IOException refused = null;
+            IOException failed = null;
+            for (InetAddress address : all) {
+                java.net.Socket socket = new java.net.Socket(Proxy.NO_PROXY);
+                try {
+                    abort.attach(() -> close(socket));
+                    long left = Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()));
+                    socket.connect(new java.net.InetSocketAddress(address, uri.getPort()), (int) Math.min(Integer.MAX_VALUE, left));
+                    return socket;
+                } catch (java.net.SocketException e) {
+                    close(socket);
+                    if (abort.aborted) throw new IOException("aborted");
+                    if (e instanceof ConnectException) refused = e;
+                    else failed = e;
+                } catch (IOException e) {
+                    close(socket);
+                    throw abort.aborted ? new IOException("aborted") : e;
+                } finally {
+                    abort.cancel = null;
+                }
+            }
+            throw refused != null ? refused : failed;
+        }
+
+        private static void close(java.net.Socket socket) {
+            try {
+                socket.close();
+            } catch (IOException e) {
+                // closing a socket that never connected: nothing to lose
+            }
         }
 
         /** The URL once per address of its host, in order; by name for https (TLS checks the name). */
@@ -1818,8 +2314,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        private static <T> T exchange(String method, URI uri, URL at, long deadline, Abort abort, BodyReader<T> reader)
-                throws IOException {
+        private static <T> T exchange(String method, URI uri, Map<String, String> headers, URL at, long deadline,
+                                      Abort abort, BodyReader<T> reader) throws IOException {
             HttpURLConnection c = (HttpURLConnection) at.openConnection(Proxy.NO_PROXY);
             long left = Math.max(1, deadline - System.nanoTime());
             int millis = (int) Math.max(1, Math.min(Integer.MAX_VALUE, TimeUnit.NANOSECONDS.toMillis(left)));
@@ -1833,13 +2329,14 @@ public class EnvoyPreflight implements Callable<Integer> {
             c.setRequestProperty("User-Agent", NAME + "/" + VERSION);
             c.setRequestProperty("Accept", "*/*");
             c.setRequestProperty("Connection", "close");
+            for (Map.Entry<String, String> header : headers.entrySet()) c.setRequestProperty(header.getKey(), header.getValue());
             if (uri.getRawUserInfo() != null) {
                 c.setRequestProperty("Authorization", "Basic " + Base64.getEncoder()
                         .encodeToString(uri.getUserInfo().getBytes(StandardCharsets.UTF_8)));
             }
             ScheduledFuture<?> atDeadline = cutter().schedule(c::disconnect, left, TimeUnit.NANOSECONDS);
             try {
-                abort.attach(c);
+                abort.attach(c::disconnect);
                 if (!method.equals("GET")) {
                     c.setDoOutput(true);
                     c.setFixedLengthStreamingMode(0);
@@ -1859,7 +2356,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 throw e;
             } finally {
                 atDeadline.cancel(false);
-                abort.connection = null;
+                abort.cancel = null;
                 c.disconnect();
             }
         }

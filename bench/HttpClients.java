@@ -23,7 +23,7 @@ public class HttpClients {
         long before = classes.getTotalLoadedClassCount();
         long t0 = System.nanoTime();
         String state = switch (mode) {
-            case "tool" -> EnvoyPreflight.Http.exchange("GET", uri, Duration.ofSeconds(1),
+            case "tool" -> EnvoyPreflight.Http.exchange("GET", uri, java.util.Map.of(), Duration.ofSeconds(1),
                     new EnvoyPreflight.Http.Abort(), (status, body) -> EnvoyPreflight.Wait.ServerInfo.state(body));
             case "urlconnection" -> {
                 HttpURLConnection c = (HttpURLConnection) uri.toURL().openConnection(Proxy.NO_PROXY);

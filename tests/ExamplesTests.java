@@ -154,10 +154,10 @@ class ExamplesTests {
             EnvoyPreflight.Config c = config(pod.wrapped());
             assertEquals(URI.create("http://127.0.0.1:15000"), c.url(EnvoyPreflight.Setting.ADMIN_API), pod.file());
             var targets = EnvoyPreflight.Wait.targets(c);
-            assertEquals(new EnvoyPreflight.Wait.Target(URI.create("http://127.0.0.1:15000/server_info"), true),
+            assertEquals(new EnvoyPreflight.Wait.Live(URI.create("http://127.0.0.1:15000/server_info")),
                     targets.get(0), pod.file());
             if (!pod.file().endsWith("cronjob.yaml")) {
-                assertEquals(new EnvoyPreflight.Wait.Target(URI.create("http://127.0.0.1:15021/healthz/ready"), false),
+                assertEquals(new EnvoyPreflight.Wait.Answers2xx(URI.create("http://127.0.0.1:15021/healthz/ready")),
                         targets.get(1), pod.file() + ": configuration received, not only LIVE");
             }
             var steps = EnvoyPreflight.Quit.plan(c, 0).steps();
@@ -176,7 +176,7 @@ class ExamplesTests {
                 "the proxy's /shutdown is off unless enabled");
         EnvoyPreflight.Config c = config(pod.wrapped());
         assertEquals(null, c.url(EnvoyPreflight.Setting.ADMIN_API));
-        assertEquals(List.of(new EnvoyPreflight.Wait.Target(URI.create("http://127.0.0.1:4191/ready"), false)),
+        assertEquals(List.of(new EnvoyPreflight.Wait.Answers2xx(URI.create("http://127.0.0.1:4191/ready"))),
                 EnvoyPreflight.Wait.targets(c));
         assertEquals(List.of(new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:4191/shutdown"))),
                 EnvoyPreflight.Quit.plan(c, 0).steps());

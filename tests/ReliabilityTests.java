@@ -465,12 +465,12 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
             fake.forceState("INITIALIZING");
             EnvoyPreflight.Config config = TestSupport.config(Map.of("ENVOY_ADMIN_API", fake.url().toString()));
             EnvoyPreflight.Wait.Target admin = EnvoyPreflight.Wait.targets(config).get(0);
-            for (int i = 0; i < 300; i++) EnvoyPreflight.Wait.poll(admin, Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()); // warm-up
+            for (int i = 0; i < 300; i++) admin.poll(Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()); // warm-up
             long heap0 = usedHeapAfterGc();
             long threads0 = ourThreads();
             long fds0 = openDescriptors();
             for (int i = 0; i < 3000; i++) {
-                assertFalse(EnvoyPreflight.Wait.poll(admin, Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()).ready());
+                assertFalse(admin.poll(Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()).ready());
             }
             long heapGrowth = usedHeapAfterGc() - heap0;
             assertTrue(heapGrowth < 2 << 20, "heap grew by " + heapGrowth + " bytes over 3000 polls");

@@ -13,6 +13,7 @@
 //SOURCES LauncherTests.java
 //SOURCES ContainerTests.java
 //SOURCES BadInputTests.java
+//SOURCES EverySidecarTests.java
 //SOURCES ExamplesTests.java
 //RUNTIME_OPTIONS -Xmx512m
 //DESCRIPTION Runs envoy-preflight's JUnit tests and prints "N passed, N failed, N skipped".

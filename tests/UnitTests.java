@@ -95,15 +95,15 @@ class UnitTests {
 
         @Test
         void csvSkipsBlanksAndSpacesAndKeepsOrder() {
-            List<URI> uris = EnvoyPreflight.Values.urlList(" http://a:1/x , ,http://b:2/y,,  ");
+            List<URI> uris = EnvoyPreflight.Values.urlList(" http://a:1/x , ,http://b:2/y,,  ", false);
             assertEquals(List.of(URI.create("http://a:1/x"), URI.create("http://b:2/y")), uris);
-            assertEquals(List.of(), EnvoyPreflight.Values.urlList(" , "));
+            assertEquals(List.of(), EnvoyPreflight.Values.urlList(" , ", false));
         }
 
         @Test
         void csvWithOneBadEntryNamesThatEntry() {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> EnvoyPreflight.Values.urlList("http://a:1/x,ftp://b/y,http://c/z"));
+                    () -> EnvoyPreflight.Values.urlList("http://a:1/x,ftp://b/y,http://c/z", false));
             assertTrue(e.getMessage().startsWith("entry 2: "), e.getMessage()); // by place: a comma may split a password
         }
 
@@ -394,7 +394,8 @@ class UnitTests {
             List<String> names = resolve(tool()).describe().stream().map(l -> l.substring(0, l.indexOf('='))).toList();
             List<String> expected = new ArrayList<>();
             for (EnvoyPreflight.Setting s : EnvoyPreflight.Setting.values()) {
-                expected.add(s.flag().substring(2) + (s.kind == EnvoyPreflight.Setting.Kind.URL_LIST ? "s" : ""));
+                String name = s.flag().substring(2); // lists in the plural
+                expected.add(name + (!s.kind.list() ? "" : name.endsWith("s") ? "es" : "s"));
             }
             expected.add("set by");
             assertEquals(expected, names);
@@ -452,9 +453,9 @@ class UnitTests {
             var targets = EnvoyPreflight.Wait.targets(resolve(tool("GENERIC_READY_ENDPOINTS",
                     " http://127.0.0.1:15021/healthz/ready , ,http://127.0.0.1:9090/readiness ",
                     "ENVOY_ADMIN_API", "http://127.0.0.1:15000/")));
-            assertEquals(List.of(new EnvoyPreflight.Wait.Target(URI.create("http://127.0.0.1:15000/server_info"), true),
-                    new EnvoyPreflight.Wait.Target(URI.create("http://127.0.0.1:15021/healthz/ready"), false),
-                    new EnvoyPreflight.Wait.Target(URI.create("http://127.0.0.1:9090/readiness"), false)), targets);
+            assertEquals(List.of(new EnvoyPreflight.Wait.Live(URI.create("http://127.0.0.1:15000/server_info")),
+                    new EnvoyPreflight.Wait.Answers2xx(URI.create("http://127.0.0.1:15021/healthz/ready")),
+                    new EnvoyPreflight.Wait.Answers2xx(URI.create("http://127.0.0.1:9090/readiness"))), targets);
             EnvoyPreflight.Config linkerd = resolve(tool("GENERIC_READY_ENDPOINTS", "http://127.0.0.1:4191/ready"));
             assertTrue(linkerd.shouldWait());
             assertFalse(resolve(tool("GENERIC_READY_ENDPOINTS", "http://127.0.0.1:4191/ready",

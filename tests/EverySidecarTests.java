@@ -1,0 +1,476 @@
+import com.sun.net.httpserver.HttpServer;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.OffsetDateTime;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * "Every sidecar a Job meets": one nested class per point of the issue, against the real program
+ * (in-process only for modes that start nothing).
+ */
+class EverySidecarTests extends TestSupport.WithFakeEnvoy {
+
+    /** An HTTP server on loopback that answers status to everything and records "METHOD /path" (and extra). */
+    static final class Recorder implements AutoCloseable {
+        final HttpServer server;
+        final List<String> seen = new CopyOnWriteArrayList<>();
+        final List<String> tokens = new CopyOnWriteArrayList<>();
+
+        Recorder(int port, int status) throws IOException {
+            server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 16);
+            server.createContext("/", exchange -> {
+                seen.add(exchange.getRequestMethod() + " " + exchange.getRequestURI().getPath());
+                String token = exchange.getRequestHeaders().getFirst("dapr-api-token");
+                if (token != null) tokens.add(token);
+                exchange.sendResponseHeaders(status, -1);
+                exchange.close();
+            });
+            server.start();
+        }
+
+        /** On a fixed port (a sidecar's default), or the test is skipped where it is taken. */
+        static Recorder onDefaultPort(int port) throws IOException {
+            try {
+                return new Recorder(port, 200);
+            } catch (java.net.BindException e) {
+                Assumptions.abort("port " + port + " is taken here");
+                throw e;
+            }
+        }
+
+        String url() { return "http://127.0.0.1:" + server.getAddress().getPort(); }
+
+        @Override
+        public void close() { server.stop(0); }
+    }
+
+    // --- 1. Readiness by TCP and by file --------------------------------------------------------------
+
+    @Nested
+    class TcpAndFile {
+        @Test
+        void aTcpListenerAndAFileThatAppearLateAreWaitedForInOrder() throws Exception {
+            int port = TestSupport.closedPort();
+            Path secret = dir.resolve("secrets/db-password");
+            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:" + port + ","
+                    + secret.toUri(), "ENVOY_PREFLIGHT_LOG_FORMAT", "json"), "echo", "app")) {
+                TestSupport.await("a refused connection", () -> tool.stderr().contains("connection refused"));
+                try (ServerSocket listener = new ServerSocket(port, 8, InetAddress.getLoopbackAddress())) {
+                    TestSupport.await("the file to be polled", () -> tool.stderr().contains("does not exist"));
+                    Files.createDirectories(secret.getParent());
+                    Files.writeString(secret, "s3cret");
+                    assertEquals(0, tool.exitCode(), tool.stderr());
+                }
+                assertEquals("app\n", tool.stdout());
+                String log = tool.messages();
+                assertTrue(log.contains("waiting for TCP 127.0.0.1:" + port + " to accept a connection"), log);
+                assertTrue(log.contains("TCP 127.0.0.1:" + port + " accepted a connection after"), log);
+                assertTrue(log.contains("waiting for file " + secret + " to exist"), log);
+                assertTrue(log.contains("file " + secret + " exists after"), log);
+                assertTrue(log.indexOf("accepted a connection after") < log.indexOf("waiting for file"), log);
+            }
+        }
+
+        @Test
+        void checkAsksThemToo() throws Exception {
+            try (ServerSocket listener = new ServerSocket(0, 8, InetAddress.getLoopbackAddress())) {
+                Path missing = dir.resolve("missing");
+                var r = BadInputTests.inProcess(TestSupport.env("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:"
+                        + listener.getLocalPort() + "," + missing.toUri()), "--check");
+                assertEquals(1, r.code(), r.err());
+                assertEquals("tcp://127.0.0.1:" + listener.getLocalPort() + ": connection accepted\n" + missing.toUri()
+                        + ": does not exist\n", r.out());
+            }
+        }
+
+        @Test
+        void aRefusedTcpConnectionMeansNothingListensAndAMissingFileNever() throws Exception {
+            int port = TestSupport.closedPort();
+            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:" + port,
+                    "SIDECAR_ABSENT_AFTER", "300ms"), "true")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertTrue(tool.stderr().contains("there is no sidecar"), tool.stderr());
+            }
+            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", dir.resolve("never").toUri().toString(),
+                    "SIDECAR_ABSENT_AFTER", "300ms", "WAIT_FOR_ENVOY_TIMEOUT", "800ms"), "true")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertFalse(tool.stderr().contains("there is no sidecar"), tool.stderr());
+                assertTrue(tool.stderr().contains("did not exist within the wait timeout"), tool.stderr());
+            }
+        }
+
+        @ParameterizedTest
+        @ValueSource(strings = {"tcp://127.0.0.1", "tcp://127.0.0.1:0", "tcp://127.0.0.1:70000", "tcp://127.0.0.1:5432/db",
+                "file://host/etc/x", "file:relative", "udp://127.0.0.1:53"})
+        void aBadTargetIsExit2(String value) {
+            var r = BadInputTests.inProcess(TestSupport.env("GENERIC_READY_ENDPOINTS", value), "--dry-run", "true");
+            assertEquals(2, r.code(), r.err());
+            assertTrue(r.err().contains("GENERIC_READY_ENDPOINTS: entry 1: "), r.err());
+        }
+    }
+
+    // --- 2. Quit by signal --------------------------------------------------------------------------------
+
+    @Nested
+    class QuitBySignal {
+        /** A process named name that records each signal it gets, and ignores TERM if asked to. */
+        Process sidecar(String name, boolean ignoresTerm) throws Exception {
+            Path exe = dir.resolve(name);
+            Files.writeString(exe, String.join("\n", "#!/bin/bash",
+                    ignoresTerm ? "trap 'echo TERM >> \"$0.signals\"' TERM" : "trap 'echo TERM >> \"$0.signals\"; exit 0' TERM",
+                    "trap 'echo INT >> \"$0.signals\"; exit 0' INT",
+                    "touch \"$0.ready\"",
+                    "while true; do sleep 0.05; done", ""));
+            Files.setPosixFilePermissions(exe, PosixFilePermissions.fromString("rwxr-xr-x"));
+            Process p = new ProcessBuilder(exe.toString()).start();
+            TestSupport.await(name + " to start", () -> Files.exists(dir.resolve(name + ".ready")));
+            return p;
+        }
+
+        List<String> signals(String name) {
+            String s = TestSupport.read(dir.resolve(name + ".signals"));
+            return s.isEmpty() ? List.of() : List.of(s.strip().split("\n"));
+        }
+
+        @Test
+        void eachProcessOfThatNameGetsTheSignalAndTheToolWaitsForIt() throws Exception {
+            Process shipper = sidecar("fake-shipper", false);
+            Process other = sidecar("other-sidecar", false);
+            try (var tool = TestSupport.Tool.start(verbose("GENERIC_QUIT_PROCESSES", "fake-shipper:INT"), "true")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertTrue(shipper.waitFor(5, TimeUnit.SECONDS), "the shipper still runs");
+                assertEquals(List.of("INT"), signals("fake-shipper"));
+                assertTrue(other.isAlive(), "another name was signalled");
+                assertTrue(tool.stderr().contains("sent SIGINT to fake-shipper (pid " + shipper.pid() + ")"), tool.stderr());
+            } finally {
+                other.destroyForcibly();
+            }
+        }
+
+        @Test
+        void oneThatIgnoresTermIsKilledWhenTheQuitTimeoutRunsOut() throws Exception {
+            Process stubborn = sidecar("stubborn", true);
+            try (var tool = TestSupport.Tool.start(verbose("GENERIC_QUIT_PROCESSES", "stubborn", "QUIT_REQUEST_TIMEOUT", "1s",
+                    "ENVOY_PREFLIGHT_LOG_FORMAT", "json"), "sh", "-c", "exit 3")) {
+                assertEquals(3, tool.exitCode(), tool.stderr());
+                assertTrue(stubborn.waitFor(5, TimeUnit.SECONDS), "still alive");
+                assertEquals(List.of("TERM"), signals("stubborn"));
+                assertEquals(128 + 9, stubborn.exitValue(), "killed");
+                String log = tool.messages();
+                assertTrue(log.contains("still runs 1s after SIGTERM: sending KILL"), log);
+                long ms = tool.loggedMillis("sent SIGTERM to stubborn", "stubborn (pid");
+                assertTrue(ms >= 900 && ms < 2000, "KILL " + ms + " ms after TERM, with a 1s timeout");
+            }
+        }
+
+        @Test
+        void noSuchProcessIsSaidClearlyAndChangesNothing() throws Exception {
+            try (var tool = TestSupport.Tool.start(TestSupport.env("GENERIC_QUIT_PROCESSES", "no-such-proc"), "sh", "-c", "exit 4")) {
+                assertEquals(4, tool.exitCode(), tool.stderr());
+                assertTrue(tool.stderr().contains("no process named no-such-proc is visible"), tool.stderr());
+                assertTrue(tool.stderr().contains("shareProcessNamespace"), tool.stderr());
+            }
+        }
+
+        @Test
+        void aNameLongerThanTheKernelKeepsIsRejectedAtStart() {
+            var r = BadInputTests.inProcess(TestSupport.env(), "--quit-process", "fluent-bit-forwarder", "--dry-run", "true");
+            assertEquals(2, r.code(), r.err());
+            assertTrue(r.err().contains("--quit-process: entry 1: not a process name (1 to 15 characters"), r.err());
+            String help = EnvoyPreflight.commandLine(new EnvoyPreflight()).getUsageMessage();
+            assertTrue(help.replaceAll("\\s+", " ").contains("at most 15 characters"), help);
+            var bad = BadInputTests.inProcess(TestSupport.env("GENERIC_QUIT_PROCESSES", "vector:NOPE"), "--dry-run", "true");
+            assertEquals(2, bad.code(), bad.err());
+        }
+
+        @Test
+        void itRunsAfterTheQuitEndpointsAndBeforeIstioAndDryRunShowsIt() {
+            var r = BadInputTests.inProcess(TestSupport.env("GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:9091/quitquitquit",
+                    "GENERIC_QUIT_PROCESSES", "vector,fluent-bit:INT", "ISTIO_QUIT_API", "http://127.0.0.1:15020",
+                    "ENVOY_ADMIN_API", "http://127.0.0.1:15000"), "--dry-run", "true");
+            assertEquals(0, r.code(), r.err());
+            assertTrue(r.out().contains("at exit with code 0: POST http://127.0.0.1:9091/quitquitquit; then SIGTERM every vector"
+                    + " process, then KILL any left; then SIGINT every fluent-bit process, then KILL any left; then POST"
+                    + " http://127.0.0.1:15020/quitquitquit\n"), r.out());
+        }
+    }
+
+    // --- 3. An exit file -------------------------------------------------------------------------------------
+
+    @Nested
+    class ExitFile {
+        @Test
+        void theCodeIsThereBeforeTheFirstQuitRequest() throws Exception {
+            Path exitFile = dir.resolve("shared/exit-code");
+            Files.createDirectories(exitFile.getParent());
+            List<String> atQuit = new CopyOnWriteArrayList<>();
+            fake.override("/drain", exchange -> {
+                atQuit.add(TestSupport.read(exitFile));
+                FakeEnvoy.reply(exchange, 200, "text/plain", "ok");
+            });
+            try (var tool = TestSupport.Tool.start(TestSupport.env("GENERIC_QUIT_ENDPOINTS", fake.url() + "/drain",
+                    "ENVOY_PREFLIGHT_EXIT_FILE", exitFile.toString()), "sh", "-c", "exit 7")) {
+                assertEquals(7, tool.exitCode(), tool.stderr());
+            }
+            assertEquals(List.of("7\n"), atQuit);
+            assertEquals("7\n", Files.readString(exitFile));
+            try (var files = Files.list(exitFile.getParent())) {
+                assertEquals(List.of("exit-code"), files.map(f -> f.getFileName().toString()).toList(), "no temporary left");
+            }
+        }
+
+        @Test
+        void aGiveUpAStopAndQuitOnlyWriteTheirCodes() throws Exception {
+            Path exitFile = dir.resolve("exit-code");
+            fake.forceState("INITIALIZING");
+            try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_ADMIN_API", fake.url().toString(),
+                    "QUIT_WITHOUT_ENVOY_TIMEOUT", "300ms", "NEVER_KILL_ISTIO", "true", "ENVOY_PREFLIGHT_EXIT_FILE",
+                    exitFile.toString()), "true")) {
+                assertEquals(69, tool.exitCode(), tool.stderr());
+            }
+            assertEquals("69\n", Files.readString(exitFile));
+            try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_ADMIN_API", fake.url().toString(),
+                    "NEVER_KILL_ISTIO", "true", "ENVOY_PREFLIGHT_EXIT_FILE", exitFile.toString()), "true")) {
+                int before = fake.requests().size();
+                TestSupport.await("a poll", () -> fake.requests().size() > before);
+                tool.signal("TERM");
+                assertEquals(143, tool.exitCode(), tool.stderr());
+            }
+            assertEquals("143\n", Files.readString(exitFile));
+            try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", exitFile.toString()),
+                    "--quit-only", "--exit-code", "5")) {
+                assertEquals(5, tool.exitCode(), tool.stderr());
+            }
+            assertEquals("5\n", Files.readString(exitFile));
+        }
+
+        @Test
+        void notWithCheckDryRunOrWaitOnlyAndAFailureIsOnlyAWarning() throws Exception {
+            Path exitFile = dir.resolve("exit-code");
+            for (String mode : List.of("--check", "--dry-run", "--wait-only")) {
+                List<String> args = new ArrayList<>(List.of("--exit-file", exitFile.toString(), mode));
+                if (mode.equals("--dry-run")) args.add("true");
+                var r = BadInputTests.inProcess(TestSupport.env("ENVOY_ADMIN_API", fake.url().toString()),
+                        args.toArray(String[]::new));
+                assertTrue(r.code() == 0 || mode.equals("--check"), mode + ": " + r.err());
+                assertFalse(Files.exists(exitFile), mode);
+            }
+            try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", "/nonexistent/dir/exit-code"),
+                    "sh", "-c", "exit 9")) {
+                assertEquals(9, tool.exitCode(), tool.stderr());
+                assertTrue(tool.stderr().contains("warning: could not write the exit file /nonexistent/dir/exit-code"),
+                        tool.stderr());
+            }
+        }
+    }
+
+    // --- 4. kubexit's tombstones -----------------------------------------------------------------------------
+
+    @Nested
+    class Tombstones {
+        @Test
+        void bornWhileTheAppRunsThenDiedWithItsExitCode() throws Exception {
+            Path graveyard = dir.resolve("graveyard");
+            Path tombstone = graveyard.resolve("job");
+            try (var tool = TestSupport.Tool.start(TestSupport.env("KUBEXIT_NAME", "job", "KUBEXIT_GRAVEYARD", graveyard + "/"),
+                    "sh", "-c", "until [ -e '" + tombstone + "' ]; do sleep 0.01; done; cat '" + tombstone + "'; exit 3")) {
+                assertEquals(3, tool.exitCode(), tool.stderr());
+                Map<String, Object> born = new org.yaml.snakeyaml.Yaml().load(tool.stdout());
+                assertEquals(List.of("Born"), List.copyOf(born.keySet()), tool.stdout());
+            }
+            Map<String, Object> dead = new org.yaml.snakeyaml.Yaml().load(Files.readString(tombstone));
+            assertEquals(List.of("Born", "Died", "ExitCode"), List.copyOf(dead.keySet()));
+            var bornAt = OffsetDateTime.parse((String) dead.get("Born")); // RFC 3339, as kubexit's Go reads it
+            var diedAt = OffsetDateTime.parse((String) dead.get("Died"));
+            assertFalse(diedAt.isBefore(bornAt));
+            assertEquals(3, dead.get("ExitCode"));
+        }
+
+        @Test
+        void withoutBothVariablesNothingIsWritten() throws Exception {
+            try (var tool = TestSupport.Tool.start(TestSupport.env("KUBEXIT_NAME", "job"), "true")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals("", tool.stderr());
+            }
+        }
+    }
+
+    // --- 5. Named sidecars -------------------------------------------------------------------------------------
+
+    @Nested
+    class NamedSidecars {
+        @Test
+        void linkerdOnItsDefaultPort() throws Exception {
+            try (Recorder linkerd = Recorder.onDefaultPort(4191);
+                 var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "linkerd"), "true")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals(List.of("GET /ready", "POST /shutdown"), linkerd.seen);
+            }
+        }
+
+        @Test
+        void cloudSqlProxyOnItsDefaultPorts() throws Exception {
+            try (Recorder health = Recorder.onDefaultPort(9090); Recorder admin = Recorder.onDefaultPort(9091);
+                 var tool = TestSupport.Tool.start(TestSupport.env(), "--sidecar", "cloud-sql-proxy", "true")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals(List.of("GET /readiness"), health.seen);
+                assertEquals(List.of("POST /quitquitquit"), admin.seen);
+            }
+        }
+
+        @Test
+        void istioOnItsDefaultPorts() throws Exception {
+            try (Recorder ready = Recorder.onDefaultPort(15021); Recorder pilot = Recorder.onDefaultPort(15020)) {
+                FakeEnvoy envoy;
+                try {
+                    envoy = FakeEnvoy.start(15000, java.time.Duration.ZERO);
+                } catch (java.net.BindException e) {
+                    Assumptions.abort("port 15000 is taken here");
+                    return;
+                }
+                try (envoy; var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "istio"), "true")) {
+                    assertEquals(0, tool.exitCode(), tool.stderr());
+                    assertTrue(envoy.requests().stream().anyMatch(r -> r.path().equals("/server_info")), envoy.requests().toString());
+                    assertEquals(List.of("GET /healthz/ready"), ready.seen);
+                    assertEquals(List.of("POST /quitquitquit"), pilot.seen);
+                }
+            }
+        }
+
+        @Test
+        void daprOnItsPortWithItsTokenWhichIsNeverLogged() throws Exception {
+            try (Recorder dapr = new Recorder(0, 204)) {
+                String port = String.valueOf(dapr.server.getAddress().getPort());
+                Map<String, String> env = verbose("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT", port,
+                        "DAPR_API_TOKEN", "t0ken-s3cret");
+                try (var tool = TestSupport.Tool.start(env, "true")) {
+                    assertEquals(0, tool.exitCode(), tool.stderr());
+                    assertEquals(List.of("GET /v1.0/healthz/outbound", "POST /v1.0/shutdown"), dapr.seen);
+                    assertEquals(List.of("t0ken-s3cret", "t0ken-s3cret"), dapr.tokens);
+                    assertFalse(tool.stderr().contains("t0ken"), tool.stderr());
+                    assertTrue(tool.stderr().contains("sidecar dapr: ready-endpoints=[http://127.0.0.1:" + port
+                            + "/v1.0/healthz/outbound]"), tool.stderr());
+                }
+                var dry = BadInputTests.inProcess(env, "--dry-run", "true");
+                assertFalse((dry.out() + dry.err()).contains("t0ken"), dry.out());
+            }
+        }
+
+        @Test
+        void anExplicitSettingWinsAndDryRunShowsWhatEachNameSet() {
+            var r = BadInputTests.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "linkerd,cloud-sql-proxy",
+                    "GENERIC_READY_ENDPOINTS", "http://127.0.0.1:8080/ok"), "--dry-run", "true");
+            assertEquals(0, r.code(), r.err());
+            assertTrue(r.out().contains("ready-endpoints=[http://127.0.0.1:8080/ok]\n"), r.out());
+            assertTrue(r.out().contains("generic-quit-endpoints=[http://127.0.0.1:4191/shutdown,"
+                    + " http://127.0.0.1:9091/quitquitquit]\n"), r.out());
+            assertTrue(r.out().contains("sidecar linkerd: generic-quit-endpoints=[http://127.0.0.1:4191/shutdown]\n"), r.out());
+            assertTrue(r.out().contains("sidecar cloud-sql-proxy: generic-quit-endpoints=[http://127.0.0.1:9091/quitquitquit]\n"),
+                    r.out());
+        }
+
+        @Test
+        void anUnknownNameIsExit2ListingTheKnownOnes() {
+            var r = BadInputTests.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "envoy-gateway"), "--dry-run", "true");
+            assertEquals(2, r.code(), r.err());
+            assertTrue(r.err().contains("ENVOY_PREFLIGHT_SIDECARS: unknown sidecar 'envoy-gateway' (known: istio, linkerd,"
+                    + " cloud-sql-proxy, dapr)"), r.err());
+        }
+    }
+
+    // --- 6. The Cloud SQL Proxy Operator's variable -------------------------------------------------------------
+
+    @Nested
+    class CloudSqlProxyOperator {
+        @Test
+        void eachSpaceSeparatedUrlIsPostedWithNoOtherConfiguration() throws Exception {
+            try (Recorder a = new Recorder(0, 200); Recorder b = new Recorder(0, 200)) {
+                Map<String, String> env = verbose("CSQL_PROXY_QUIT_URLS", a.url() + "/quitquitquit " + b.url() + "/quitquitquit");
+                try (var tool = TestSupport.Tool.start(env, "true")) {
+                    assertEquals(0, tool.exitCode(), tool.stderr());
+                    assertTrue(tool.stderr().contains("set by=CSQL_PROXY_QUIT_URLS"), tool.stderr());
+                }
+                assertEquals(List.of("POST /quitquitquit"), a.seen);
+                assertEquals(List.of("POST /quitquitquit"), b.seen);
+                var dry = BadInputTests.inProcess(env, "--dry-run", "true");
+                assertTrue(dry.out().contains("at exit with code 0: POST " + a.url() + "/quitquitquit; then POST " + b.url()
+                        + "/quitquitquit\n"), dry.out());
+            }
+        }
+    }
+
+    // --- 7. The pod's own view of a failure ----------------------------------------------------------------------
+
+    @Nested
+    class TerminationMessage {
+        Path termination() { return dir.resolve("termination-log"); }
+
+        String afterRun(Map<String, String> env, String... command) throws Exception {
+            env.put("ENVOY_PREFLIGHT_TERMINATION_LOG", termination().toString());
+            try (var tool = TestSupport.Tool.start(env, command)) {
+                tool.exitCode();
+            }
+            return TestSupport.read(termination());
+        }
+
+        @Test
+        void eachFailureOfTheToolsOwnSaysWhy() throws Exception {
+            assertTrue(afterRun(TestSupport.env("QUIT_REQUEST_TIMEOUT", "soon"), "true")
+                    .startsWith("envoy-preflight: QUIT_REQUEST_TIMEOUT: not a duration"), TestSupport.read(termination()));
+            assertTrue(afterRun(TestSupport.env(), "no-such-command-here").contains("not found on PATH (exit 127)"));
+            Path notExecutable = Files.writeString(dir.resolve("job.sh"), "echo\n");
+            assertTrue(afterRun(TestSupport.env(), notExecutable.toString()).contains("not executable (exit 126)"));
+            fake.forceState("INITIALIZING");
+            assertTrue(afterRun(TestSupport.env("ENVOY_ADMIN_API", fake.url().toString(), "QUIT_WITHOUT_ENVOY_TIMEOUT", "300ms",
+                    "NEVER_KILL_ISTIO", "true"), "true").contains("Envoy was not LIVE within the give-up timeout"));
+            Map<String, String> env = TestSupport.env("ENVOY_ADMIN_API", fake.url().toString(), "NEVER_KILL_ISTIO", "true",
+                    "ENVOY_PREFLIGHT_TERMINATION_LOG", termination().toString());
+            try (var tool = TestSupport.Tool.start(env, "true")) {
+                int before = fake.requests().size();
+                TestSupport.await("a poll", () -> fake.requests().size() > before);
+                tool.signal("TERM");
+                assertEquals(143, tool.exitCode());
+            }
+            assertTrue(TestSupport.read(termination()).matches("envoy-preflight: stopped by SIGTERM while waiting for Envoy.*\\(exit 143\\)\n"),
+                    TestSupport.read(termination()));
+        }
+
+        @Test
+        void neverWhenTheAppRanNorWhenOff() throws Exception {
+            assertEquals("", afterRun(TestSupport.env(), "sh", "-c", "exit 2"), "the app's own exit 2");
+            assertEquals("", afterRun(TestSupport.env(), "sh", "-c", "kill -TERM $$"), "the app's own 143");
+            try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_TERMINATION_LOG", "off"), "no-such-cmd")) {
+                assertEquals(127, tool.exitCode());
+            }
+            assertFalse(Files.exists(termination()));
+        }
+
+        @Test
+        void theDefaultIsUsedOnlyWhereItExists() throws Exception {
+            Assumptions.assumeFalse(Files.exists(Path.of("/dev/termination-log")), "this machine has /dev/termination-log");
+            try (var tool = TestSupport.Tool.start(TestSupport.env(), "no-such-cmd")) {
+                assertEquals(127, tool.exitCode());
+            }
+            assertFalse(Files.exists(Path.of("/dev/termination-log")), "created where there was none");
+        }
+    }
+}
