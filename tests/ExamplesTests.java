@@ -127,7 +127,9 @@ class ExamplesTests {
             }
             assertTrue(c.shouldWait(), pod.file());
             var plan = EnvoyPreflight.Quit.plan(c, 0);
-            assertFalse(plan.steps().isEmpty(), pod.file() + ": " + plan.nothingBecause());
+            // a sidecar with no quit API may watch the exit file instead
+            assertTrue(!plan.steps().isEmpty() || c.values().get(EnvoyPreflight.Setting.EXIT_FILE) != null,
+                    pod.file() + ": " + plan.nothingBecause());
             assertFalse(c.command().isEmpty(), pod.file() + ": the app to run");
         }
     }
@@ -225,6 +227,126 @@ class ExamplesTests {
             List<String> seen = fake.requests().stream().map(Object::toString).distinct().toList();
             assertEquals(List.of("admin GET /server_info", "generic GET /healthz/ready", "generic GET /readiness",
                     "generic POST /quitquitquit", "pilot-agent POST /quitquitquit"), seen);
+        }
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void aPodFailurePolicyFailsTheJobAtOnceOnlyForTheToolsConfigurationCodes() throws Exception {
+        List<Pod> withPolicy = pods.stream().filter(p -> p.job().containsKey("podFailurePolicy")).toList();
+        assertTrue(withPolicy.size() >= 3, "Jobs with a podFailurePolicy: " + withPolicy.size());
+        for (Pod pod : withPolicy) {
+            assertEquals("Never", pod.spec().get("restartPolicy"), pod.file() + ": a podFailurePolicy needs Never");
+            List<Map<String, Object>> rules = (List<Map<String, Object>>) map(pod.job(), "podFailurePolicy").get("rules");
+            Map<String, Object> failJob = rules.stream().filter(r -> "FailJob".equals(r.get("action"))).findFirst().orElseThrow();
+            Map<String, Object> codes = map(failJob, "onExitCodes");
+            assertEquals(pod.wrapped().get("name"), codes.get("containerName"), pod.file());
+            assertEquals("In", codes.get("operator"), pod.file());
+            // bad configuration and a command that cannot run: a retry fails the same way; 69 may pass on a retry
+            assertEquals(List.of(EnvoyPreflight.EXIT_USAGE, EnvoyPreflight.EXIT_NOT_EXECUTABLE, EnvoyPreflight.EXIT_NOT_FOUND),
+                    codes.get("values"), pod.file());
+            assertTrue(rules.stream().anyMatch(r -> "Ignore".equals(r.get("action"))), pod.file() + ": disruptions ignored");
+        }
+    }
+
+    Pod named(String file) {
+        return pods.stream().filter(p -> p.file().endsWith(file)).findFirst().orElseThrow(() -> new AssertionError("no " + file));
+    }
+
+    /** The wrapped container's environment with loopback ports and paths mapped to this machine's. */
+    static Map<String, String> mapped(Pod pod, Map<String, String> replace) {
+        Map<String, String> env = new java.util.HashMap<>();
+        env(pod.wrapped()).forEach((k, v) -> {
+            for (var r : replace.entrySet()) v = v.replace(r.getKey(), r.getValue());
+            env.put(k, v);
+        });
+        env.put("JOB_SECONDS", "0");
+        return env;
+    }
+
+    /** A fake log shipper named fluent-bit (its comm), recording the signals it gets, in dir. */
+    static Path fakeFluentBit(Path dir) throws IOException {
+        Path exe = Files.createDirectories(dir.resolve("bin")).resolve("fluent-bit");
+        Files.writeString(exe, String.join("\n", "#!/bin/bash",
+                "trap 'echo TERM >> \"" + dir.resolve("signals") + "\"; exit 0' TERM",
+                "touch \"" + dir.resolve("shipping") + "\"",
+                "while true; do sleep 0.05; done", ""));
+        Files.setPosixFilePermissions(exe, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        return exe;
+    }
+
+    @Test
+    @SuppressWarnings("unchecked")
+    void theExitFileShippersWatcherStopsItWhenTheJobEnds() throws Exception {
+        Pod pod = named("log-shipper-exit-file-job.yaml");
+        Path dir = Files.createTempDirectory("exit-file-pod");
+        Path shared = Files.createDirectories(dir.resolve("shared"));
+        Path fluentBit = fakeFluentBit(dir);
+        String watcher = ((List<String>) pod.container("fluent-bit").get("args")).get(0)
+                .replace("/fluent-bit/bin/fluent-bit", fluentBit.toString()).replace("/shared", shared.toString());
+        try (java.net.ServerSocket forward = new java.net.ServerSocket(0, 8, java.net.InetAddress.getLoopbackAddress())) {
+            Process sidecar = new ProcessBuilder("/bin/sh", "-c", watcher).start();
+            try {
+                TestSupport.await("the shipper", () -> Files.exists(dir.resolve("shipping")));
+                Map<String, String> env = mapped(pod, Map.of(":24224", ":" + forward.getLocalPort(), "/shared", shared.toString()));
+                try (var tool = TestSupport.Tool.start(env, ROOT.resolve("examples/docker/job.sh").toString())) {
+                    assertEquals(0, tool.exitCode(), tool.stderr());
+                }
+                assertEquals("0\n", Files.readString(shared.resolve("exit-code")));
+                assertTrue(sidecar.waitFor(10, TimeUnit.SECONDS), "the shipper's container did not end");
+                assertEquals(0, sidecar.exitValue());
+                assertEquals("TERM\n", TestSupport.read(dir.resolve("signals")));
+            } finally {
+                sidecar.descendants().forEach(ProcessHandle::destroyForcibly);
+                sidecar.destroyForcibly();
+            }
+        }
+    }
+
+    @Test
+    void theQuitProcessShipperIsSignalledThroughTheSharedProcessNamespace() throws Exception {
+        Pod pod = named("log-shipper-quit-process-job.yaml");
+        assertEquals(true, pod.spec().get("shareProcessNamespace"));
+        Path dir = Files.createTempDirectory("quit-process-pod");
+        Process shipper = new ProcessBuilder(fakeFluentBit(dir).toString()).start();
+        try (java.net.ServerSocket forward = new java.net.ServerSocket(0, 8, java.net.InetAddress.getLoopbackAddress())) {
+            TestSupport.await("the shipper", () -> Files.exists(dir.resolve("shipping")));
+            Map<String, String> env = mapped(pod, Map.of(":24224", ":" + forward.getLocalPort()));
+            try (var tool = TestSupport.Tool.start(env, ROOT.resolve("examples/docker/job.sh").toString())) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+            }
+            assertTrue(shipper.waitFor(10, TimeUnit.SECONDS), "the shipper still runs");
+            assertEquals("TERM\n", TestSupport.read(dir.resolve("signals")));
+        } finally {
+            shipper.destroyForcibly();
+        }
+    }
+
+    @Test
+    void theDaprJobsSettingsRunAgainstAFakeDaprd() throws Exception {
+        Pod pod = named("dapr-job.yaml");
+        assertEquals("true", pod.annotations().get("dapr.io/enabled"));
+        List<String> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+        var daprd = com.sun.net.httpserver.HttpServer.create(
+                new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), 8);
+        daprd.createContext("/", exchange -> {
+            seen.add(exchange.getRequestMethod() + " " + exchange.getRequestURI().getPath() + " "
+                    + exchange.getRequestHeaders().getFirst("dapr-api-token"));
+            exchange.sendResponseHeaders(204, -1); // as daprd answers both
+            exchange.close();
+        });
+        daprd.start();
+        try {
+            Map<String, String> env = mapped(pod, Map.of());
+            env.put("DAPR_HTTP_PORT", String.valueOf(daprd.getAddress().getPort())); // as Dapr's injector sets them
+            env.put("DAPR_API_TOKEN", "injected-token");
+            try (var tool = TestSupport.Tool.start(env, ROOT.resolve("examples/docker/job.sh").toString())) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertFalse(tool.stderr().contains("injected-token"), tool.stderr());
+            }
+            assertEquals(List.of("GET /v1.0/healthz/outbound injected-token", "POST /v1.0/shutdown injected-token"), seen);
+        } finally {
+            daprd.stop(0);
         }
     }
 
