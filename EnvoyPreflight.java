@@ -108,6 +108,7 @@ public class EnvoyPreflight implements Callable<Integer> {
     PrintStream err = System.err;
     private CommandSpec spec; // null when picocli was skipped
     private Lifecycle lifecycle; // once the configuration was accepted: whether the app ran
+    private String why; // the complaint that decided the exit code, before the quit sequence logs its own
 
     public static void main(String[] args) {
         // Containers configure by environment and pass only the command: then there is nothing
@@ -144,7 +145,8 @@ public class EnvoyPreflight implements Callable<Integer> {
     int tellThePod(int code) {
         boolean ownFailure = code == EXIT_USAGE || code == EXIT_UNAVAILABLE || code == EXIT_SOFTWARE
                 || code == EXIT_NOT_EXECUTABLE || code == EXIT_NOT_FOUND || code > 128 && code <= 128 + 64;
-        if (!ownFailure || lifecycle != null && lifecycle.appStarted()) return code;
+        // --quit-only: an app of the caller's ran; its message stands
+        if (!ownFailure || quitOnly || lifecycle != null && lifecycle.appStarted()) return code;
         String path;
         try {
             Setting s = Setting.TERMINATION_LOG;
@@ -155,7 +157,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         boolean given = !path.equals(Setting.TERMINATION_LOG.defaultValue);
         if (path.equals("off") || !given && !Files.isWritable(Path.of(path))) return code;
         try {
-            Files.writeString(Path.of(path), NAME + ": " + Log.lastProblem() + " (exit " + code + ")\n");
+            Files.writeString(Path.of(path), NAME + ": " + (why != null ? why : Log.lastProblem()) + " (exit " + code + ")\n");
         } catch (IOException | RuntimeException e) {
             Log.forErrors(this).warn("could not write the termination message to " + path + ": " + e.getMessage());
         }
@@ -184,6 +186,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         if (quitOnly) { // as if an app had just exited with that code
             int code = exitCode == null ? 0 : exitCode;
             Quit.exitFile(config, code, log);
+            lifecycle.buried(code);
             quit.run(Quit.plan(config, code));
             log.info("exit code " + code);
             return code;
@@ -194,9 +197,13 @@ public class EnvoyPreflight implements Callable<Integer> {
         try {
             if (config.shouldWait()) waited = wait.until(lifecycle);
             code = afterWait(waited, wait, config, lifecycle, log);
+            why = Log.lastProblem();
         } finally {
             // Runs on every exit once the configuration was accepted, and never changes the code.
-            if (!waitOnly) Quit.exitFile(config, code, log); // first: a sidecar watching it starts stopping
+            if (!waitOnly) { // first: a sidecar watching either starts stopping
+                Quit.exitFile(config, code, log);
+                lifecycle.buried(code); // the app never ran (or a bug): kubexit's sidecars stop all the same
+            }
             if (waited == Wait.Outcome.ABSENT && !(waitOnly || wait.answersNowOrFails())) {
                 quit.run(new Quit.Plan(List.of(), "no sidecar was found"));
             } else if (!waitOnly) {
@@ -376,7 +383,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 "At exit, after the quit endpoints: send SIGNAL (default TERM) to every process whose"
                         + " /proc/PID/comm is NAME (at most 15 characters, as the kernel keeps it: a longer NAME is"
                         + " rejected), wait up to the quit timeout, then KILL those left. Needs"
-                        + " shareProcessNamespace: true. Repeatable (comma-separated lists too)."),
+                        + " shareProcessNamespace: true; a SIGNAL other than TERM is sent with the shell's kill (bash or"
+                        + " sh on PATH). Repeatable (comma-separated lists too)."),
         GENERIC_QUIT_ONLY("--generic-quit-only", null, "GENERIC_QUIT_ONLY", Kind.BOOL, false,
                 "At exit only the generic quit endpoints and processes: no Istio API, no pkill, no Envoy quit."),
         NEVER_KILL_ISTIO("--never-kill-istio", null, "NEVER_KILL_ISTIO", Kind.BOOL, false,
@@ -452,7 +460,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         OptionSpec option() {
-            StringBuilder env = new StringBuilder(variable).append(kind.list() ? " (comma-separated)" : "");
+            StringBuilder env = new StringBuilder(variable).append(kind.list() ? " (separated by commas or spaces)" : "");
             for (Alias a : aliases) env.append(", alias ").append(a.variable()).append(a.inverted() ? " (inverted)" : "");
             OptionSpec.Builder b = OptionSpec.builder(flags).description(help + "%n  env: " + env
                     + (defaultValue == null ? "" : ", default: " + show(defaultValue)));
@@ -661,17 +669,23 @@ public class EnvoyPreflight implements Callable<Integer> {
              */
             String apply(Map<Setting, Object> values, Set<Setting> explicit, Map<URI, Map<String, String>> headers,
                          Map<String, String> env) throws Invalid {
-                String port = env.getOrDefault("DAPR_HTTP_PORT", "");
-                String token = env.get("DAPR_API_TOKEN");
-                Map<String, String> extra = this == DAPR && token != null && !token.isEmpty()
-                        ? Map.of("dapr-api-token", token) : Map.of();
+                String port = this == DAPR ? env.getOrDefault("DAPR_HTTP_PORT", "").strip() : "";
+                if (!port.isEmpty() && !(port.matches("\\d{1,5}") && Integer.parseInt(port) >= 1 && Integer.parseInt(port) <= 65535)) {
+                    throw new Invalid("DAPR_HTTP_PORT (for ENVOY_PREFLIGHT_SIDECARS dapr): not a port (1 to 65535): '"
+                            + Values.shown(port) + "'");
+                }
+                // A Secret made from a file often ends with a newline; inside, a line break would split the header.
+                String token = this == DAPR ? env.getOrDefault("DAPR_API_TOKEN", "").strip() : "";
+                if (token.indexOf('\n') >= 0 || token.indexOf('\r') >= 0) {
+                    throw new Invalid("DAPR_API_TOKEN: holds a line break (its value is a secret: not shown)");
+                }
+                Map<String, String> extra = token.isEmpty() ? Map.of() : Map.of("dapr-api-token", token);
                 List<String> set = new ArrayList<>();
                 for (int i = 0; i < settingsAndValues.length; i += 2) {
                     Setting s = (Setting) settingsAndValues[i];
                     if (explicit.contains(s)) continue; // a setting given explicitly wins
                     String raw = ((String) settingsAndValues[i + 1]).replace("$DAPR_HTTP_PORT", port.isEmpty() ? "3500" : port);
-                    Object own = s.value(new Setting.Source("ENVOY_PREFLIGHT_SIDECARS (" + id
-                            + (raw.equals(settingsAndValues[i + 1]) ? "" : ", DAPR_HTTP_PORT") + ")", raw, false));
+                    Object own = s.value(new Setting.Source("ENVOY_PREFLIGHT_SIDECARS (" + id + ")", raw, false));
                     Object value = own;
                     if (s.kind.list()) {
                         List<Object> merged = new ArrayList<>((List<?>) values.get(s));
@@ -733,6 +747,9 @@ public class EnvoyPreflight implements Callable<Integer> {
             /** For --dry-run: how it is asked, and until what. */
             String until();
 
+            /** After an absent wait: whether this answer shows that a sidecar is there now. */
+            default boolean somethingThere(Poll poll) { return !poll.refused(); }
+
             /** For --check: one line on stdout (the sidecar's own words escaped). */
             default String checked(Poll poll) { return Values.redact(uri()) + ": " + Values.escape(poll.seen()); }
 
@@ -770,6 +787,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                 this(uri, Map.of());
             }
 
+            @Override
+            public String toString() { return "Answers2xx[" + Values.redact(uri) + "]"; } // headers may hold a secret
+
             public Poll poll(Duration timeout, Http.Abort abort) {
                 return get(uri, headers, timeout, abort, (status, body) -> new Poll(status / 100 == 2, "HTTP " + status, false));
             }
@@ -804,6 +824,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 return new Poll(exists, exists ? "exists" : "does not exist", false);
             }
             public String what() { return "file " + uri.getPath(); }
+            public boolean somethingThere(Poll poll) { return poll.ready(); } // a missing file says nothing
             public String waitingFor() { return what() + " to exist"; }
             public String met() { return "exists"; }
             public String unmet() { return "did not exist"; }
@@ -887,7 +908,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         private boolean answersNow() {
             for (Target next : targets(config)) {
                 Poll poll = next.poll(POLL_TIMEOUT, new Http.Abort());
-                if (!poll.refused()) {
+                if (next.somethingThere(poll)) {
                     log.warn(next.what() + " answers now (" + poll.seen() + "), though nothing listened during the"
                             + " wait: the sidecar came late, and is quit as usual");
                     return true;
@@ -1023,6 +1044,11 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         Lifecycle(Log log) {
             this(log, null);
+        }
+
+        /** kubexit's tombstone says the app died with code, if it does not say so yet. */
+        void buried(int code) {
+            if (tombstone != null) tombstone.died(code);
         }
 
         boolean appStarted() {
@@ -1541,6 +1567,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                 this(uri, Map.of());
             }
 
+            @Override
+            public String toString() { return "Post[" + Values.redact(uri) + "]"; } // headers may hold a secret
+
             public String describe() { return "POST " + Values.redact(uri); }
             public boolean run(Quit quit) { return quit.post(uri, headers); }
         }
@@ -1798,6 +1827,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             Path temporary = Files.createTempFile(dir, "." + path.getFileName(), ".tmp");
             try {
                 Files.writeString(temporary, text);
+                // readable by a sidecar running as another user (kubexit's os.Create gives 0666 less the umask)
+                Files.setPosixFilePermissions(temporary, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
                 Files.move(temporary, path, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
                         java.nio.file.StandardCopyOption.REPLACE_EXISTING);
             } finally {
@@ -1811,12 +1842,12 @@ public class EnvoyPreflight implements Callable<Integer> {
          * a sidecar wrapped by kubexit with KUBEXIT_DEATH_DEPS=NAME stops when the app exits. Like
          * kubexit, it makes the directory; unlike it, a failure never changes our exit code.
          */
-        record Tombstone(Path file, Log log, String[] firstLine) {
+        record Tombstone(Path file, Log log, String[] firstLine, boolean[] died) {
             static Tombstone of(Map<String, String> env, Log log) {
                 String name = env.get("KUBEXIT_NAME");
                 String graveyard = env.get("KUBEXIT_GRAVEYARD");
                 if (name == null || name.isEmpty() || graveyard == null || graveyard.isEmpty()) return null;
-                return new Tombstone(Path.of(graveyard.replaceAll("/+$", ""), name), log, new String[1]);
+                return new Tombstone(Path.of(graveyard.replaceAll("/+$", ""), name), log, new String[1], new boolean[1]);
             }
 
             void born() {
@@ -1825,7 +1856,10 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
 
             void died(int code) {
-                write(firstLine[0] + "Died: \"" + Instant.now() + "\"\nExitCode: " + code + "\n");
+                if (died[0]) return;
+                died[0] = true;
+                // as kubexit when its child never started: Died and ExitCode, no Born
+                write((firstLine[0] == null ? "" : firstLine[0]) + "Died: \"" + Instant.now() + "\"\nExitCode: " + code + "\n");
             }
 
             private void write(String yaml) {
@@ -2020,6 +2054,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                         || uri.getRawQuery() != null || uri.getRawFragment() != null) {
                     throw new IllegalArgumentException("not a file URL (file:///PATH, an absolute path)");
                 }
+                Path.of(uri); // e.g. a NUL (%00): rejected here, not at the first poll
                 return uri;
             }
             if (uri.getHost() == null || uri.getPort() < 1 || uri.getPort() > 65535 || uri.getRawUserInfo() != null
@@ -2329,7 +2364,13 @@ public class EnvoyPreflight implements Callable<Integer> {
             c.setRequestProperty("User-Agent", NAME + "/" + VERSION);
             c.setRequestProperty("Accept", "*/*");
             c.setRequestProperty("Connection", "close");
-            for (Map.Entry<String, String> header : headers.entrySet()) c.setRequestProperty(header.getKey(), header.getValue());
+            for (Map.Entry<String, String> header : headers.entrySet()) {
+                try {
+                    c.setRequestProperty(header.getKey(), header.getValue());
+                } catch (IllegalArgumentException e) { // its message holds the value, which may be a secret
+                    throw new IOException("the header " + header.getKey() + " has a character HTTP does not allow");
+                }
+            }
             if (uri.getRawUserInfo() != null) {
                 c.setRequestProperty("Authorization", "Basic " + Base64.getEncoder()
                         .encodeToString(uri.getUserInfo().getBytes(StandardCharsets.UTF_8)));

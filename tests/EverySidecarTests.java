@@ -118,8 +118,20 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
             }
         }
 
+        @Test
+        void aMissingFileAtExitDoesNotMakeAnAbsentSidecarCome() throws Exception {
+            int port = TestSupport.closedPort();
+            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:" + port + ","
+                    + dir.resolve("never").toUri(), "SIDECAR_ABSENT_AFTER", "300ms", "GENERIC_QUIT_ENDPOINTS",
+                    "http://127.0.0.1:" + port + "/quit"), "true")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertFalse(tool.stderr().contains("answers now"), tool.stderr());
+                assertTrue(tool.stderr().contains("quitting nothing: no sidecar was found"), tool.stderr());
+            }
+        }
+
         @ParameterizedTest
-        @ValueSource(strings = {"tcp://127.0.0.1", "tcp://127.0.0.1:0", "tcp://127.0.0.1:70000", "tcp://127.0.0.1:5432/db",
+        @ValueSource(strings = {"file:///run/a%00b", "tcp://127.0.0.1", "tcp://127.0.0.1:0", "tcp://127.0.0.1:70000", "tcp://127.0.0.1:5432/db",
                 "file://host/etc/x", "file:relative", "udp://127.0.0.1:53"})
         void aBadTargetIsExit2(String value) {
             var r = BadInputTests.inProcess(TestSupport.env("GENERIC_READY_ENDPOINTS", value), "--dry-run", "true");
@@ -306,6 +318,21 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        void whenTheAppNeverStartsItsTombstoneSaysItDiedAndOthersCanReadIt() throws Exception {
+            Path graveyard = dir.resolve("graveyard");
+            try (var tool = TestSupport.Tool.start(TestSupport.env("KUBEXIT_NAME", "job", "KUBEXIT_GRAVEYARD", graveyard.toString()),
+                    "no-such-command-here")) {
+                assertEquals(127, tool.exitCode(), tool.stderr());
+            }
+            Path tombstone = graveyard.resolve("job");
+            Map<String, Object> dead = new org.yaml.snakeyaml.Yaml().load(Files.readString(tombstone));
+            assertEquals(List.of("Died", "ExitCode"), List.copyOf(dead.keySet()), "as kubexit: no Born for a child never started");
+            assertEquals(127, dead.get("ExitCode"));
+            assertEquals("rw-r--r--", PosixFilePermissions.toString(Files.getPosixFilePermissions(tombstone)),
+                    "a kubexit sidecar running as another user reads it");
+        }
+
+        @Test
         void withoutBothVariablesNothingIsWritten() throws Exception {
             try (var tool = TestSupport.Tool.start(TestSupport.env("KUBEXIT_NAME", "job"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
@@ -372,6 +399,35 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
                 }
                 var dry = BadInputTests.inProcess(env, "--dry-run", "true");
                 assertFalse((dry.out() + dry.err()).contains("t0ken"), dry.out());
+            }
+        }
+
+        @Test
+        void aTokenWithALineBreakIsExit2WithoutShowingItAndATrailingOneIsTrimmed() throws Exception {
+            var r = BadInputTests.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_API_TOKEN", "ab\ncd-s3cret"),
+                    "--dry-run", "true");
+            assertEquals(2, r.code(), r.err());
+            assertTrue(r.err().contains("DAPR_API_TOKEN: holds a line break"), r.err());
+            assertFalse((r.out() + r.err()).contains("s3cret"), r.err());
+            var bad = BadInputTests.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT", "3500/x"),
+                    "--dry-run", "true");
+            assertEquals(2, bad.code(), bad.err());
+            assertTrue(bad.err().contains("DAPR_HTTP_PORT"), bad.err());
+            try (Recorder dapr = new Recorder(0, 204)) {
+                try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT",
+                        String.valueOf(dapr.server.getAddress().getPort()), "DAPR_API_TOKEN", "from-a-file\n"), "true")) {
+                    assertEquals(0, tool.exitCode(), tool.stderr());
+                }
+                assertEquals(List.of("from-a-file", "from-a-file"), dapr.tokens);
+            }
+        }
+
+        @Test
+        void daprOnItsDefaultPort() throws Exception {
+            try (Recorder dapr = Recorder.onDefaultPort(3500);
+                 var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr"), "true")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals(List.of("GET /v1.0/healthz/outbound", "POST /v1.0/shutdown"), dapr.seen);
             }
         }
 
@@ -452,6 +508,20 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
             }
             assertTrue(TestSupport.read(termination()).matches("envoy-preflight: stopped by SIGTERM while waiting for Envoy.*\\(exit 143\\)\n"),
                     TestSupport.read(termination()));
+        }
+
+        @Test
+        void theReasonIsTheOneThatDecidedTheCodeNotALaterQuitFailure() throws Exception {
+            fake.forceState("INITIALIZING");
+            String said = afterRun(TestSupport.env("ENVOY_ADMIN_API", fake.url().toString(), "QUIT_WITHOUT_ENVOY_TIMEOUT", "300ms",
+                    "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:" + TestSupport.closedPort() + "/quit"), "true");
+            assertTrue(said.startsWith("envoy-preflight: Envoy was not LIVE within the give-up timeout"), said);
+        }
+
+        @Test
+        void neverWithQuitOnlyWhereTheCallersAppRan() throws Exception {
+            assertEquals("", afterRun(TestSupport.env(), "--quit-only", "--exit-code", "137"));
+            assertEquals("", afterRun(TestSupport.env(), "--quit-only", "--exit-code", "2"));
         }
 
         @Test
