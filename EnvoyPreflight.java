@@ -147,13 +147,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 || code == EXIT_NOT_EXECUTABLE || code == EXIT_NOT_FOUND || code > 128 && code <= 128 + 64;
         // --quit-only: an app of the caller's ran; its message stands
         if (!ownFailure || quitOnly || lifecycle != null && lifecycle.appStarted()) return code;
-        String path;
-        try {
-            Setting s = Setting.TERMINATION_LOG;
-            path = (String) s.value(s.source(flags, env, new ArrayList<>()));
-        } catch (Config.Invalid e) {
-            path = (String) Setting.TERMINATION_LOG.defaultValue; // the bad value itself is the complaint
-        }
+        String path = (String) Setting.TERMINATION_LOG.early(this);
         boolean given = !path.equals(Setting.TERMINATION_LOG.defaultValue);
         if (path.equals("off") || !given && !Files.isWritable(Path.of(path))) return code;
         try {
@@ -223,11 +217,11 @@ public class EnvoyPreflight implements Callable<Integer> {
                         + wait.target().what() + "; the app was not started");
                 return 128 + lifecycle.stopSignal();
             case GAVE_UP:
-                log.error(wait.target().what() + " " + wait.target().unmet() + " within the give-up timeout ("
+                log.error(wait.target().notReady() + " within the give-up timeout ("
                         + Values.format(config.duration(Setting.GIVE_UP_TIMEOUT)) + "); the app was not started");
                 return EXIT_UNAVAILABLE;
             case WAIT_TIMED_OUT:
-                log.warn(wait.target().what() + " " + wait.target().unmet() + " within the wait timeout ("
+                log.warn(wait.target().notReady() + " within the wait timeout ("
                         + Values.format(config.duration(Setting.WAIT_TIMEOUT)) + "); "
                         + (waitOnly ? "waiting no longer" : "starting the app anyway"));
                 break;
@@ -489,6 +483,18 @@ public class EnvoyPreflight implements Callable<Integer> {
             return chosen != null ? chosen : new Source(variable, null, false);
         }
 
+        /**
+         * Its value before the configuration is known (where errors are logged, where the pod is
+         * told); a bad one counts as unset here, and is reported with the other settings.
+         */
+        Object early(EnvoyPreflight cmd) {
+            try {
+                return value(source(cmd.flags, cmd.env, new ArrayList<>()));
+            } catch (Config.Invalid e) {
+                return defaultValue;
+            }
+        }
+
         /** The typed value; a bad one names where it came from and what it was. */
         Object value(Source source) throws Config.Invalid {
             String raw = source.raw();
@@ -650,7 +656,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
             static List<Sidecar> list(String raw) {
                 List<Sidecar> sidecars = new ArrayList<>();
-                for (String name : raw.split("[,\\s]+")) {
+                for (String name : Values.entries(raw)) {
                     if (name.isEmpty()) continue;
                     Sidecar found = null;
                     for (Sidecar s : values()) if (s.id.equals(name.toLowerCase(Locale.ROOT))) found = s;
@@ -738,11 +744,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             /** For the log, after "waiting for": "GET URL to answer 2xx". */
             String waitingFor();
 
-            /** The condition met, after what(): "answered 2xx". */
-            String met();
+            /** For the log, when it is ready: "GET URL answered 2xx". */
+            String ready();
 
-            /** The condition not met, after what(): "did not answer 2xx". */
-            String unmet();
+            /** For the log, when it never was: "GET URL did not answer 2xx". */
+            String notReady();
 
             /** For --dry-run: how it is asked, and until what. */
             String until();
@@ -775,8 +781,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             public String what() { return "Envoy"; }
             public String waitingFor() { return "Envoy: GET " + Values.redact(uri); }
-            public String met() { return "is LIVE"; }
-            public String unmet() { return "was not LIVE"; }
+            public String ready() { return "LIVE"; }
+            public String notReady() { return "Envoy was not LIVE"; }
             public String until() { return "GET " + Values.redact(uri) + " until state LIVE"; }
             public String checked(Poll poll) { return poll.ready() ? "LIVE" : Values.escape(poll.seen()); }
         }
@@ -795,8 +801,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             public String what() { return "GET " + Values.redact(uri); }
             public String waitingFor() { return what() + " to answer 2xx"; }
-            public String met() { return "answered 2xx"; }
-            public String unmet() { return "did not answer 2xx"; }
+            public String ready() { return what() + " answered 2xx"; }
+            public String notReady() { return what() + " did not answer 2xx"; }
             public String until() { return what() + " until 2xx"; }
         }
 
@@ -812,8 +818,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             public String what() { return "TCP " + uri.getHost() + ":" + uri.getPort(); }
             public String waitingFor() { return what() + " to accept a connection"; }
-            public String met() { return "accepted a connection"; }
-            public String unmet() { return "accepted no connection"; }
+            public String ready() { return what() + " accepted a connection"; }
+            public String notReady() { return what() + " accepted no connection"; }
             public String until() { return what() + " until it accepts a connection"; }
         }
 
@@ -826,8 +832,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             public String what() { return "file " + uri.getPath(); }
             public boolean somethingThere(Poll poll) { return poll.ready(); } // a missing file says nothing
             public String waitingFor() { return what() + " to exist"; }
-            public String met() { return "exists"; }
-            public String unmet() { return "did not exist"; }
+            public String ready() { return what() + " exists"; }
+            public String notReady() { return what() + " did not exist"; }
             public String until() { return what() + " until it exists"; }
         }
 
@@ -874,7 +880,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     log.info("poll " + polls + ": " + poll.seen());
                     onlyRefused &= poll.refused();
                     if (poll.ready()) {
-                        log.info((next instanceof Live ? "LIVE" : next.what() + " " + next.met()) + " after " + polls
+                        log.info(next.ready() + " after " + polls
                                 + " polls in " + (System.nanoTime() - start) / 1_000_000 + " ms");
                         break;
                     }
@@ -893,8 +899,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /**
-         * After a wait that found no sidecar: is one there now? One poll of each target, and any
-         * answer but a refused connection means it came late, and is quit as usual.
+         * After a wait that found no sidecar: is one there now? One poll of each target; what counts
+         * as someone there is the target's to judge (any answer but a refused connection, a file
+         * that exists), and then the sidecar came late and is quit as usual.
          */
         boolean answersNowOrFails() {
             try {
@@ -933,7 +940,6 @@ public class EnvoyPreflight implements Callable<Integer> {
         private static long nanosLeft(long start, Duration limit) {
             return limit.isZero() ? Long.MAX_VALUE : limit.toNanos() - (System.nanoTime() - start);
         }
-
 
         /**
          * Envoy's /server_info, read with Gson's streaming reader. A class of its own so that Gson's
@@ -1596,7 +1602,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             /** NAME[:SIGNAL] entries, separated by commas or spaces. */
             static List<Stop> list(String raw) {
                 List<Stop> stops = new ArrayList<>();
-                String[] entries = raw.split("[,\\s]+");
+                String[] entries = Values.entries(raw);
                 for (int i = 0; i < entries.length; i++) {
                     if (entries[i].isEmpty()) continue;
                     String[] parts = entries[i].split(":", 2);
@@ -1717,10 +1723,6 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /** Each URL is POSTed once: a step that repeats one (in a fallback) gets the answer it had. */
-        boolean post(URI uri) {
-            return post(uri, Map.of());
-        }
-
         boolean post(URI uri, Map<String, String> headers) {
             Boolean before = answered.get(uri);
             if (before != null) {
@@ -1755,16 +1757,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 log.warn("no process named " + name + " is visible to SIG" + signal + " (shareProcessNamespace: true?)");
                 return false;
             }
-            List<ProcessHandle> signalled = new ArrayList<>();
-            for (ProcessHandle process : processes) {
-                String failure = Signals.send(signal, process);
-                if (failure == null) {
-                    log.info("sent SIG" + signal + " to " + name + " (pid " + process.pid() + ")");
-                    signalled.add(process);
-                } else {
-                    log.warn("could not send SIG" + signal + " to " + name + " (pid " + process.pid() + "): " + failure);
-                }
-            }
+            List<ProcessHandle> signalled = signal(processes, name, signal);
             long deadline = System.nanoTime() + timeout.toNanos();
             while (signalled.stream().anyMatch(Quit::running) && System.nanoTime() - deadline < 0) {
                 try {
@@ -1796,14 +1789,22 @@ public class EnvoyPreflight implements Callable<Integer> {
                 log.info("no " + name + " process is visible (shareProcessNamespace?)");
                 return false;
             }
-            boolean any = false;
+            return !signal(processes, name, "INT").isEmpty();
+        }
+
+        /** Sends SIGsignal to each process, logging each outcome; returns those it reached. */
+        private List<ProcessHandle> signal(List<ProcessHandle> processes, String name, String signal) {
+            List<ProcessHandle> signalled = new ArrayList<>();
             for (ProcessHandle process : processes) {
-                String failure = Signals.send("INT", process);
-                if (failure == null) log.info("sent SIGINT to " + name + " (pid " + process.pid() + ")");
-                else log.warn("could not SIGINT " + name + " (pid " + process.pid() + "): " + failure);
-                any |= failure == null;
+                String failure = Signals.send(signal, process);
+                if (failure == null) {
+                    log.info("sent SIG" + signal + " to " + name + " (pid " + process.pid() + ")");
+                    signalled.add(process);
+                } else {
+                    log.warn("could not send SIG" + signal + " to " + name + " (pid " + process.pid() + "): " + failure);
+                }
             }
-            return any;
+            return signalled;
         }
 
         /**
@@ -1905,14 +1906,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** A log for errors before the configuration is known: in the asked format, else text. */
         static Log forErrors(EnvoyPreflight cmd) {
-            Format format;
-            try {
-                Setting s = Setting.LOG_FORMAT;
-                format = (Format) s.value(s.source(cmd.flags, cmd.env, new ArrayList<>()));
-            } catch (Config.Invalid e) {
-                format = Format.TEXT; // the bad format itself is reported with the other settings
-            }
-            return new Log(false, format, cmd.err);
+            return new Log(false, (Format) Setting.LOG_FORMAT.early(cmd), cmd.err);
         }
 
         void info(String message) { if (verbose) write("info", message); }
@@ -2039,6 +2033,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             return uri;
         }
 
+        /** A list's entries: separated by commas or spaces (no URL, name or signal holds either); may hold "". */
+        static String[] entries(String raw) {
+            return raw.split("[,\\s]+");
+        }
+
         /** A readiness target: tcp://HOST:PORT, file:///PATH, or an http(s) URL. */
         static URI readiness(String raw) {
             String scheme = raw.contains(":") ? raw.substring(0, raw.indexOf(':')).toLowerCase(Locale.ROOT) : "";
@@ -2084,7 +2083,7 @@ public class EnvoyPreflight implements Callable<Integer> {
          */
         static List<URI> urlList(String raw, boolean readiness) {
             List<URI> uris = new ArrayList<>();
-            String[] entries = raw.split("[,\\s]+");
+            String[] entries = entries(raw);
             for (int i = 0; i < entries.length; i++) {
                 String e = entries[i].strip();
                 if (e.isEmpty()) continue;
@@ -2266,10 +2265,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** A TCP connection to the URI's host and port within timeout, each address in turn, as exchange. */
         static java.net.Socket connect(URI uri, Duration timeout, Abort abort) throws IOException {
             long deadline = System.nanoTime() + timeout.toNanos();
-            String host = uri.getHost();
-            InetAddress[] all = host.startsWith("[") || Values.IPV4.matcher(host).matches()
-                    ? new InetAddress[]{InetAddress.getByName(host.replaceAll("^\\[|]$", ""))} // a literal: no lookup
-                    : lookup(host, timeout, deadline);
+            InetAddress[] all = isLiteral(uri.getHost())
+                    ? new InetAddress[]{InetAddress.getByName(uri.getHost().replaceAll("^\\[|]$", ""))} // parsed, not looked up
+                    : lookup(uri.getHost(), timeout, deadline);
             IOException refused = null;
             IOException failed = null;
             for (InetAddress address : all) {
@@ -2304,16 +2302,20 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** The URL once per address of its host, in order; by name for https (TLS checks the name). */
         private static List<URL> addresses(URI uri, Duration timeout, long deadline) throws IOException {
-            String host = uri.getHost();
-            if (host.startsWith("[") || Values.IPV4.matcher(host).matches()) return List.of(uri.toURL()); // a literal
+            if (isLiteral(uri.getHost())) return List.of(uri.toURL());
             List<URL> urls = new ArrayList<>();
-            for (InetAddress address : lookup(host, timeout, deadline)) {
+            for (InetAddress address : lookup(uri.getHost(), timeout, deadline)) {
                 if (uri.getScheme().equalsIgnoreCase("https")) return List.of(uri.toURL()); // the JDK's lookup is cached now
                 String literal = address.getHostAddress();
                 urls.add(new URL(uri.getScheme(), literal.contains(":") ? "[" + literal + "]" : literal, uri.getPort(),
                         uri.getRawPath() + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery())));
             }
             return urls;
+        }
+
+        /** An address as written ([::1], 127.0.0.1): nothing to look up. */
+        private static boolean isLiteral(String host) {
+            return host.startsWith("[") || Values.IPV4.matcher(host).matches();
         }
 
         private static ExecutorService lookups;
