@@ -9,7 +9,7 @@
 //DESCRIPTION Waits for a sidecar (Envoy LIVE, Istio, Linkerd or any ready endpoint), runs your app,
 //DESCRIPTION relays its signals, and quits the sidecars when it exits, so Kubernetes Jobs can finish.
 
-// Why these options (each kept because bench/Bench.java shows it pays):
+// Why these options (each kept because bench/Bench.java shows it pays; docs/launcher.md has more):
 // -XDstringConcat=inline   string concatenation without an invokedynamic bootstrap at start-up;
 // -XDignore.symbol.file    no warning for sun.misc.Signal, the only signal API on JDK 17;
 // SerialGC, C1 only        the fastest start and the least memory for a process that mostly waits;
@@ -31,49 +31,15 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Model.PositionalParamSpec;
 
-import java.io.EOFException;
-import java.io.File;
-import java.io.FilterInputStream;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.InputStreamReader;
-import java.io.PrintStream;
-import java.io.StringWriter;
-import java.io.UncheckedIOException;
+import java.io.*;
 import java.math.BigDecimal;
-import java.net.ConnectException;
-import java.net.HttpURLConnection;
-import java.net.InetAddress;
-import java.net.NoRouteToHostException;
-import java.net.Proxy;
-import java.net.SocketTimeoutException;
-import java.net.URI;
-import java.net.URISyntaxException;
-import java.net.URL;
-import java.net.UnknownHostException;
+import java.net.*;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
+import java.nio.file.*;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
-import java.util.Base64;
-import java.util.EnumMap;
-import java.util.HashSet;
-import java.util.List;
-import java.util.Locale;
-import java.util.Map;
-import java.util.Set;
-import java.util.concurrent.Callable;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.ScheduledFuture;
-import java.util.concurrent.ScheduledThreadPoolExecutor;
-import java.util.concurrent.ThreadLocalRandom;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
+import java.util.*;
+import java.util.concurrent.*;
 import java.util.function.Consumer;
 import java.util.function.DoubleSupplier;
 import java.util.regex.Matcher;
@@ -82,24 +48,17 @@ import java.util.stream.Stream;
 
 /**
  * envoy-preflight: read the settings, wait for the sidecars, run the app, relay its signals,
- * quit the sidecars, exit with the app's code. The story is {@link #call()}; each nested class
- * below it does one job, and the plumbing (logging, values, HTTP) is at the bottom.
+ * quit the sidecars, exit with the app's code. The story is {@link #preflight()}; each nested
+ * class below it does one job, and the plumbing (logging, values, HTTP) is at the bottom.
  */
 public class EnvoyPreflight implements Callable<Integer> {
 
-    static final String VERSION = "1.1.0";
+    static final String VERSION = "1.2.0";
     static final String NAME = "envoy-preflight";
 
-    // Exit codes, following sysexits(3) and the shell's conventions.
-    static final int EXIT_USAGE = 2;
-    static final int EXIT_UNAVAILABLE = 69;     // EX_UNAVAILABLE: the sidecar never became ready
-    static final int EXIT_SOFTWARE = 70;        // EX_SOFTWARE: a bug of ours, never the app's code
-    static final int EXIT_NOT_EXECUTABLE = 126; // as bash: found but cannot be run
-    static final int EXIT_NOT_FOUND = 127;      // as bash: not on PATH
-
-    // What the command line said; picocli fills it from the Setting table (see commandLine()).
+    // What the command line said; picocli fills it from the Setting and Mode tables (see commandLine()).
     final Map<Setting, String> flags = new EnumMap<>(Setting.class);
-    boolean check, dryRun, waitOnly, quitOnly;
+    final Set<Config.Mode> modes = EnumSet.noneOf(Config.Mode.class);
     Integer exitCode; // --exit-code, with --quit-only
     List<String> command = List.of();
     // The process's own, replaceable so that tests can run the story in-process.
@@ -131,110 +90,75 @@ public class EnvoyPreflight implements Callable<Integer> {
         try {
             code = preflight();
         } catch (RuntimeException | Error e) {
-            Log.forErrors(this).error("internal error: " + e);
-            code = EXIT_SOFTWARE;
+            Log.forErrors(this).error(Log.Event.INTERNAL_ERROR, "internal error: " + e, "error", e.toString());
+            code = Exit.SOFTWARE.code;
         }
         return tellThePod(code);
     }
 
-    /**
-     * When the tool failed on its own, before any app ran (2, 69, 70, 126, 127, or 128+N before the
-     * start), its last complaint goes to the container's termination message, which `kubectl
-     * describe pod` shows. After the app ran, the app's own message stands.
-     */
-    int tellThePod(int code) {
-        boolean ownFailure = code == EXIT_USAGE || code == EXIT_UNAVAILABLE || code == EXIT_SOFTWARE
-                || code == EXIT_NOT_EXECUTABLE || code == EXIT_NOT_FOUND || code > 128 && code <= 128 + 64;
-        // --quit-only: an app of the caller's ran; its message stands
-        if (!ownFailure || quitOnly || lifecycle != null && lifecycle.appStarted()) return code;
-        String path = (String) Setting.TERMINATION_LOG.early(this);
-        boolean given = !path.equals(Setting.TERMINATION_LOG.defaultValue);
-        if (path.equals("off") || !given && !Files.isWritable(Path.of(path))) return code;
-        try {
-            Files.writeString(Path.of(path), NAME + ": " + (why != null ? why : Log.lastProblem()) + " (exit " + code + ")\n");
-        } catch (IOException | RuntimeException e) {
-            Log.forErrors(this).warn("could not write the termination message to " + path + ": " + e.getMessage());
-        }
-        return code;
-    }
-
+    /** The story: read the settings, then one mode, decided once by Config. */
     int preflight() {
         readFlags();
-        Log log = Log.forErrors(this); // the format first, so that errors are logged in it
         Config config;
         try {
             config = Config.resolve(this);
         } catch (Config.Invalid e) {
-            log.error(e.getMessage());
-            return EXIT_USAGE;
+            Log.forErrors(this).error(Log.Event.INVALID, e.getMessage());
+            return Exit.USAGE.code;
         }
-        log = new Log(config.on(Setting.VERBOSE), config.logFormat(), err);
-        for (String warning : config.warnings()) log.warn(warning); // loops, not lambdas, on the start path
-        if (check) return check(config);
-        if (dryRun) return dryRun(config);
-        if (log.verbose()) log.info("configuration: " + String.join(", ", config.describe())); // built only if shown
+        Log log = new Log(config.on(Setting.VERBOSE), config.logFormat(), err);
+        for (String warning : config.warnings()) log.warn(Log.Event.SETTING, warning); // loops, not lambdas, at start
+        return switch (config.mode()) {
+            case CHECK -> check(config);
+            case DRY_RUN -> dryRun(config);
+            case WAIT_ONLY -> exit(log, new Wait(config, log).until(watch(config, log), false).exitCode());
+            case QUIT_ONLY -> shutDown(config, watch(config, log), exitCode == null ? 0 : exitCode, null);
+            case RUN -> awaitRunShutDown(config, watch(config, log));
+        };
+    }
 
-        lifecycle = new Lifecycle(log, Quit.Tombstone.of(env, log));
-        Signals.install(lifecycle, log);
-        Quit quit = new Quit(config.duration(Setting.QUIT_TIMEOUT), log);
-        if (quitOnly) { // as if an app had just exited with that code
-            int code = exitCode == null ? 0 : exitCode;
-            Quit.exitFile(config, code, log);
-            lifecycle.buried(code);
-            quit.run(Quit.plan(config, code));
-            log.info("exit code " + code);
-            return code;
-        }
-        Wait wait = new Wait(config, log);
-        Wait.Outcome waited = Wait.Outcome.READY;
-        int code = EXIT_SOFTWARE; // what we return if something below throws
+    /** Await the sidecars, run the app, shut down; a bug of ours in either step still quits them (70). */
+    int awaitRunShutDown(Config config, Lifecycle lifecycle) {
+        Log log = lifecycle.log();
+        Wait.Result waited = null;
+        int code = Exit.SOFTWARE.code;
         try {
-            if (config.shouldWait()) waited = wait.until(lifecycle);
-            code = afterWait(waited, wait, config, lifecycle, log);
+            waited = new Wait(config, log).until(lifecycle, true);
+            code = waited.startsApp() ? lifecycle.run(new App(config.command(), log)) : waited.exitCode();
             why = Log.lastProblem();
         } finally {
-            // Runs on every exit once the configuration was accepted, and never changes the code.
-            if (!waitOnly) { // first: a sidecar watching either starts stopping
-                Quit.exitFile(config, code, log);
-                lifecycle.buried(code); // the app never ran (or a bug): kubexit's sidecars stop all the same
-            }
-            if (waited == Wait.Outcome.ABSENT && !(waitOnly || wait.answersNowOrFails())) {
-                quit.run(new Quit.Plan(List.of(), "no sidecar was found"));
-            } else if (!waitOnly) {
-                quit.run(Quit.plan(config, code));
-            }
-            log.info("exit code " + code);
+            shutDown(config, lifecycle, code, waited);
         }
         return code;
     }
 
-    /** What the wait's outcome means: an exit code now, or the app's (0 with --wait-only). */
-    int afterWait(Wait.Outcome waited, Wait wait, Config config, Lifecycle lifecycle, Log log) {
-        switch (waited) {
-            case STOPPED:
-                // As a shell reports death by signal N, so the caller sees why we stopped.
-                log.warn("stopped by SIG" + Signals.name(lifecycle.stopSignal()) + " while waiting for "
-                        + wait.target().what() + "; the app was not started");
-                return 128 + lifecycle.stopSignal();
-            case GAVE_UP:
-                log.error(wait.target().notReady() + " within the give-up timeout ("
-                        + Values.format(config.duration(Setting.GIVE_UP_TIMEOUT)) + "); the app was not started");
-                return EXIT_UNAVAILABLE;
-            case WAIT_TIMED_OUT:
-                log.warn(wait.target().notReady() + " within the wait timeout ("
-                        + Values.format(config.duration(Setting.WAIT_TIMEOUT)) + "); "
-                        + (waitOnly ? "waiting no longer" : "starting the app anyway"));
-                break;
-            case ABSENT:
-                log.warn("nothing listened at any readiness endpoint for "
-                        + Values.format(config.duration(Setting.SIDECAR_ABSENT_AFTER))
-                        + ": there is no sidecar" + (waitOnly ? "" : "; starting the app at once (at exit, it is quit"
-                        + " only if it answers by then)"));
-                break;
-            case READY:
-                break;
+    /**
+     * Every end after an app ran, or might have: first what a watching sidecar reads (the exit
+     * file, kubexit's tombstone), then the quit plan, which also weighs whether a sidecar was there.
+     */
+    int shutDown(Config config, Lifecycle lifecycle, int code, Wait.Result waited) {
+        Log log = lifecycle.log();
+        Quit.exitFile(config, code, log);
+        lifecycle.buried(code); // also when the app never ran: kubexit's sidecars stop all the same
+        boolean noSidecar = waited != null && waited.outcome() == Wait.Outcome.ABSENT && !Wait.cameLate(config, log);
+        new Quit(config.duration(Setting.QUIT_TIMEOUT), log).run(Quit.plan(config, code, noSidecar));
+        return exit(log, code);
+    }
+
+    /** From here on, signals are ours to handle (and the app's to get); the -v log shows the settings. */
+    Lifecycle watch(Config config, Log log) {
+        if (log.verbose()) { // built only if shown
+            log.info(Log.Event.CONFIG, "configuration: " + String.join(", ", config.describe()),
+                    "settings", config.shown(), "set_by", config.setBy());
         }
-        return waitOnly ? 0 : lifecycle.run(new App(config.command(), log));
+        lifecycle = new Lifecycle(log, Quit.Tombstone.of(env, log));
+        Lifecycle.Signals.install(lifecycle, log);
+        return lifecycle;
+    }
+
+    static int exit(Log log, int code) {
+        log.info(Log.Event.EXIT, "exit code " + code, "code", code);
+        return code;
     }
 
     /** --check: one poll of each readiness target, each answer on stdout; 0 only if all are ready. */
@@ -245,7 +169,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             out.println(target.checked(poll));
             all &= poll.ready();
         }
-        return all ? 0 : 1;
+        return all ? 0 : Exit.NOT_READY.code;
     }
 
     /** --dry-run: the settings and what would be done, on stdout; runs and sends nothing. */
@@ -264,12 +188,73 @@ public class EnvoyPreflight implements Callable<Integer> {
             out.println("before start: no waiting (" + (config.on(Setting.START_WITHOUT_ENVOY) ? "start without Envoy"
                     : "no admin API") + ")");
         }
-        out.println("at exit with code 0: " + Quit.plan(config, 0).describe());
-        out.println("at exit with code 1: " + Quit.plan(config, 1).describe());
+        out.println("at exit with code 0: " + Quit.plan(config, 0, false).describe());
+        out.println("at exit with code 1: " + Quit.plan(config, 1, false).describe());
         return 0;
     }
 
-    // --- The command line, built from the Setting table so that each setting is declared once ---
+    /**
+     * When the tool failed on its own, before any app ran, its last complaint goes to the
+     * container's termination message, which `kubectl describe pod` shows. After the app ran (or
+     * with --quit-only, after the caller's app), the app's own message stands.
+     */
+    int tellThePod(int code) {
+        boolean appRan = modes.contains(Config.Mode.QUIT_ONLY) || lifecycle != null && lifecycle.appStarted();
+        if (!Exit.ownFailure(code) || appRan) return code;
+        String path = (String) Setting.TERMINATION_LOG.early(this);
+        boolean given = !path.equals(Setting.TERMINATION_LOG.defaultValue);
+        if (path.equals("off") || !given && !Files.isWritable(Path.of(path))) return code;
+        try {
+            Files.writeString(Path.of(path), NAME + ": " + (why != null ? why : Log.lastProblem()) + " (exit " + code + ")\n");
+        } catch (IOException | RuntimeException e) {
+            Log.forErrors(this).warn(Log.Event.TERMINATION_LOG, "could not write the termination message to " + path
+                    + ": " + e.getMessage(), "path", path, "error", e.toString());
+        }
+        return code;
+    }
+
+    /**
+     * Each exit code and what it means, declared once: --help's footer and the docs' tables are
+     * rendered from here. The numbers follow sysexits(3) and the shell's conventions.
+     */
+    enum Exit {
+        APP(-1, "N", "the app's own exit code"),
+        APP_SIGNAL(-1, "128+N", "the app died of signal N"),
+        USAGE(2, "2", "bad configuration or command line: nothing was started, nothing quit"),
+        UNAVAILABLE(69, "69", "a sidecar was not ready within --give-up-timeout: the app was not started"),
+        SOFTWARE(70, "70", "internal error of envoy-preflight (the sidecars were still quit)"),
+        NOT_EXECUTABLE(126, "126", "COMMAND found but cannot be run (as bash)"),
+        NOT_FOUND(127, "127", "COMMAND not found (as bash)"),
+        STOPPED(-1, "128+N", "stopped by signal N before the app started"),
+        NOT_READY(1, "1", "--check: not every target was ready (0: all were)"),
+        WAITED(0, "0", "--wait-only: ready, or the wait timeout passed (else 69 or 128+N as above)"),
+        QUIT_ONLY(-1, "N", "--quit-only: the --exit-code given (default 0)");
+
+        final int code; // -1: a family of codes
+        final String shown;
+        final String meaning;
+
+        Exit(int code, String shown, String meaning) {
+            this.code = code;
+            this.shown = shown;
+            this.meaning = meaning;
+        }
+
+        /** The codes that say the tool failed on its own, before any app ran: the pod is told why. */
+        static boolean ownFailure(int code) {
+            return code == USAGE.code || code == UNAVAILABLE.code || code == SOFTWARE.code || code == NOT_EXECUTABLE.code
+                    || code == NOT_FOUND.code || code > 128 && code <= 128 + 64;
+        }
+
+        /** For --help's footer: "  2      bad configuration ...", one line each. */
+        static String[] footer() {
+            List<String> lines = new ArrayList<>(List.of("", "Exit codes:"));
+            for (Exit e : values()) lines.add(String.format("  %-6s %s", e.shown, e.meaning));
+            return lines.toArray(new String[0]);
+        }
+    }
+
+    // --- The command line, built from the Setting and Mode tables so that each is declared once ---
 
     static CommandLine commandLine(EnvoyPreflight command) {
         CommandSpec spec = CommandSpec.wrapWithoutInspection(command);
@@ -282,20 +267,11 @@ public class EnvoyPreflight implements Callable<Integer> {
                         "quit. Exits with its exit code. Options go before COMMAND; everything from",
                         "COMMAND on is passed to it verbatim. A flag wins over its environment variable,",
                         "a variable over its alias; an empty variable counts as unset.")
-                .footer("", "Exit codes: the app's own; 128+N if it died of signal N; 2 bad configuration;",
-                        "69 not ready within --give-up-timeout; 70 internal error;",
-                        "126 COMMAND not executable; 127 COMMAND not found;",
-                        "128+N stopped by signal N before the app started.",
-                        "--check: 0 if all ready, 1 if not. --wait-only: 0 ready (or wait timeout), 69, 128+N.",
-                        "--quit-only: the --exit-code given.");
+                .footer(Exit.footer());
         for (Setting s : Setting.values()) spec.addOption(s.option());
-        spec.addOption(mode("--check", "Ask the admin API and each ready endpoint once, print what they said, exit 0"
-                + " if all are ready, else 1."));
-        spec.addOption(mode("--dry-run", "Print the resolved configuration and what would be done; run nothing."));
-        spec.addOption(mode("--wait-only", "Wait as configured, then exit: no COMMAND, nothing quit (for CI scripts"
-                + " and lifecycle hooks)."));
-        spec.addOption(mode("--quit-only", "Run the quit sequence now, as if an app had exited with --exit-code,"
-                + " and exit with it: no COMMAND, no waiting."));
+        for (Config.Mode m : Config.Mode.values()) {
+            if (m.flag != null) spec.addOption(OptionSpec.builder(m.flag).type(boolean.class).description(m.help).build());
+        }
         spec.addOption(OptionSpec.builder("--exit-code").paramLabel("N").type(Integer.class)
                 .description("With --quit-only: the exit code to quit with and exit with (0-255, default 0).").build());
         spec.addPositional(PositionalParamSpec.builder().paramLabel("COMMAND").arity("0..*")
@@ -310,13 +286,10 @@ public class EnvoyPreflight implements Callable<Integer> {
                     EnvoyPreflight parsed = e.getCommandLine().getCommand();
                     parsed.readFlags();
                     // a mistyped option echoes its value, which may be credentials without a scheme
-                    Log.forErrors(parsed).error(e.getMessage().replaceAll("[^\\s'\"=]*@", "***@") + " (see --help)");
-                    return parsed.tellThePod(EXIT_USAGE);
+                    Log.forErrors(parsed).error(Log.Event.INVALID, e.getMessage().replaceAll("[^\\s'\"=]*@", "***@")
+                            + " (see --help)");
+                    return parsed.tellThePod(Exit.USAGE.code);
                 });
-    }
-
-    private static OptionSpec mode(String name, String description) {
-        return OptionSpec.builder(name).type(boolean.class).description(description).build();
     }
 
     /** Copies what picocli parsed into flags, the modes and command. */
@@ -328,10 +301,9 @@ public class EnvoyPreflight implements Callable<Integer> {
             if (value instanceof List<?> list) value = list.isEmpty() ? null : String.join(",", (List<String>) list);
             if (value != null) flags.put(s, value.toString());
         }
-        check = Boolean.TRUE.equals(spec.findOption("--check").getValue());
-        dryRun = Boolean.TRUE.equals(spec.findOption("--dry-run").getValue());
-        waitOnly = Boolean.TRUE.equals(spec.findOption("--wait-only").getValue());
-        quitOnly = Boolean.TRUE.equals(spec.findOption("--quit-only").getValue());
+        for (Config.Mode m : Config.Mode.values()) {
+            if (m.flag != null && Boolean.TRUE.equals(spec.findOption(m.flag).getValue())) modes.add(m);
+        }
         exitCode = spec.findOption("--exit-code").getValue();
         List<String> positional = spec.positionalParameters().get(0).getValue();
         command = positional == null ? List.of() : List.copyOf(positional);
@@ -518,10 +490,10 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        /** "name=value" for the log and --dry-run, credentials redacted. */
-        String describe(Object value) {
+        /** Its name in the log and --dry-run: the long flag's, plural for a list. */
+        String shownName() {
             String name = flag().substring(2);
-            return name + (!kind.list() ? "" : name.endsWith("s") ? "es" : "s") + "=" + show(value);
+            return name + (!kind.list() ? "" : name.endsWith("s") ? "es" : "s");
         }
 
         /** A value as a user would write it, credentials redacted. */
@@ -539,11 +511,31 @@ public class EnvoyPreflight implements Callable<Integer> {
     }
 
     /** The accepted configuration; {@link #resolve} rejects anything it cannot use. */
-    record Config(Map<Setting, Object> values, List<String> setBy, List<String> warnings, List<String> command,
-                  Map<URI, Map<String, String>> headers, List<String> expanded) {
+    record Config(Mode mode, Map<Setting, Object> values, List<String> setBy, List<String> warnings,
+                  List<String> command, Map<URI, Map<String, String>> headers, List<String> expanded) {
         // Istio's ports: Envoy's admin API, and pilot-agent's (which quits both, since Istio 1.3).
         static final URI ISTIO_ADMIN_API = URI.create("http://127.0.0.1:15000");
         static final URI ISTIO_QUIT_API = URI.create("http://127.0.0.1:15020");
+
+        /** What this run does: decided once, here; {@link #preflight()} is one switch over it. */
+        enum Mode {
+            RUN(null, null),
+            CHECK("--check", "Ask the admin API and each ready endpoint once, print what they said, exit 0 if all"
+                    + " are ready, else 1."),
+            DRY_RUN("--dry-run", "Print the resolved configuration and what would be done; run nothing."),
+            WAIT_ONLY("--wait-only", "Wait as configured, then exit: no COMMAND, nothing quit (for CI scripts and"
+                    + " lifecycle hooks)."),
+            QUIT_ONLY("--quit-only", "Run the quit sequence now, as if an app had exited with --exit-code, and exit"
+                    + " with it: no COMMAND, no waiting.");
+
+            final String flag; // null: the default, with a COMMAND
+            final String help;
+
+            Mode(String flag, String help) {
+                this.flag = flag;
+                this.help = help;
+            }
+        }
 
         /** A value we cannot use; the message names where it came from and what it was. */
         static final class Invalid extends Exception {
@@ -556,7 +548,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             Map<Setting, Object> values = new EnumMap<>(Setting.class);
             List<String> setBy = new ArrayList<>();
             List<String> warnings = new ArrayList<>();
-            Set<Setting> explicit = java.util.EnumSet.noneOf(Setting.class);
+            Set<Setting> explicit = EnumSet.noneOf(Setting.class);
             // In the table's order, so that the first bad value reported is the first in --help.
             for (Setting s : Setting.values()) {
                 Setting.Source source = s.source(cmd.flags, cmd.env, warnings);
@@ -566,7 +558,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     explicit.add(s);
                 }
             }
-            Map<URI, Map<String, String>> headers = new java.util.HashMap<>();
+            Map<URI, Map<String, String>> headers = new HashMap<>();
             List<String> expanded = new ArrayList<>();
             @SuppressWarnings("unchecked")
             List<Sidecar> sidecars = (List<Sidecar>) values.get(Setting.SIDECARS);
@@ -575,34 +567,31 @@ public class EnvoyPreflight implements Callable<Integer> {
                 values.putIfAbsent(Setting.ADMIN_API, ISTIO_ADMIN_API); // a null value counts as absent
                 values.putIfAbsent(Setting.ISTIO_QUIT_API, ISTIO_QUIT_API);
             }
-            Config config = new Config(values, List.copyOf(setBy), List.copyOf(warnings), List.copyOf(cmd.command),
-                    Map.copyOf(headers), List.copyOf(expanded));
-            checkModes(cmd, config);
-            return config;
-        }
-
-        /** The modes and the command must fit together. */
-        private static void checkModes(EnvoyPreflight cmd, Config config) throws Invalid {
-            List<String> modes = new ArrayList<>();
-            if (cmd.check) modes.add("--check");
-            if (cmd.dryRun) modes.add("--dry-run");
-            if (cmd.waitOnly) modes.add("--wait-only");
-            if (cmd.quitOnly) modes.add("--quit-only");
-            if (modes.size() > 1) throw new Invalid(String.join(" and ", modes) + ": choose one");
-            if (cmd.exitCode != null && !cmd.quitOnly) throw new Invalid("--exit-code: goes with --quit-only");
-            if (cmd.exitCode != null && (cmd.exitCode < 0 || cmd.exitCode > 255)) {
-                throw new Invalid("--exit-code: not an exit code (0 to 255): '" + cmd.exitCode + "'");
-            }
-            if ((cmd.waitOnly || cmd.quitOnly) && !cmd.command.isEmpty()) {
-                throw new Invalid(modes.get(0) + " takes no COMMAND, but got '" + cmd.command.get(0) + "'");
-            }
-            if (cmd.check && Wait.targets(config).isEmpty()) {
+            Config config = new Config(mode(cmd), values, List.copyOf(setBy), List.copyOf(warnings),
+                    List.copyOf(cmd.command), Map.copyOf(headers), List.copyOf(expanded));
+            if (config.mode == Mode.CHECK && Wait.targets(config).isEmpty()) {
                 throw new Invalid("--check: needs ENVOY_ADMIN_API or GENERIC_READY_ENDPOINTS (or --admin-api,"
                         + " --ready-endpoint)");
             }
-            if (cmd.command.isEmpty() && modes.isEmpty()) {
+            return config;
+        }
+
+        /** The one mode the flags ask for, fitting the command and --exit-code. */
+        private static Mode mode(EnvoyPreflight cmd) throws Invalid {
+            List<String> flags = cmd.modes.stream().map(m -> m.flag).toList();
+            if (flags.size() > 1) throw new Invalid(String.join(" and ", flags) + ": choose one");
+            Mode mode = cmd.modes.isEmpty() ? Mode.RUN : cmd.modes.iterator().next();
+            if (cmd.exitCode != null && mode != Mode.QUIT_ONLY) throw new Invalid("--exit-code: goes with --quit-only");
+            if (cmd.exitCode != null && (cmd.exitCode < 0 || cmd.exitCode > 255)) {
+                throw new Invalid("--exit-code: not an exit code (0 to 255): '" + cmd.exitCode + "'");
+            }
+            if ((mode == Mode.WAIT_ONLY || mode == Mode.QUIT_ONLY) && !cmd.command.isEmpty()) {
+                throw new Invalid(mode.flag + " takes no COMMAND, but got '" + cmd.command.get(0) + "'");
+            }
+            if (mode == Mode.RUN && cmd.command.isEmpty()) {
                 throw new Invalid("no COMMAND given: envoy-preflight [OPTIONS] [--] COMMAND [ARG...]");
             }
+            return mode;
         }
 
         URI url(Setting s) { return (URI) values.get(s); }
@@ -618,10 +607,17 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** The resolved settings as "name=value" and who set them, for -v and --dry-run. */
         List<String> describe() {
             List<String> lines = new ArrayList<>();
-            values.forEach((s, v) -> lines.add(s.describe(v)));
+            values.forEach((s, v) -> lines.add(s.shownName() + "=" + s.show(v)));
             lines.add("set by=" + (setBy.isEmpty() ? "defaults only" : String.join(" ", setBy)));
             lines.addAll(expanded);
             return lines;
+        }
+
+        /** The resolved settings by name, as shown (credentials redacted): the config event's data. */
+        Map<String, String> shown() {
+            Map<String, String> shown = new LinkedHashMap<>();
+            values.forEach((s, v) -> shown.put(s.shownName(), s.show(v)));
+            return shown;
         }
 
         /** Headers a request to uri carries (a named sidecar's, e.g. Dapr's API token); never logged. */
@@ -662,7 +658,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     for (Sidecar s : values()) if (s.id.equals(name.toLowerCase(Locale.ROOT))) found = s;
                     if (found == null) {
                         throw new IllegalArgumentException("unknown sidecar '" + Values.escape(name) + "' (known: "
-                                + String.join(", ", java.util.Arrays.stream(values()).map(s -> s.id).toList()) + ")");
+                                + String.join(", ", Arrays.stream(values()).map(s -> s.id).toList()) + ")");
                     }
                     if (!sidecars.contains(found)) sidecars.add(found);
                 }
@@ -702,7 +698,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                         continue; // another named sidecar set it first
                     }
                     values.put(s, value);
-                    set.add(s.describe(own));
+                    set.add(s.shownName() + "=" + s.show(own));
                 }
                 return "sidecar " + id + ": " + (set.isEmpty() ? "nothing (all given explicitly)" : String.join(", ", set))
                         + (extra.isEmpty() ? "" : " (each request with the header dapr-api-token from DAPR_API_TOKEN)");
@@ -721,6 +717,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** What ends a wait early (a stop signal), and how to pause and cut a poll short for it. */
         interface Stop {
             boolean stopped();
+
+            /** The stop signal's number, once stopped. */
+            int signal();
 
             /** Sleeps up to nanos; true at once if stopped. */
             boolean pauseUnlessStopped(long nanos);
@@ -849,53 +848,87 @@ public class EnvoyPreflight implements Callable<Integer> {
             return targets;
         }
 
+        /** How a wait ended, and the target it ended on (for --wait-only, the app's start, the quit plan). */
+        record Result(Outcome outcome, Target target, int signal) {
+            boolean startsApp() { return outcome != Outcome.GAVE_UP && outcome != Outcome.STOPPED; }
+
+            /** What the caller exits with when the app does not start; 0 with --wait-only when it would. */
+            int exitCode() {
+                return outcome == Outcome.GAVE_UP ? Exit.UNAVAILABLE.code : outcome == Outcome.STOPPED ? 128 + signal : 0;
+            }
+        }
+
         private final Config config;
         private final Log log;
-        private Target target; // the one being waited for: the outcome's subject
 
         Wait(Config config, Log log) {
             this.config = config;
             this.log = log;
         }
 
-        Target target() { return target; }
-
-        Outcome until(Stop stop) {
+        /** Polls each target in turn until all are ready, a limit passes, or a stop signal comes; says how it ended. */
+        Result until(Stop stop, boolean appFollows) {
             long start = System.nanoTime(); // every limit counts from the start of the whole wait
             Duration giveUp = config.duration(Setting.GIVE_UP_TIMEOUT);
             // As in scuttle, a give-up timeout replaces the wait timeout: the app never starts early.
             Duration startAnyway = giveUp.isZero() ? config.duration(Setting.WAIT_TIMEOUT) : Duration.ZERO;
             Duration absentAfter = config.duration(Setting.SIDECAR_ABSENT_AFTER);
             boolean onlyRefused = true; // any other answer means a sidecar is there
-            for (Target next : targets(config)) {
+            Target target = null;
+            for (Target next : config.shouldWait() ? targets(config) : List.<Target>of()) {
                 target = next;
-                log.info("waiting for " + next.waitingFor());
+                String name = Values.redact(next.uri());
+                log.info(Log.Event.WAIT, "waiting for " + next.waitingFor(), "target", name);
                 Backoff backoff = new Backoff(config.duration(Setting.POLL_MAX_INTERVAL),
                         ThreadLocalRandom.current()::nextDouble);
                 for (int polls = 1; ; polls++) {
                     long left = Math.min(nanosLeft(start, giveUp), nanosLeft(start, startAnyway));
                     Poll poll = next.poll(Duration.ofNanos(Math.max(1, Math.min(POLL_TIMEOUT.toNanos(), left))),
                             stop.abort());
-                    if (stop.stopped()) return Outcome.STOPPED;
-                    log.info("poll " + polls + ": " + poll.seen());
+                    if (stop.stopped()) return stopped(next, stop.signal());
+                    log.info(Log.Event.POLL, "poll " + polls + ": " + poll.seen(), "target", name, "seen", poll.seen(),
+                            "polls", polls);
                     onlyRefused &= poll.refused();
                     if (poll.ready()) {
-                        log.info(next.ready() + " after " + polls
-                                + " polls in " + (System.nanoTime() - start) / 1_000_000 + " ms");
+                        long ms = (System.nanoTime() - start) / 1_000_000;
+                        log.info(Log.Event.READY, next.ready() + " after " + polls + " polls in " + ms + " ms",
+                                "target", name, "polls", polls, "ms", ms);
                         break;
                     }
                     long absentLeft = onlyRefused && !absentAfter.isZero() ? nanosLeft(start, absentAfter) : Long.MAX_VALUE;
-                    if (absentLeft <= 0) return Outcome.ABSENT;
                     long giveUpLeft = nanosLeft(start, giveUp);
                     long startAnywayLeft = nanosLeft(start, startAnyway);
-                    if (giveUpLeft <= 0) return Outcome.GAVE_UP;
-                    if (startAnywayLeft <= 0) return Outcome.WAIT_TIMED_OUT;
+                    if (absentLeft <= 0) {
+                        log.warn(Log.Event.ABSENT, "nothing listened at any readiness endpoint for "
+                                + Values.format(absentAfter) + ": there is no sidecar" + (appFollows ? "; starting the"
+                                + " app at once (at exit, it is quit only if it answers by then)" : ""), "target", name);
+                        return new Result(Outcome.ABSENT, next, 0);
+                    }
+                    if (giveUpLeft <= 0) {
+                        log.error(Log.Event.GAVE_UP, next.notReady() + " within the give-up timeout ("
+                                + Values.format(giveUp) + "); the app was not started", "target", name);
+                        return new Result(Outcome.GAVE_UP, next, 0);
+                    }
+                    if (startAnywayLeft <= 0) {
+                        log.warn(Log.Event.WAIT_TIMEOUT, next.notReady() + " within the wait timeout ("
+                                + Values.format(startAnyway) + "); " + (appFollows ? "starting the app anyway"
+                                : "waiting no longer"), "target", name);
+                        return new Result(Outcome.WAIT_TIMED_OUT, next, 0);
+                    }
                     long pause = Math.min(Math.min(backoff.next().toNanos(), absentLeft),
                             Math.min(giveUpLeft, startAnywayLeft));
-                    if (stop.pauseUnlessStopped(pause)) return Outcome.STOPPED;
+                    if (stop.pauseUnlessStopped(pause)) return stopped(next, stop.signal());
                 }
             }
-            return Outcome.READY;
+            return new Result(Outcome.READY, target, 0);
+        }
+
+        private Result stopped(Target target, int signal) {
+            // As a shell reports death by signal N, so the caller sees why we stopped.
+            log.warn(Log.Event.STOPPED, "stopped by SIG" + Lifecycle.Signals.name(signal) + " while waiting for "
+                    + target.what() + "; the app was not started", "signal", Lifecycle.Signals.name(signal),
+                    "target", Values.redact(target.uri()));
+            return new Result(Outcome.STOPPED, target, signal);
         }
 
         /**
@@ -903,25 +936,23 @@ public class EnvoyPreflight implements Callable<Integer> {
          * as someone there is the target's to judge (any answer but a refused connection, a file
          * that exists), and then the sidecar came late and is quit as usual.
          */
-        boolean answersNowOrFails() {
+        static boolean cameLate(Config config, Log log) {
             try {
-                return answersNow();
+                for (Target next : targets(config)) {
+                    Poll poll = next.poll(POLL_TIMEOUT, new Http.Abort());
+                    if (next.somethingThere(poll)) {
+                        log.warn(Log.Event.LATE, next.what() + " answers now (" + poll.seen() + "), though nothing"
+                                + " listened during the wait: the sidecar came late, and is quit as usual",
+                                "target", Values.redact(next.uri()), "seen", poll.seen());
+                        return true;
+                    }
+                }
+                return false;
             } catch (RuntimeException | Error e) { // a bug must not cost a quit: quit as if it answered
-                log.error("internal error while asking the sidecar again: " + e + "; quitting as usual");
+                log.error(Log.Event.INTERNAL_ERROR, "internal error while asking the sidecar again: " + e
+                        + "; quitting as usual", "error", e.toString());
                 return true;
             }
-        }
-
-        private boolean answersNow() {
-            for (Target next : targets(config)) {
-                Poll poll = next.poll(POLL_TIMEOUT, new Http.Abort());
-                if (next.somethingThere(poll)) {
-                    log.warn(next.what() + " answers now (" + poll.seen() + "), though nothing listened during the"
-                            + " wait: the sidecar came late, and is quit as usual");
-                    return true;
-                }
-            }
-            return false;
         }
 
         /** A GET for a poll: whatever fails is "not ready yet", refused where nothing listens. */
@@ -976,11 +1007,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             static final int MAX_TOKEN = 64 * 1024;
 
             /** Fails a read once more than MAX_TOKEN characters came since it was armed. */
-            private static final class Bounded extends java.io.FilterReader {
+            private static final class Bounded extends FilterReader {
                 private long delivered;
                 private long armedAt = -1;
 
-                Bounded(java.io.Reader in) {
+                Bounded(Reader in) {
                     super(in);
                 }
 
@@ -1027,9 +1058,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
     }
 
-    // --- The app's lifecycle: one phase, the stop signal, the relay of signals to the app. ---
+    // --- The app's lifecycle: one phase, the stop signal, the relay of signals; and our signals themselves. ---
 
-    static final class Lifecycle implements Wait.Stop, Consumer<Signals.Sig> {
+    static final class Lifecycle implements Wait.Stop, Consumer<Lifecycle.Signals.Sig> {
         enum Phase { WAITING, RUNNING, EXITED }
 
         private final Log log;
@@ -1048,9 +1079,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             this.tombstone = tombstone;
         }
 
-        Lifecycle(Log log) {
-            this(log, null);
-        }
+        Log log() { return log; }
 
         /** kubexit's tombstone says the app died with code, if it does not say so yet. */
         void buried(int code) {
@@ -1064,9 +1093,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         public Http.Abort abort() { return abort; }
-        public boolean stopped() { return stopSignal() != 0; }
+        public boolean stopped() { return signal() != 0; }
 
-        int stopSignal() {
+        public int signal() {
             synchronized (lock) {
                 return stopSignal;
             }
@@ -1093,7 +1122,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         void onSignal(Signals.Sig sig) {
             synchronized (lock) {
                 if (phase == Phase.EXITED) {
-                    log.info("SIG" + sig.name() + " received after the app exited; ignored");
+                    signal(sig, false, "received after the app exited; ignored");
                 } else if (phase == Phase.RUNNING) {
                     relayLocked(sig);
                 } else if (sig.stops()) {
@@ -1104,8 +1133,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 } else {
                     // Sent microseconds after the start, it would reach the app before it could install
                     // a handler, and the default action of USR1, USR2 and ALRM is to die.
-                    log.warn("SIG" + sig.name() + " received before the app started; dropped: the app could"
-                            + " not handle it yet");
+                    signal(sig, true, "received before the app started; dropped: the app could not handle it yet");
                 }
             }
         }
@@ -1120,41 +1148,56 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         private void send(Signals.Sig sig, Process p) {
             if (!p.isAlive()) {
-                log.info("SIG" + sig.name() + " not relayed: the app has exited");
+                signal(sig, false, "not relayed: the app has exited");
             } else if (Signals.terminalSentItToo(sig, p.pid())) {
                 // A second SIGINT makes many apps skip their cleanup: the terminal's one is enough.
-                log.info("SIG" + sig.name() + " came from the terminal, which sent it to the app too; not relayed");
+                signal(sig, false, "came from the terminal, which sent it to the app too; not relayed");
             } else {
                 String failure = Signals.send(sig.name(), p.toHandle());
-                if (failure == null) log.info("relayed SIG" + sig.name() + " to the app (pid " + p.pid() + ")");
-                else log.warn("could not relay SIG" + sig.name() + " to pid " + p.pid() + ": " + failure);
+                if (failure == null) {
+                    log.info(Log.Event.SIGNAL, "relayed SIG" + sig.name() + " to the app (pid " + p.pid() + ")",
+                            "signal", sig.name(), "relayed", true, "pid", p.pid());
+                } else {
+                    log.warn(Log.Event.SIGNAL, "could not relay SIG" + sig.name() + " to pid " + p.pid() + ": " + failure,
+                            "signal", sig.name(), "relayed", false, "error", failure);
+                }
             }
+        }
+
+        /** A signal that was not relayed, and why; a warning when it was lost to the app. */
+        private void signal(Signals.Sig sig, boolean lost, String why) {
+            String message = "SIG" + sig.name() + " " + why;
+            if (lost) log.warn(Log.Event.SIGNAL, message, "signal", sig.name(), "relayed", false);
+            else log.info(Log.Event.SIGNAL, message, "signal", sig.name(), "relayed", false);
         }
 
         /** Starts the app unless a stop signal came first, waits for it, returns its exit code. */
         int run(App app) {
             App.Resolved found = app.find();
             if (found.exitCode() != 0) {
-                log.error(found.problem());
+                log.error(Log.Event.APP_START, found.problem(), "code", found.exitCode(), "error", found.problem());
                 return found.exitCode();
             }
             List<String> launch = app.launchCommand(); // outside the lock: it may look at PATH and spawn
             Process p;
             synchronized (lock) {
                 if (stopSignal != 0) {
-                    log.warn("stopped by SIG" + Signals.name(stopSignal) + " before the app started");
+                    log.warn(Log.Event.STOPPED, "stopped by SIG" + Signals.name(stopSignal) + " before the app started",
+                            "signal", Signals.name(stopSignal));
                     return 128 + stopSignal;
                 }
                 try {
                     p = App.start(app.builder(launch));
                 } catch (IOException e) {
-                    log.error("cannot run '" + app.name() + "': " + e.getMessage());
-                    return EXIT_NOT_EXECUTABLE; // found on PATH, so the kernel refused it
+                    String problem = "cannot run '" + app.name() + "': " + e.getMessage();
+                    log.error(Log.Event.APP_START, problem, "code", Exit.NOT_EXECUTABLE.code, "error", problem);
+                    return Exit.NOT_EXECUTABLE.code; // found on PATH, so the kernel refused it
                 }
                 this.app = p;
                 phase = Phase.RUNNING;
             }
-            log.info("started the app, pid " + p.pid() + ": " + app.command());
+            log.info(Log.Event.APP_START, "started the app, pid " + p.pid() + ": " + app.command(),
+                    "pid", p.pid(), "command", app.command());
             if (tombstone != null) tombstone.born();
             App.Orphans.reapIfInit(log);
             int code = App.waitFor(p);
@@ -1163,9 +1206,121 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             if (tombstone != null) tombstone.died(code); // before the quit sequence, as kubexit's own
             // Java reports death by signal N as 128+N, as a shell does; exit(128+N) looks the same.
-            log.info("the app exited with code " + code
-                    + (code > 128 && code <= 128 + 64 ? " (= 128+SIG" + Signals.name(code - 128) + ")" : ""));
+            String signal = code > 128 && code <= 128 + 64 ? Signals.name(code - 128) : null;
+            log.info(Log.Event.APP_EXIT, "the app exited with code " + code
+                    + (signal != null ? " (= 128+SIG" + signal + ")" : ""), "code", code, "signal", signal);
             return code;
+        }
+
+        /** The signals we take over from the JVM, and how we send one. */
+        static final class Signals {
+            /**
+             * Relayed as the same signal. Never CHLD, URG or PIPE: the Go original forwards those
+             * and kills apps that don't expect them. QUIT stays the JVM's (thread dumps).
+             */
+            enum Sig {
+                HUP(true, false), INT(true, true), TERM(true, false), USR1(false, false), USR2(false, false),
+                ALRM(false, false), WINCH(false, true);
+
+                private final boolean stops;
+                private final boolean fromTerminal;
+                private final int number;
+
+                Sig(boolean stops, boolean fromTerminal) {
+                    this.stops = stops;
+                    this.fromTerminal = fromTerminal;
+                    this.number = new sun.misc.Signal(name()).getNumber(); // the platform's number
+                }
+
+                /** TERM, INT and HUP before the app started mean: don't start it. */
+                boolean stops() { return stops; }
+                int number() { return number; }
+            }
+
+            static void install(Consumer<Sig> handler, Log log) {
+                for (Sig sig : Sig.values()) {
+                    try {
+                        // Replacing the JVM's handler also stops TERM/INT/HUP from shutting the JVM
+                        // down: we exit when the app does, with its code.
+                        sun.misc.Signal.handle(new sun.misc.Signal(sig.name()), s -> handler.accept(sig));
+                    } catch (IllegalArgumentException e) {
+                        // e.g. HUP when started under nohup: the JVM leaves ignored signals ignored.
+                        log.info(Log.Event.SETUP, "SIG" + sig.name() + " is not relayed: " + e.getMessage(),
+                                "signal", sig.name());
+                    }
+                }
+            }
+
+            /** Linux's signal names by number (x86 and ARM), for the log: "killed by SIGSEGV". */
+            private static final String[] LINUX_NAMES = {null, "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS",
+                "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP",
+                "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS"};
+
+            /** A Linux signal's name, without SIG. */
+            static boolean isName(String name) {
+                return Arrays.asList(LINUX_NAMES).contains(name); // [0] is null: no List.of
+            }
+
+            static String name(int number) {
+                for (Sig sig : Sig.values()) if (sig.number == number) return sig.name();
+                return number > 0 && number < LINUX_NAMES.length ? LINUX_NAMES[number] : String.valueOf(number);
+            }
+
+            /**
+             * Sends SIGname to target; null on success, else why not. TERM and KILL go through the JDK,
+             * which needs no shell (distroless images have none) and checks that the pid still is the
+             * process it was; the JDK cannot send any other signal, so those use the shell's builtin kill.
+             */
+            static String send(String name, ProcessHandle target) {
+                if (name.equals("TERM") || name.equals("KILL")) {
+                    boolean sent = name.equals("TERM") ? target.destroy() : target.destroyForcibly();
+                    return sent ? null : target.isAlive() ? "not permitted" : "the process has exited";
+                }
+                String shell = Stream.of("bash", "sh").map(s -> App.resolve(s, System.getenv("PATH")))
+                        .filter(r -> r.exitCode() == 0).map(r -> r.path().toString()).findFirst().orElse(null);
+                if (shell == null) return "neither bash nor sh is on PATH to send it";
+                try {
+                    Process kill = App.start(new ProcessBuilder(shell, "-c", "kill -s \"$1\" \"$2\"", "kill", name,
+                            Long.toString(target.pid()))
+                            .redirectInput(ProcessBuilder.Redirect.from(App.DEV_NULL))
+                            .redirectOutput(ProcessBuilder.Redirect.DISCARD));
+                    // Wait first: kill's one line of error fits the pipe, so it can't block; the bound can fire.
+                    if (!kill.waitFor(5, TimeUnit.SECONDS)) {
+                        kill.destroyForcibly();
+                        return "kill did not finish";
+                    }
+                    String error = new String(kill.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+                    return kill.exitValue() == 0 ? null : error.isEmpty() ? "kill exited " + kill.exitValue() : error;
+                } catch (IOException e) {
+                    return e.getMessage();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return "interrupted";
+                }
+            }
+
+            /**
+             * True if sig is one a terminal sends to its whole foreground process group (Ctrl-C, a
+             * resize), that group is ours, and the app is in it: then the app got it already.
+             */
+            static boolean terminalSentItToo(Sig sig, long appPid) {
+                if (!sig.fromTerminal) return false;
+                String[] self = stat("self");
+                String[] app = stat(Long.toString(appPid));
+                // fields 5 and 8 of /proc/PID/stat: the process group and the terminal's foreground group
+                return self != null && app != null && Long.parseLong(self[5]) > 0 && self[5].equals(self[2])
+                        && app[2].equals(self[2]);
+            }
+
+            /** /proc/PID/stat from its third field (state, ppid, pgrp, ...) on, or null if unreadable. */
+            static String[] stat(String pid) {
+                try {
+                    String stat = Files.readString(Path.of("/proc", pid, "stat"));
+                    return stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+                } catch (IOException | RuntimeException e) {
+                    return null;
+                }
+            }
         }
     }
 
@@ -1257,7 +1412,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                             .getDeclaredMethod("waitForProcessExit0", long.class, boolean.class);
                     waitpid.setAccessible(true);
                 } catch (ReflectiveOperationException | RuntimeException e) {
-                    log.warn("running as PID 1, but orphaned processes cannot be reaped here ("
+                    log.warn(Log.Event.SETUP, "running as PID 1, but orphaned processes cannot be reaped here ("
                             + (e instanceof java.lang.reflect.InaccessibleObjectException
                             ? "the JVM was started without --add-opens=java.base/java.lang=ALL-UNNAMED" : e.toString())
                             + "); they stay zombies until the container stops");
@@ -1269,7 +1424,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                             try {
                                 reap(waitpid);
                             } catch (RuntimeException e) { // e.g. a racy /proc read: the next round tries again
-                                log.info("reaping orphans: " + e);
+                                log.info(Log.Event.SETUP, "reaping orphans: " + e);
                             }
                             Thread.sleep(PERIOD_MS);
                         }
@@ -1283,7 +1438,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 synchronized (OURS) {
                     OURS.removeIf(p -> !p.isAlive()); // reaped by the JDK: its pid may be reused
                     for (String child : orphans()) {
-                        String[] stat = Signals.stat(child);
+                        String[] stat = Lifecycle.Signals.stat(child);
                         if (stat == null || !stat[0].equals("Z") || isOurs(Long.parseLong(child))) continue;
                         try {
                             waitpid.invoke(null, Long.parseLong(child), true);
@@ -1333,14 +1488,14 @@ public class EnvoyPreflight implements Callable<Integer> {
                 if (env != null && succeeds(env, "--default-signal=QUIT", "true")) {
                     launch.addAll(List.of(env, "--default-signal=QUIT"));
                 } else {
-                    log.info("GNU env is not on PATH: on this JDK the app starts with SIGQUIT blocked");
+                    log.info(Log.Event.SETUP, "GNU env is not on PATH: on this JDK the app starts with SIGQUIT blocked");
                 }
             }
             String setpriv = genuine("setpriv");
             if (setpriv != null) {
                 launch.addAll(List.of(setpriv, "--pdeathsig", "TERM", "--"));
             } else {
-                log.info("util-linux setpriv is not on PATH: the app would outlive a SIGKILL of envoy-preflight");
+                log.info(Log.Event.SETUP, "util-linux setpriv is not on PATH: the app would outlive a SIGKILL of envoy-preflight");
             }
             launch.addAll(command);
             return launch;
@@ -1387,7 +1542,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         static Resolved resolve(String word, String pathVariable) {
             if (word.contains("/")) return judge(Path.of(word), word);
-            if (word.isEmpty()) return new Resolved(null, EXIT_NOT_FOUND, "command '' not found");
+            if (word.isEmpty()) return new Resolved(null, Exit.NOT_FOUND.code, "command '' not found");
             Path notExecutable = null;
             // As in execvp: an empty PATH entry means the current directory.
             for (String dir : (pathVariable == null ? "/usr/bin:/bin" : pathVariable).split(":", -1)) {
@@ -1398,10 +1553,10 @@ public class EnvoyPreflight implements Callable<Integer> {
                 }
             }
             if (notExecutable != null) {
-                return new Resolved(null, EXIT_NOT_EXECUTABLE,
+                return new Resolved(null, Exit.NOT_EXECUTABLE.code,
                         "command '" + word + "' found at " + notExecutable + " but it is not executable");
             }
-            return new Resolved(null, EXIT_NOT_FOUND, "command '" + word + "' not found on PATH");
+            return new Resolved(null, Exit.NOT_FOUND.code, "command '" + word + "' not found on PATH");
         }
 
         /**
@@ -1424,130 +1579,19 @@ public class EnvoyPreflight implements Callable<Integer> {
             Path path = Path.of(interpreter);
             String why = interpreter.isEmpty() || !Files.exists(path) ? "No such file or directory"
                     : Files.isDirectory(path) || !Files.isExecutable(path) ? "Permission denied" : null;
-            return why == null ? found : new Resolved(null, EXIT_NOT_EXECUTABLE,
+            return why == null ? found : new Resolved(null, Exit.NOT_EXECUTABLE.code,
                     "cannot run '" + word + "': " + found.path() + ": " + interpreter + ": bad interpreter: " + why);
         }
 
         private static Resolved judge(Path path, String word) {
-            if (!Files.exists(path)) return new Resolved(null, EXIT_NOT_FOUND, "command '" + word + "' not found");
+            if (!Files.exists(path)) return new Resolved(null, Exit.NOT_FOUND.code, "command '" + word + "' not found");
             if (Files.isDirectory(path)) {
-                return new Resolved(null, EXIT_NOT_EXECUTABLE, "command '" + word + "' is a directory");
+                return new Resolved(null, Exit.NOT_EXECUTABLE.code, "command '" + word + "' is a directory");
             }
             if (!Files.isExecutable(path)) {
-                return new Resolved(null, EXIT_NOT_EXECUTABLE, "command '" + word + "' is not executable");
+                return new Resolved(null, Exit.NOT_EXECUTABLE.code, "command '" + word + "' is not executable");
             }
             return new Resolved(path, 0, null);
-        }
-    }
-
-    // --- Signals: the ones we take over from the JVM, and how we send one. ---
-
-    static final class Signals {
-        /**
-         * Relayed as the same signal. Never CHLD, URG or PIPE: the Go original forwards those
-         * and kills apps that don't expect them. QUIT stays the JVM's (thread dumps).
-         */
-        enum Sig {
-            HUP(true, false), INT(true, true), TERM(true, false), USR1(false, false), USR2(false, false),
-            ALRM(false, false), WINCH(false, true);
-
-            private final boolean stops;
-            private final boolean fromTerminal;
-            private final int number;
-
-            Sig(boolean stops, boolean fromTerminal) {
-                this.stops = stops;
-                this.fromTerminal = fromTerminal;
-                this.number = new sun.misc.Signal(name()).getNumber(); // the platform's number
-            }
-
-            /** TERM, INT and HUP before the app started mean: don't start it. */
-            boolean stops() { return stops; }
-            int number() { return number; }
-        }
-
-        static void install(Consumer<Sig> handler, Log log) {
-            for (Sig sig : Sig.values()) {
-                try {
-                    // Replacing the JVM's handler also stops TERM/INT/HUP from shutting the JVM
-                    // down: we exit when the app does, with its code.
-                    sun.misc.Signal.handle(new sun.misc.Signal(sig.name()), s -> handler.accept(sig));
-                } catch (IllegalArgumentException e) {
-                    // e.g. HUP when started under nohup: the JVM leaves ignored signals ignored.
-                    log.info("SIG" + sig.name() + " is not relayed: " + e.getMessage());
-                }
-            }
-        }
-
-        /** Linux's signal names by number (x86 and ARM), for the log: "killed by SIGSEGV". */
-        private static final String[] LINUX_NAMES = {null, "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS",
-            "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP",
-            "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS"};
-
-        /** A Linux signal's name, without SIG. */
-        static boolean isName(String name) {
-            return java.util.Arrays.asList(LINUX_NAMES).contains(name); // [0] is null: no List.of
-        }
-
-        static String name(int number) {
-            for (Sig sig : Sig.values()) if (sig.number == number) return sig.name();
-            return number > 0 && number < LINUX_NAMES.length ? LINUX_NAMES[number] : String.valueOf(number);
-        }
-
-        /**
-         * Sends SIGname to target; null on success, else why not. TERM and KILL go through the JDK,
-         * which needs no shell (distroless images have none) and checks that the pid still is the
-         * process it was; the JDK cannot send any other signal, so those use the shell's builtin kill.
-         */
-        static String send(String name, ProcessHandle target) {
-            if (name.equals("TERM") || name.equals("KILL")) {
-                boolean sent = name.equals("TERM") ? target.destroy() : target.destroyForcibly();
-                return sent ? null : target.isAlive() ? "not permitted" : "the process has exited";
-            }
-            String shell = Stream.of("bash", "sh").map(s -> App.resolve(s, System.getenv("PATH")))
-                    .filter(r -> r.exitCode() == 0).map(r -> r.path().toString()).findFirst().orElse(null);
-            if (shell == null) return "neither bash nor sh is on PATH to send it";
-            try {
-                Process kill = App.start(new ProcessBuilder(shell, "-c", "kill -s \"$1\" \"$2\"", "kill", name,
-                        Long.toString(target.pid()))
-                        .redirectInput(ProcessBuilder.Redirect.from(App.DEV_NULL))
-                        .redirectOutput(ProcessBuilder.Redirect.DISCARD));
-                // Wait first: kill's one line of error fits the pipe, so it can't block; the bound can fire.
-                if (!kill.waitFor(5, TimeUnit.SECONDS)) {
-                    kill.destroyForcibly();
-                    return "kill did not finish";
-                }
-                String error = new String(kill.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-                return kill.exitValue() == 0 ? null : error.isEmpty() ? "kill exited " + kill.exitValue() : error;
-            } catch (IOException e) {
-                return e.getMessage();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return "interrupted";
-            }
-        }
-
-        /**
-         * True if sig is one a terminal sends to its whole foreground process group (Ctrl-C, a
-         * resize), that group is ours, and the app is in it: then the app got it already.
-         */
-        static boolean terminalSentItToo(Sig sig, long appPid) {
-            if (!sig.fromTerminal) return false;
-            String[] self = stat("self");
-            String[] app = stat(Long.toString(appPid));
-            // fields 5 and 8 of /proc/PID/stat: the process group and the terminal's foreground group
-            return self != null && app != null && Long.parseLong(self[5]) > 0 && self[5].equals(self[2])
-                    && app[2].equals(self[2]);
-        }
-
-        /** /proc/PID/stat from its third field (state, ppid, pgrp, ...) on, or null if unreadable. */
-        static String[] stat(String pid) {
-            try {
-                String stat = Files.readString(Path.of("/proc", pid, "stat"));
-                return stat.substring(stat.lastIndexOf(')') + 2).split(" ");
-            } catch (IOException | RuntimeException e) {
-                return null;
-            }
         }
     }
 
@@ -1557,7 +1601,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         static final String PILOT_AGENT = "pilot-agent";
 
         Quit(Duration timeout, Log log) {
-            this(timeout, log, new java.util.HashMap<>());
+            this(timeout, log, new HashMap<>());
         }
 
         interface Step {
@@ -1583,7 +1627,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** SIGINT every process of that name, as `pkill -SIGINT name`; true if one was signalled. */
         record SigintAll(String name) implements Step {
             public String describe() { return "SIGINT " + name; }
-            public boolean run(Quit quit) { return quit.sigintAll(name); }
+            public boolean run(Quit quit) { return quit.signalAll(name, "INT", false); }
         }
 
         /**
@@ -1595,7 +1639,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             static final int COMM_LENGTH = 15;
 
             public String describe() { return "SIG" + signal + " every " + name + " process, then KILL any left"; }
-            public boolean run(Quit quit) { return quit.stop(name, signal); }
+            public boolean run(Quit quit) { return quit.signalAll(name, signal, true); }
 
             public String toString() { return name + ":" + signal; }
 
@@ -1612,7 +1656,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                         throw new IllegalArgumentException("entry " + (i + 1) + ": not a process name (1 to "
                                 + COMM_LENGTH + " characters, as /proc/PID/comm holds it)");
                     }
-                    if (!Signals.isName(signal)) {
+                    if (!Lifecycle.Signals.isName(signal)) {
                         throw new IllegalArgumentException("entry " + (i + 1) + ": not a signal name (like TERM, INT, QUIT)");
                     }
                     stops.add(new Stop(name, signal));
@@ -1640,7 +1684,9 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        static Plan plan(Config config, int exitCode) {
+        /** What to quit at exit with exitCode; noSidecar: the wait found none, and none answered since. */
+        static Plan plan(Config config, int exitCode, boolean noSidecar) {
+            if (noSidecar) return new Plan(List.of(), "no sidecar was found");
             URI admin = config.url(Setting.ADMIN_API);
             List<URI> generic = new ArrayList<>(config.urls(Setting.GENERIC_QUIT_ENDPOINTS));
             generic.addAll(config.urls(Setting.CSQL_PROXY_QUIT_URLS));
@@ -1703,7 +1749,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         void run(Plan plan) {
             if (plan.steps().isEmpty()) {
-                log.info("quitting nothing: " + plan.nothingBecause());
+                log.info(Log.Event.QUIT, "quitting nothing: " + plan.nothingBecause(), "reason", plan.nothingBecause());
                 return;
             }
             for (Step step : plan.steps()) attempt(step); // each logs its own outcome
@@ -1717,7 +1763,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             try {
                 return step.run(this);
             } catch (RuntimeException | Error e) {
-                log.error("internal error in the quit step '" + step.describe() + "': " + e + "; going on");
+                log.error(Log.Event.INTERNAL_ERROR, "internal error in the quit step '" + step.describe() + "': " + e
+                        + "; going on", "error", e.toString());
                 return false;
             }
         }
@@ -1726,40 +1773,51 @@ public class EnvoyPreflight implements Callable<Integer> {
         boolean post(URI uri, Map<String, String> headers) {
             Boolean before = answered.get(uri);
             if (before != null) {
-                log.info("POST " + Values.redact(uri) + ": sent already (" + (before ? "it worked" : "it failed") + ")");
+                log.info(Log.Event.QUIT, "POST " + Values.redact(uri) + ": sent already (" + (before ? "it worked"
+                        : "it failed") + ")", "url", uri.toString(), "sent_already", true, "ok", before);
                 return before;
             }
-            boolean ok = send(uri, headers);
+            long start = System.nanoTime();
+            boolean ok;
+            try {
+                int status = Http.exchange("POST", uri, headers, timeout, new Http.Abort(), (s, body) -> s);
+                long ms = (System.nanoTime() - start) / 1_000_000;
+                ok = status / 100 == 2;
+                String line = "POST " + Values.redact(uri) + ": HTTP " + status + " in " + ms + " ms";
+                Object[] fields = {"url", uri.toString(), "status", status, "ms", ms, "ok", ok};
+                if (ok) log.info(Log.Event.QUIT, line, fields);
+                else log.warn(Log.Event.QUIT, line, fields);
+            } catch (IOException e) {
+                String error = Http.describe(e, timeout);
+                log.warn(Log.Event.QUIT, "POST " + Values.redact(uri) + " failed: " + error, "url", uri.toString(),
+                        "error", error, "ms", (System.nanoTime() - start) / 1_000_000, "ok", false);
+                ok = false;
+            }
             answered.put(uri, ok);
             return ok;
         }
 
-        private boolean send(URI uri, Map<String, String> headers) {
+        /**
+         * Sends SIGsignal to every process named name; with killLeft, waits up to the quit timeout
+         * for them and KILLs those left. True if one was signalled.
+         */
+        boolean signalAll(String name, String signal, boolean killLeft) {
             long start = System.nanoTime();
-            try {
-                int status = Http.exchange("POST", uri, headers, timeout, new Http.Abort(), (s, body) -> s);
-                long ms = (System.nanoTime() - start) / 1_000_000;
-                boolean ok = status / 100 == 2;
-                String line = "POST " + Values.redact(uri) + ": HTTP " + status + " in " + ms + " ms";
-                if (ok) log.info(line);
-                else log.warn(line);
-                return ok;
-            } catch (IOException e) {
-                log.warn("POST " + Values.redact(uri) + " failed: " + Http.describe(e, timeout));
-                return false;
-            }
-        }
-
-        /** Signals every process named name, waits up to the quit timeout for them, KILLs those left. */
-        boolean stop(String name, String signal) {
             List<ProcessHandle> processes = processesNamed(name);
             if (processes.isEmpty()) {
-                log.warn("no process named " + name + " is visible to SIG" + signal + " (shareProcessNamespace: true?)");
+                // pkill's pilot-agent is a guess with a fallback; a process asked for by name is missed
+                String why = killLeft ? "no process named " + name + " is visible to SIG" + signal
+                        + " (shareProcessNamespace: true?)" : "no " + name + " process is visible (shareProcessNamespace?)";
+                if (killLeft) log.warn(Log.Event.QUIT, why, "process", name, "error", "not visible", "ms", 0);
+                else log.info(Log.Event.QUIT, why, "process", name, "error", "not visible", "ms", 0);
                 return false;
             }
-            List<ProcessHandle> signalled = signal(processes, name, signal);
+            List<ProcessHandle> signalled = new ArrayList<>();
+            for (ProcessHandle process : processes) {
+                if (send(process, name, signal, start)) signalled.add(process);
+            }
             long deadline = System.nanoTime() + timeout.toNanos();
-            while (signalled.stream().anyMatch(Quit::running) && System.nanoTime() - deadline < 0) {
+            while (killLeft && signalled.stream().anyMatch(Quit::running) && System.nanoTime() - deadline < 0) {
                 try {
                     Thread.sleep(20);
                 } catch (InterruptedException e) {
@@ -1767,44 +1825,35 @@ public class EnvoyPreflight implements Callable<Integer> {
                     break;
                 }
             }
-            for (ProcessHandle process : signalled) {
+            for (ProcessHandle process : killLeft ? signalled : List.<ProcessHandle>of()) {
                 if (!running(process)) continue;
-                log.warn(name + " (pid " + process.pid() + ") still runs " + Values.format(timeout) + " after SIG" + signal
-                        + ": sending KILL");
-                String failure = Signals.send("KILL", process);
-                if (failure != null) log.warn("could not KILL " + name + " (pid " + process.pid() + "): " + failure);
+                log.warn(Log.Event.QUIT, name + " (pid " + process.pid() + ") still runs " + Values.format(timeout)
+                        + " after SIG" + signal + ": sending KILL", "process", name, "pid", process.pid(),
+                        "error", "still running", "ms", (System.nanoTime() - start) / 1_000_000);
+                send(process, name, "KILL", start);
             }
             return !signalled.isEmpty();
         }
 
+        /** Sends one signal to one process and logs the outcome as a quit step's. */
+        private boolean send(ProcessHandle process, String name, String signal, long start) {
+            String failure = Lifecycle.Signals.send(signal, process);
+            long ms = (System.nanoTime() - start) / 1_000_000;
+            String line = "SIG" + signal + " to " + name + " (pid " + process.pid() + ")";
+            if (failure == null) {
+                log.info(Log.Event.QUIT, "sent " + line, "process", name, "pid", process.pid(), "signal", signal,
+                        "ms", ms);
+            } else {
+                log.warn(Log.Event.QUIT, "could not send " + line + ": " + failure, "process", name,
+                        "pid", process.pid(), "signal", signal, "error", failure, "ms", ms);
+            }
+            return failure == null;
+        }
+
         /** Alive and not a zombie (one that exited and waits for its parent to reap it). */
         private static boolean running(ProcessHandle process) {
-            String[] stat = Signals.stat(Long.toString(process.pid()));
+            String[] stat = Lifecycle.Signals.stat(Long.toString(process.pid()));
             return process.isAlive() && stat != null && !stat[0].equals("Z");
-        }
-
-        boolean sigintAll(String name) {
-            List<ProcessHandle> processes = processesNamed(name);
-            if (processes.isEmpty()) {
-                log.info("no " + name + " process is visible (shareProcessNamespace?)");
-                return false;
-            }
-            return !signal(processes, name, "INT").isEmpty();
-        }
-
-        /** Sends SIGsignal to each process, logging each outcome; returns those it reached. */
-        private List<ProcessHandle> signal(List<ProcessHandle> processes, String name, String signal) {
-            List<ProcessHandle> signalled = new ArrayList<>();
-            for (ProcessHandle process : processes) {
-                String failure = Signals.send(signal, process);
-                if (failure == null) {
-                    log.info("sent SIG" + signal + " to " + name + " (pid " + process.pid() + ")");
-                    signalled.add(process);
-                } else {
-                    log.warn("could not send SIG" + signal + " to " + name + " (pid " + process.pid() + "): " + failure);
-                }
-            }
-            return signalled;
         }
 
         /**
@@ -1816,9 +1865,10 @@ public class EnvoyPreflight implements Callable<Integer> {
             if (path == null) return;
             try {
                 writeAtomically(Path.of(path), code + "\n");
-                log.info("wrote exit code " + code + " to " + path);
+                log.info(Log.Event.EXIT_FILE, "wrote exit code " + code + " to " + path, "path", path, "code", code);
             } catch (IOException | RuntimeException e) {
-                log.warn("could not write the exit file " + path + ": " + e);
+                log.warn(Log.Event.EXIT_FILE, "could not write the exit file " + path + ": " + e, "path", path,
+                        "error", e.toString());
             }
         }
 
@@ -1830,8 +1880,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 Files.writeString(temporary, text);
                 // readable by a sidecar running as another user (kubexit's os.Create gives 0666 less the umask)
                 Files.setPosixFilePermissions(temporary, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
-                Files.move(temporary, path, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
-                        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                Files.move(temporary, path, StandardCopyOption.ATOMIC_MOVE,
+                        StandardCopyOption.REPLACE_EXISTING);
             } finally {
                 Files.deleteIfExists(temporary);
             }
@@ -1868,7 +1918,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                     Files.createDirectories(file.getParent());
                     writeAtomically(file, yaml);
                 } catch (IOException | RuntimeException e) {
-                    log.warn("could not write kubexit's tombstone " + file + ": " + e);
+                    log.warn(Log.Event.TOMBSTONE, "could not write kubexit's tombstone " + file + ": " + e,
+                            "path", file.toString(), "error", e.toString());
                 }
             }
         }
@@ -1890,7 +1941,10 @@ public class EnvoyPreflight implements Callable<Integer> {
 
     // --- Plumbing: logging, values, HTTP. ---
 
-    /** Log lines on stderr only, so stdout stays the app's; text or one JSON object a line. */
+    /**
+     * Log lines on stderr only, so stdout stays the app's: text, or one JSON object a line that
+     * adds the event's name and its data as typed fields, for a pipeline to read (docs/logging.md).
+     */
     record Log(boolean verbose, Format format, PrintStream err) {
         enum Format {
             TEXT, JSON;
@@ -1904,23 +1958,61 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
+        /** What a line is about: its "event" in JSON, written as the name in lower case with dashes. */
+        enum Event {
+            INVALID,         // a bad setting, mode or argument: exit 2
+            SETTING,         // a setting worth a second look (a shadowed alias)
+            CONFIG,          // the resolved settings (settings, set_by)
+            WAIT,            // waiting for a target starts (target)
+            POLL,            // one readiness poll (target, seen, polls)
+            READY,           // a target is ready (target, polls, ms)
+            GAVE_UP,         // not ready within the give-up timeout: exit 69 (target)
+            WAIT_TIMEOUT,    // not ready within the wait timeout: the app starts anyway (target)
+            ABSENT,          // nothing listened for SIDECAR_ABSENT_AFTER: no sidecar (target)
+            LATE,            // after an absent wait, a sidecar answers at exit (target, seen)
+            STOPPED,         // a stop signal before the app started (signal, target where waiting)
+            APP_START,       // the app started (pid, command), or could not (code, error)
+            SIGNAL,          // a signal we got, relayed to the app or not (signal, relayed, pid or error)
+            APP_EXIT,        // the app exited (code, signal where it died of one)
+            EXIT_FILE,       // the exit file written (path, code), or not (error)
+            TOMBSTONE,       // kubexit's tombstone could not be written (path, error)
+            QUIT,            // one quit step (url or process, status or error, ms)
+            EXIT,            // the tool exits (code)
+            TERMINATION_LOG, // the termination message could not be written (path, error)
+            SETUP,           // what this machine lacks for a safeguard (setpriv, env, the reaper)
+            INTERNAL_ERROR;  // a bug of ours, caught (error)
+
+            String id() { return name().toLowerCase(Locale.ROOT).replace('_', '-'); }
+        }
+
         /** A log for errors before the configuration is known: in the asked format, else text. */
         static Log forErrors(EnvoyPreflight cmd) {
             return new Log(false, (Format) Setting.LOG_FORMAT.early(cmd), cmd.err);
         }
 
-        void info(String message) { if (verbose) write("info", message); }
-        void warn(String message) { write("warning", message); lastProblem = Values.redact(message); }
-        void error(String message) { write("error", message); lastProblem = Values.redact(message); }
+        /** fields: name, value, name, value...; a null value is left out, strings are redacted. */
+        void info(Event event, String message, Object... fields) {
+            if (verbose) write("info", event, message, fields);
+        }
+
+        void warn(Event event, String message, Object... fields) {
+            write("warning", event, message, fields);
+            lastProblem = Values.redact(message);
+        }
+
+        void error(Event event, String message, Object... fields) {
+            write("error", event, message, fields);
+            lastProblem = Values.redact(message);
+        }
 
         /** The last warning or error: what the termination message says when the tool fails on its own. */
         private static volatile String lastProblem = "failed";
 
         static String lastProblem() { return Values.escape(lastProblem); }
 
-        private void write(String level, String message) {
+        private void write(String level, Event event, String message, Object[] fields) {
             String safe = Values.redact(message);
-            String line = format == Format.JSON ? json(level, safe) // JSON escapes control characters itself
+            String line = format == Format.JSON ? json(level, event, safe, fields) // JSON escapes control characters
                     : NAME + ": " + (level.equals("info") ? "" : level + ": ") + Values.escape(safe);
             synchronized (err) {
                 err.println(line);
@@ -1928,15 +2020,36 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        private static String json(String level, String message) {
+        private static String json(String level, Event event, String message, Object[] fields) {
             StringWriter line = new StringWriter();
             try (JsonWriter json = new JsonWriter(line)) {
                 json.beginObject().name("time").value(Instant.now().toString()).name("level").value(level)
-                        .name("logger").value(NAME).name("msg").value(message).endObject();
+                        .name("logger").value(NAME).name("msg").value(message).name("event").value(event.id());
+                for (int i = 0; i + 1 < fields.length; i += 2) {
+                    if (fields[i + 1] != null) value(json.name((String) fields[i]), fields[i + 1]);
+                }
+                json.endObject();
             } catch (IOException e) {
                 throw new UncheckedIOException(e); // a StringWriter never fails
             }
             return line.toString();
+        }
+
+        /** Numbers and booleans as JSON's own; lists as arrays, maps as objects; the rest as redacted text. */
+        private static void value(JsonWriter json, Object value) throws IOException {
+            if (value instanceof Number n) json.value(n);
+            else if (value instanceof Boolean b) json.value(b);
+            else if (value instanceof Collection<?> list) {
+                json.beginArray();
+                for (Object item : list) value(json, item);
+                json.endArray();
+            } else if (value instanceof Map<?, ?> map) {
+                json.beginObject();
+                for (Map.Entry<?, ?> e : map.entrySet()) value(json.name(e.getKey().toString()), e.getValue());
+                json.endObject();
+            } else {
+                json.value(Values.redact(value.toString()));
+            }
         }
     }
 
@@ -2254,7 +2367,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             for (URL at : addresses(uri, timeout, deadline)) {
                 try {
                     return exchange(method, uri, headers, at, deadline, abort, reader);
-                } catch (java.net.SocketException e) { // not a timeout, nor an abort: the next address
+                } catch (SocketException e) { // not a timeout, nor an abort: the next address
                     if (e instanceof ConnectException) refused = e;
                     else failed = e; // e.g. ::1 where IPv6 is off: says nothing about a sidecar
                 }
@@ -2263,7 +2376,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /** A TCP connection to the URI's host and port within timeout, each address in turn, as exchange. */
-        static java.net.Socket connect(URI uri, Duration timeout, Abort abort) throws IOException {
+        static Socket connect(URI uri, Duration timeout, Abort abort) throws IOException {
             long deadline = System.nanoTime() + timeout.toNanos();
             InetAddress[] all = isLiteral(uri.getHost())
                     ? new InetAddress[]{InetAddress.getByName(uri.getHost().replaceAll("^\\[|]$", ""))} // parsed, not looked up
@@ -2271,13 +2384,13 @@ public class EnvoyPreflight implements Callable<Integer> {
             IOException refused = null;
             IOException failed = null;
             for (InetAddress address : all) {
-                java.net.Socket socket = new java.net.Socket(Proxy.NO_PROXY);
+                Socket socket = new Socket(Proxy.NO_PROXY);
                 try {
                     abort.attach(() -> close(socket));
                     long left = Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()));
-                    socket.connect(new java.net.InetSocketAddress(address, uri.getPort()), (int) Math.min(Integer.MAX_VALUE, left));
+                    socket.connect(new InetSocketAddress(address, uri.getPort()), (int) Math.min(Integer.MAX_VALUE, left));
                     return socket;
-                } catch (java.net.SocketException e) {
+                } catch (SocketException e) {
                     close(socket);
                     if (abort.aborted) throw new IOException("aborted");
                     if (e instanceof ConnectException) refused = e;
@@ -2292,7 +2405,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             throw refused != null ? refused : failed;
         }
 
-        private static void close(java.net.Socket socket) {
+        private static void close(Socket socket) {
             try {
                 socket.close();
             } catch (IOException e) {
@@ -2320,7 +2433,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         private static ExecutorService lookups;
         /** One lookup in flight per name: a hung resolver holds one thread, not one a poll. */
-        private static final Map<String, Future<InetAddress[]>> LOOKING_UP = new java.util.concurrent.ConcurrentHashMap<>();
+        private static final Map<String, Future<InetAddress[]>> LOOKING_UP = new ConcurrentHashMap<>();
 
         /**
          * The JDK's lookup, on a thread of its own so that it counts against the deadline: a resolver

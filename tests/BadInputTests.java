@@ -249,7 +249,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
         void theCommandIsEscapedToo() {
             ByteArrayOutputStream logged = new ByteArrayOutputStream();
             new EnvoyPreflight.Log(true, EnvoyPreflight.Log.Format.TEXT, new PrintStream(logged, true))
-                    .info("started the app: [echo, a\nb\rc\td\u001b]");
+                    .info(EnvoyPreflight.Log.Event.APP_START, "started the app: [echo, a\nb\rc\td\u001b]");
             assertEquals("envoy-preflight: started the app: [echo, a\\nb\\rc\\td\\x1b]\n", logged.toString());
         }
     }

@@ -126,7 +126,7 @@ class ExamplesTests {
                 assertTrue(EnvoyPreflight.Values.isLoopback(target.uri()), pod.file() + ": " + target);
             }
             assertTrue(c.shouldWait(), pod.file());
-            var plan = EnvoyPreflight.Quit.plan(c, 0);
+            var plan = EnvoyPreflight.Quit.plan(c, 0, false);
             // a sidecar with no quit API may watch the exit file instead
             assertTrue(!plan.steps().isEmpty() || c.values().get(EnvoyPreflight.Setting.EXIT_FILE) != null,
                     pod.file() + ": " + plan.nothingBecause());
@@ -162,7 +162,7 @@ class ExamplesTests {
                 assertEquals(new EnvoyPreflight.Wait.Answers2xx(URI.create("http://127.0.0.1:15021/healthz/ready")),
                         targets.get(1), pod.file() + ": configuration received, not only LIVE");
             }
-            var steps = EnvoyPreflight.Quit.plan(c, 0).steps();
+            var steps = EnvoyPreflight.Quit.plan(c, 0, false).steps();
             assertEquals(new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:15020/quitquitquit")),
                     steps.get(steps.size() - 1), pod.file());
         }
@@ -181,8 +181,8 @@ class ExamplesTests {
         assertEquals(List.of(new EnvoyPreflight.Wait.Answers2xx(URI.create("http://127.0.0.1:4191/ready"))),
                 EnvoyPreflight.Wait.targets(c));
         assertEquals(List.of(new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:4191/shutdown"))),
-                EnvoyPreflight.Quit.plan(c, 0).steps());
-        assertEquals(EnvoyPreflight.Quit.plan(c, 0).steps(), EnvoyPreflight.Quit.plan(c, 1).steps(), "failures too");
+                EnvoyPreflight.Quit.plan(c, 0, false).steps());
+        assertEquals(EnvoyPreflight.Quit.plan(c, 0, false).steps(), EnvoyPreflight.Quit.plan(c, 1, false).steps(), "failures too");
     }
 
     @Test
@@ -199,7 +199,7 @@ class ExamplesTests {
                 EnvoyPreflight.Wait.targets(c).stream().map(t -> t.uri().toString()).toList());
         assertEquals(List.of(new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:" + adminPort.split("=")[1]
                         + "/quitquitquit")), new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:15020/quitquitquit"))),
-                EnvoyPreflight.Quit.plan(c, 0).steps());
+                EnvoyPreflight.Quit.plan(c, 0, false).steps());
     }
 
     @Test
@@ -243,7 +243,7 @@ class ExamplesTests {
             assertEquals(pod.wrapped().get("name"), codes.get("containerName"), pod.file());
             assertEquals("In", codes.get("operator"), pod.file());
             // bad configuration and a command that cannot run: a retry fails the same way; 69 may pass on a retry
-            assertEquals(List.of(EnvoyPreflight.EXIT_USAGE, EnvoyPreflight.EXIT_NOT_EXECUTABLE, EnvoyPreflight.EXIT_NOT_FOUND),
+            assertEquals(List.of(EnvoyPreflight.Exit.USAGE.code, EnvoyPreflight.Exit.NOT_EXECUTABLE.code, EnvoyPreflight.Exit.NOT_FOUND.code),
                     codes.get("values"), pod.file());
             assertTrue(rules.stream().anyMatch(r -> "Ignore".equals(r.get("action"))), pod.file() + ": disruptions ignored");
         }
@@ -364,7 +364,7 @@ class ExamplesTests {
         EnvoyPreflight.Config c = config(pod.wrapped());
         assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.SigintAll("pilot-agent"),
                         new EnvoyPreflight.Quit.Post(URI.create(c.url(EnvoyPreflight.Setting.ADMIN_API) + "/quitquitquit")))),
-                EnvoyPreflight.Quit.plan(c, 0).steps());
+                EnvoyPreflight.Quit.plan(c, 0, false).steps());
         // The bootstrap in the ConfigMap mounted into the Envoy container opens exactly that admin address.
         Map<String, Object> envoy = pod.containers().stream()
                 .filter(x -> String.valueOf(x.get("image")).startsWith("envoyproxy/envoy")).findFirst().orElseThrow();

@@ -501,7 +501,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         void jsonLinesCarryAnyTextIntact() {
             var err = new java.io.ByteArrayOutputStream();
             String message = "quote \" backslash \\ newline \n tab \t bell \u0007 snowman \u2603";
-            new EnvoyPreflight.Log(false, EnvoyPreflight.Log.Format.JSON, new java.io.PrintStream(err, true)).warn(message);
+            new EnvoyPreflight.Log(false, EnvoyPreflight.Log.Format.JSON, new java.io.PrintStream(err, true)).warn(EnvoyPreflight.Log.Event.SETTING, message);
             assertEquals(1, err.toString().lines().count(), err.toString());
             JsonObject line = JsonParser.parseString(err.toString()).getAsJsonObject();
             assertEquals(message, line.get("msg").getAsString());

@@ -165,7 +165,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
 
         EnvoyPreflight.Log log = new EnvoyPreflight.Log(true, EnvoyPreflight.Log.Format.TEXT,
                 new PrintStream(logged, true));
-        EnvoyPreflight.Lifecycle lifecycle = new EnvoyPreflight.Lifecycle(log);
+        EnvoyPreflight.Lifecycle lifecycle = new EnvoyPreflight.Lifecycle(log, null);
 
         EnvoyPreflight.App app(String... command) {
             return new EnvoyPreflight.App(List.of(command), log);
@@ -174,7 +174,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
         @Test
         void aStopSignalBetweenLiveAndTheStartMeansTheAppNeverStarts() {
             // In-process, so the window is exact: the wait is over, run() has not started the app.
-            lifecycle.onSignal(EnvoyPreflight.Signals.Sig.TERM);
+            lifecycle.onSignal(EnvoyPreflight.Lifecycle.Signals.Sig.TERM);
             assertEquals(143, lifecycle.run(app("sh", "-c", "touch '" + dir.resolve("started") + "'")));
             assertFalse(Files.exists(dir.resolve("started")));
             assertTrue(logged.toString().contains("stopped by SIGTERM before the app started"), logged.toString());
@@ -182,7 +182,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void anotherSignalBetweenLiveAndTheStartIsDroppedNotSentToTheNewApp() {
-            lifecycle.onSignal(EnvoyPreflight.Signals.Sig.USR1);
+            lifecycle.onSignal(EnvoyPreflight.Lifecycle.Signals.Sig.USR1);
             assertEquals(0, lifecycle.run(app("sh", "-c", "sleep 0.2")), logged.toString()); // 138 if USR1 had followed
             assertTrue(logged.toString().contains("SIGUSR1 received before the app started; dropped"), logged.toString());
         }

@@ -220,11 +220,11 @@ class UnitTests {
     @Nested
     class QuitPlan {
         private List<EnvoyPreflight.Quit.Step> steps(int code, String... env) throws Exception {
-            return EnvoyPreflight.Quit.plan(TestSupport.config(TestSupport.env(env)), code).steps();
+            return EnvoyPreflight.Quit.plan(TestSupport.config(TestSupport.env(env)), code, false).steps();
         }
 
         private EnvoyPreflight.Quit.Plan plan(int code, String... env) throws Exception {
-            return EnvoyPreflight.Quit.plan(TestSupport.config(TestSupport.env(env)), code);
+            return EnvoyPreflight.Quit.plan(TestSupport.config(TestSupport.env(env)), code, false);
         }
 
         private EnvoyPreflight.Quit.Post post(String url) {
@@ -465,18 +465,18 @@ class UnitTests {
         @Test
         void theModesFitTogetherOrAreRejected() throws Exception {
             EnvoyPreflight waitOnly = TestSupport.tool(Map.of());
-            waitOnly.waitOnly = true;
+            waitOnly.modes.add(EnvoyPreflight.Config.Mode.WAIT_ONLY);
             resolve(waitOnly);
             waitOnly.command = List.of("true");
             assertThrows(EnvoyPreflight.Config.Invalid.class, () -> resolve(waitOnly));
             EnvoyPreflight quitOnly = TestSupport.tool(Map.of());
-            quitOnly.quitOnly = true;
+            quitOnly.modes.add(EnvoyPreflight.Config.Mode.QUIT_ONLY);
             quitOnly.exitCode = 255;
             resolve(quitOnly);
             quitOnly.exitCode = 256;
             assertThrows(EnvoyPreflight.Config.Invalid.class, () -> resolve(quitOnly));
             quitOnly.exitCode = 1;
-            quitOnly.dryRun = true;
+            quitOnly.modes.add(EnvoyPreflight.Config.Mode.DRY_RUN);
             assertThrows(EnvoyPreflight.Config.Invalid.class, () -> resolve(quitOnly));
             EnvoyPreflight exitCodeAlone = TestSupport.tool(Map.of(), "true");
             exitCodeAlone.exitCode = 0;
@@ -487,7 +487,7 @@ class UnitTests {
         void noCommandIsAnErrorExceptForCheckAndDryRun() throws Exception {
             EnvoyPreflight f = TestSupport.tool(Map.of());
             assertThrows(EnvoyPreflight.Config.Invalid.class, () -> resolve(f));
-            f.dryRun = true;
+            f.modes.add(EnvoyPreflight.Config.Mode.DRY_RUN);
             resolve(f);
         }
     }
