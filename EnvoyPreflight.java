@@ -383,7 +383,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             boolean list() { return this == URL_LIST || this == READY_LIST || this == PROCESS_LIST || this == SIDECAR_LIST; }
         }
 
-        /** A peer's name for the variable; inverted: its true is the variable's false. */
+        /** A variable read for the setting; inverted (a peer's alias): its true is the setting's false. */
         record Alias(String variable, boolean inverted) {}
 
         /** The raw text and where it came from; inverted when read from an inverted alias. */
@@ -396,6 +396,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         final Object defaultValue; // typed, so that nothing is parsed at start-up; null: unset
         final String help;
         final List<Alias> aliases;
+        final List<Alias> readings; // its own variable first, then the aliases
 
         Setting(String flags, String label, String variable, Kind kind, Object defaultValue, String help,
                 Alias... aliases) {
@@ -406,24 +407,15 @@ public class EnvoyPreflight implements Callable<Integer> {
             this.defaultValue = defaultValue;
             this.help = help;
             this.aliases = List.of(aliases);
+            List<Alias> readings = new ArrayList<>(List.of(new Alias(variable, false)));
+            readings.addAll(this.aliases);
+            this.readings = List.copyOf(readings);
         }
 
         /** The long flag: how errors and the "set by" line name the command line. */
         String flag() { return flags[flags.length - 1]; }
 
-        /** Every variable read for it, its own first (as an alias of itself, not inverted). */
-        List<Alias> readings() {
-            List<Alias> all = new ArrayList<>(List.of(new Alias(variable, false)));
-            all.addAll(aliases);
-            return all;
-        }
-
-        /** Every variable read for it, its own first. */
-        List<String> variables() {
-            List<String> names = new ArrayList<>();
-            for (Alias a : readings()) names.add(a.variable());
-            return names;
-        }
+        List<String> variables() { return readings.stream().map(Alias::variable).toList(); }
 
         OptionSpec option() {
             StringBuilder env = new StringBuilder(variable).append(kind.list() ? " (separated by commas or spaces)" : "");
@@ -442,7 +434,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         Source source(Map<Setting, String> flagValues, Map<String, String> env, List<String> warnings)
                 throws Config.Invalid {
             Source chosen = flagValues.containsKey(this) ? new Source(flag(), flagValues.get(this), false) : null;
-            for (Alias reading : readings()) {
+            for (Alias reading : readings) {
                 String raw = env.get(reading.variable());
                 if (raw == null || raw.isEmpty()) continue;
                 Source found = new Source(reading.variable(), raw, reading.inverted());
@@ -455,10 +447,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             return chosen != null ? chosen : new Source(variable, null, false);
         }
 
-        /**
-         * Its value before the configuration is known (where errors are logged, where the pod is
-         * told); a bad one counts as unset here, and is reported with the other settings.
-         */
+        /** Its value before the configuration is known; a bad one counts as unset, and is reported later. */
         Object early(EnvoyPreflight cmd) {
             try {
                 return value(source(cmd.flags, cmd.env, new ArrayList<>()));
@@ -499,14 +488,17 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** A value as a user would write it, credentials redacted. */
         String show(Object value) {
             return switch (kind) {
-                case BOOL -> value.toString();
                 case DURATION, POSITIVE_DURATION -> Values.format((Duration) value);
-                case URL, BASE_URL -> value == null ? "unset" : Values.redact((URI) value);
-                case URL_LIST, READY_LIST -> ((List<?>) value).stream().map(u -> Values.redact((URI) u)).toList().toString();
-                case PROCESS_LIST, SIDECAR_LIST -> value.toString();
-                case PATH -> value == null ? "unset" : value.toString();
+                case URL_LIST, READY_LIST, PROCESS_LIST, SIDECAR_LIST ->
+                        ((List<?>) value).stream().map(Setting::showOne).toList().toString();
                 case LOG_FORMAT -> value.toString().toLowerCase(Locale.ROOT);
+                default -> value == null ? "unset" : showOne(value);
             };
+        }
+
+        /** One value or list entry: a URL with its credentials redacted. */
+        static String showOne(Object value) {
+            return value instanceof URI uri ? Values.redact(uri) : value.toString();
         }
     }
 
@@ -578,9 +570,12 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** The one mode the flags ask for, fitting the command and --exit-code. */
         private static Mode mode(EnvoyPreflight cmd) throws Invalid {
-            List<String> flags = cmd.modes.stream().map(m -> m.flag).toList();
-            if (flags.size() > 1) throw new Invalid(String.join(" and ", flags) + ": choose one");
             Mode mode = cmd.modes.isEmpty() ? Mode.RUN : cmd.modes.iterator().next();
+            if (cmd.modes.size() > 1) {
+                List<String> flags = new ArrayList<>();
+                for (Mode m : cmd.modes) flags.add(m.flag);
+                throw new Invalid(String.join(" and ", flags) + ": choose one");
+            }
             if (cmd.exitCode != null && mode != Mode.QUIT_ONLY) throw new Invalid("--exit-code: goes with --quit-only");
             if (cmd.exitCode != null && (cmd.exitCode < 0 || cmd.exitCode > 255)) {
                 throw new Invalid("--exit-code: not an exit code (0 to 255): '" + cmd.exitCode + "'");
@@ -613,20 +608,24 @@ public class EnvoyPreflight implements Callable<Integer> {
             return lines;
         }
 
-        /** The resolved settings by name, as shown (credentials redacted): the config event's data. */
-        Map<String, String> shown() {
-            Map<String, String> shown = new LinkedHashMap<>();
-            values.forEach((s, v) -> shown.put(s.shownName(), s.show(v)));
+        /** The config event's data: each setting by name, typed (booleans, lists), credentials redacted. */
+        Map<String, Object> shown() {
+            Map<String, Object> shown = new LinkedHashMap<>();
+            for (Map.Entry<Setting, Object> e : values.entrySet()) {
+                Setting s = e.getKey();
+                Object v = e.getValue();
+                if (v == null) continue; // unset
+                if (s.kind == Setting.Kind.BOOL) shown.put(s.shownName(), v);
+                else if (v instanceof List<?> list) shown.put(s.shownName(), list.stream().map(Setting::showOne).toList());
+                else shown.put(s.shownName(), s.show(v));
+            }
             return shown;
         }
 
         /** Headers a request to uri carries (a named sidecar's, e.g. Dapr's API token); never logged. */
         Map<String, String> headers(URI uri) { return headers.getOrDefault(uri, Map.of()); }
 
-        /**
-         * Named sidecars: the settings a user would otherwise write, on each one's documented default
-         * ports (sources in the README). Each fact is here once; --help, -v and --dry-run derive from it.
-         */
+        /** Named sidecars: the settings a user would otherwise write, on each one's documented ports (docs/). */
         enum Sidecar {
             ISTIO("istio", Setting.ADMIN_API, ISTIO_ADMIN_API.toString(),
                     Setting.READY_ENDPOINTS, "http://127.0.0.1:15021/healthz/ready",
@@ -665,10 +664,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 return List.copyOf(sidecars);
             }
 
-            /**
-             * Sets this sidecar's values where no setting was given explicitly (lists: appended to
-             * other sidecars'), notes its headers; returns what it set, for -v and --dry-run.
-             */
+            /** Sets its values where not given explicitly (lists: appended), notes its headers; says what it set. */
             String apply(Map<Setting, Object> values, Set<Setting> explicit, Map<URI, Map<String, String>> headers,
                          Map<String, String> env) throws Invalid {
                 String port = this == DAPR ? env.getOrDefault("DAPR_HTTP_PORT", "").strip() : "";
@@ -717,40 +713,21 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** What ends a wait early (a stop signal), and how to pause and cut a poll short for it. */
         interface Stop {
             boolean stopped();
-
-            /** The stop signal's number, once stopped. */
-            int signal();
-
-            /** Sleeps up to nanos; true at once if stopped. */
-            boolean pauseUnlessStopped(long nanos);
-
+            int signal(); // once stopped
+            boolean pauseUnlessStopped(long nanos); // true at once if stopped
             Http.Abort abort();
         }
 
-        /**
-         * One readiness target, of one kind: it asks, judges the answer, and words it for the log,
-         * --check and --dry-run.
-         */
+        /** One readiness target, of one kind: it asks, judges the answer, and words it for the log, --check, --dry-run. */
         sealed interface Target permits Live, Answers2xx, Accepts, Exists {
             URI uri();
-
             /** One question, within timeout; refused only where nothing listens. */
             Poll poll(Duration timeout, Http.Abort abort);
-
-            /** What is waited for: "Envoy", "GET URL", "TCP HOST:PORT", "file PATH". */
-            String what();
-
-            /** For the log, after "waiting for": "GET URL to answer 2xx". */
-            String waitingFor();
-
-            /** For the log, when it is ready: "GET URL answered 2xx". */
-            String ready();
-
-            /** For the log, when it never was: "GET URL did not answer 2xx". */
-            String notReady();
-
-            /** For --dry-run: how it is asked, and until what. */
-            String until();
+            String what();       // "Envoy", "GET URL", "TCP HOST:PORT", "file PATH"
+            String waitingFor(); // after "waiting for": "GET URL to answer 2xx"
+            String ready();      // "GET URL answered 2xx"
+            String notReady();   // "GET URL did not answer 2xx"
+            String until();      // for --dry-run: "GET URL until 2xx"
 
             /** After an absent wait: whether this answer shows that a sidecar is there now. */
             default boolean somethingThere(Poll poll) { return !poll.refused(); }
@@ -788,13 +765,8 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** Any http(s) URL until it answers 2xx; with a named sidecar's headers, if any. */
         record Answers2xx(URI uri, Map<String, String> headers) implements Target {
-            Answers2xx(URI uri) {
-                this(uri, Map.of());
-            }
-
-            @Override
+            Answers2xx(URI uri) { this(uri, Map.of()); }
             public String toString() { return "Answers2xx[" + Values.redact(uri) + "]"; } // headers may hold a secret
-
             public Poll poll(Duration timeout, Http.Abort abort) {
                 return get(uri, headers, timeout, abort, (status, body) -> new Poll(status / 100 == 2, "HTTP " + status, false));
             }
@@ -848,11 +820,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             return targets;
         }
 
-        /** How a wait ended, and the target it ended on (for --wait-only, the app's start, the quit plan). */
+        /** How a wait ended, and the target it ended on. */
         record Result(Outcome outcome, Target target, int signal) {
             boolean startsApp() { return outcome != Outcome.GAVE_UP && outcome != Outcome.STOPPED; }
 
-            /** What the caller exits with when the app does not start; 0 with --wait-only when it would. */
+            /** The exit code when the app does not start: 0 where it would (--wait-only). */
             int exitCode() {
                 return outcome == Outcome.GAVE_UP ? Exit.UNAVAILABLE.code : outcome == Outcome.STOPPED ? 128 + signal : 0;
             }
@@ -866,7 +838,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             this.log = log;
         }
 
-        /** Polls each target in turn until all are ready, a limit passes, or a stop signal comes; says how it ended. */
+        /** Polls each target in turn until all are ready, a limit passes, or a stop signal comes. */
         Result until(Stop stop, boolean appFollows) {
             long start = System.nanoTime(); // every limit counts from the start of the whole wait
             Duration giveUp = config.duration(Setting.GIVE_UP_TIMEOUT);
@@ -924,28 +896,26 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         private Result stopped(Target target, int signal) {
-            // As a shell reports death by signal N, so the caller sees why we stopped.
-            log.warn(Log.Event.STOPPED, "stopped by SIG" + Lifecycle.Signals.name(signal) + " while waiting for "
-                    + target.what() + "; the app was not started", "signal", Lifecycle.Signals.name(signal),
-                    "target", Values.redact(target.uri()));
+            String name = Lifecycle.Signals.name(signal);
+            log.warn(Log.Event.STOPPED, "stopped by SIG" + name + " while waiting for " + target.what()
+                    + "; the app was not started", "signal", name, "target", Values.redact(target.uri()));
             return new Result(Outcome.STOPPED, target, signal);
         }
 
         /**
-         * After a wait that found no sidecar: is one there now? One poll of each target; what counts
-         * as someone there is the target's to judge (any answer but a refused connection, a file
-         * that exists), and then the sidecar came late and is quit as usual.
+         * After a wait that found no sidecar, one poll of each target: if one is there now (as the
+         * target judges: any answer but a refused connection, a file that exists), it came late and
+         * is quit as usual.
          */
         static boolean cameLate(Config config, Log log) {
             try {
                 for (Target next : targets(config)) {
                     Poll poll = next.poll(POLL_TIMEOUT, new Http.Abort());
-                    if (next.somethingThere(poll)) {
-                        log.warn(Log.Event.LATE, next.what() + " answers now (" + poll.seen() + "), though nothing"
-                                + " listened during the wait: the sidecar came late, and is quit as usual",
-                                "target", Values.redact(next.uri()), "seen", poll.seen());
-                        return true;
-                    }
+                    if (!next.somethingThere(poll)) continue;
+                    log.warn(Log.Event.LATE, next.what() + " answers now (" + poll.seen() + "), though nothing listened"
+                            + " during the wait: the sidecar came late, and is quit as usual",
+                            "target", Values.redact(next.uri()), "seen", poll.seen());
+                    return true;
                 }
                 return false;
             } catch (RuntimeException | Error e) { // a bug must not cost a quit: quit as if it answered
@@ -973,14 +943,15 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /**
-         * Envoy's /server_info, read with Gson's streaming reader. A class of its own so that Gson's
-         * jar is opened only when a poll reads JSON, not at every start (measured: ~5 ms, bench b).
+         * Envoy's /server_info, read with Gson's streaming reader, as a stream so that a huge body
+         * costs no memory. A class of its own so that Gson's jar is opened only when a poll reads
+         * JSON, not at every start (measured: ~5 ms, bench b).
          */
         static final class ServerInfo {
-            /**
-             * The top-level "state" of a JSON object (null if it has none), read as a stream so that
-             * a huge body costs no memory; the whole document must be valid JSON.
-             */
+            /** The longest name or state held in memory: a sidecar's answer costs bounded memory. */
+            static final int MAX_TOKEN = 64 * 1024;
+
+            /** The top-level "state" of a JSON object (null if it has none); the whole document must be valid JSON. */
             static String state(InputStream body) throws IOException {
                 Bounded in = new Bounded(new InputStreamReader(body, StandardCharsets.UTF_8));
                 JsonReader json = new JsonReader(in);
@@ -988,11 +959,11 @@ public class EnvoyPreflight implements Callable<Integer> {
                     String state = null;
                     json.beginObject();
                     while (json.hasNext()) {
-                        in.arm();
+                        in.armedAt = in.delivered;
                         String name = json.nextName();
                         boolean isState = name.equals("state") && json.peek() == JsonToken.STRING;
                         if (isState) state = json.nextString();
-                        in.disarm();
+                        in.armedAt = -1;
                         if (!isState) json.skipValue(); // skipped as it streams: no limit
                     }
                     json.endObject();
@@ -1003,20 +974,14 @@ public class EnvoyPreflight implements Callable<Integer> {
                 }
             }
 
-            /** The longest name or state held in memory: a sidecar's answer costs bounded memory. */
-            static final int MAX_TOKEN = 64 * 1024;
-
             /** Fails a read once more than MAX_TOKEN characters came since it was armed. */
             private static final class Bounded extends FilterReader {
-                private long delivered;
-                private long armedAt = -1;
+                long delivered;
+                long armedAt = -1;
 
                 Bounded(Reader in) {
                     super(in);
                 }
-
-                void arm() { armedAt = delivered; }
-                void disarm() { armedAt = -1; }
 
                 @Override
                 public int read(char[] buffer, int off, int len) throws IOException {
@@ -2354,19 +2319,57 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         private static void cut(Runnable cancel) { if (cancel != null) cutter().execute(cancel); }
 
-        /**
-         * One request, within timeout, name lookup included. Like Go's dialer and curl, each address
-         * the host resolves to is tried in order until one accepts the connection: localhost may be
-         * 127.0.0.1 and ::1, and a sidecar of an IPv6-only cluster listens on ::1 alone.
-         */
+        /** One request, within timeout, name lookup included, to each address of the host in turn. */
         static <T> T exchange(String method, URI uri, Map<String, String> headers, Duration timeout, Abort abort,
                               BodyReader<T> reader) throws IOException {
             long deadline = System.nanoTime() + timeout.toNanos();
+            return eachAddress(uri, timeout, deadline, address -> {
+                URL at = address == null ? uri.toURL() : new URL(uri.getScheme(), address instanceof Inet6Address
+                        ? "[" + address.getHostAddress() + "]" : address.getHostAddress(), uri.getPort(),
+                        uri.getRawPath() + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery()));
+                return exchange(method, uri, headers, at, deadline, abort, reader);
+            });
+        }
+
+        /** A TCP connection to the URI's host and port within timeout, to each address in turn. */
+        static Socket connect(URI uri, Duration timeout, Abort abort) throws IOException {
+            long deadline = System.nanoTime() + timeout.toNanos();
+            return eachAddress(uri, timeout, deadline, address -> {
+                Socket socket = new Socket(Proxy.NO_PROXY);
+                try {
+                    abort.attach(() -> close(socket));
+                    long left = Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()));
+                    socket.connect(new InetSocketAddress(address, uri.getPort()), (int) Math.min(Integer.MAX_VALUE, left));
+                    return socket;
+                } catch (IOException e) {
+                    close(socket);
+                    throw abort.aborted ? new IOException("aborted") : e;
+                } finally {
+                    abort.cancel = null;
+                }
+            });
+        }
+
+        interface Attempt<T> {
+            T at(InetAddress address) throws IOException;
+        }
+
+        /**
+         * Like Go's dialer and curl, each address the host resolves to is tried in order until one
+         * accepts the connection: localhost may be 127.0.0.1 and ::1, and a sidecar of an IPv6-only
+         * cluster listens on ::1 alone. A timeout or an abort ends the tries.
+         */
+        private static <T> T eachAddress(URI uri, Duration timeout, long deadline, Attempt<T> attempt) throws IOException {
             IOException refused = null;
             IOException failed = null;
-            for (URL at : addresses(uri, timeout, deadline)) {
+            String host = uri.getHost();
+            // an address as written is parsed, not looked up; https goes by name, as TLS checks the name
+            List<InetAddress> all = isLiteral(host) ? List.of(InetAddress.getByName(host.replaceAll("^\\[|]$", "")))
+                    : List.of(lookup(host, timeout, deadline));
+            if (uri.getScheme().equalsIgnoreCase("https")) all = Collections.singletonList(null); // the JDK's lookup is cached now
+            for (InetAddress address : all) {
                 try {
-                    return exchange(method, uri, headers, at, deadline, abort, reader);
+                    return attempt.at(address);
                 } catch (SocketException e) { // not a timeout, nor an abort: the next address
                     if (e instanceof ConnectException) refused = e;
                     else failed = e; // e.g. ::1 where IPv6 is off: says nothing about a sidecar
@@ -2375,55 +2378,12 @@ public class EnvoyPreflight implements Callable<Integer> {
             throw refused != null ? refused : failed; // refused anywhere, and nothing answered: nothing listens
         }
 
-        /** A TCP connection to the URI's host and port within timeout, each address in turn, as exchange. */
-        static Socket connect(URI uri, Duration timeout, Abort abort) throws IOException {
-            long deadline = System.nanoTime() + timeout.toNanos();
-            InetAddress[] all = isLiteral(uri.getHost())
-                    ? new InetAddress[]{InetAddress.getByName(uri.getHost().replaceAll("^\\[|]$", ""))} // parsed, not looked up
-                    : lookup(uri.getHost(), timeout, deadline);
-            IOException refused = null;
-            IOException failed = null;
-            for (InetAddress address : all) {
-                Socket socket = new Socket(Proxy.NO_PROXY);
-                try {
-                    abort.attach(() -> close(socket));
-                    long left = Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()));
-                    socket.connect(new InetSocketAddress(address, uri.getPort()), (int) Math.min(Integer.MAX_VALUE, left));
-                    return socket;
-                } catch (SocketException e) {
-                    close(socket);
-                    if (abort.aborted) throw new IOException("aborted");
-                    if (e instanceof ConnectException) refused = e;
-                    else failed = e;
-                } catch (IOException e) {
-                    close(socket);
-                    throw abort.aborted ? new IOException("aborted") : e;
-                } finally {
-                    abort.cancel = null;
-                }
-            }
-            throw refused != null ? refused : failed;
-        }
-
         private static void close(Socket socket) {
             try {
                 socket.close();
             } catch (IOException e) {
                 // closing a socket that never connected: nothing to lose
             }
-        }
-
-        /** The URL once per address of its host, in order; by name for https (TLS checks the name). */
-        private static List<URL> addresses(URI uri, Duration timeout, long deadline) throws IOException {
-            if (isLiteral(uri.getHost())) return List.of(uri.toURL());
-            List<URL> urls = new ArrayList<>();
-            for (InetAddress address : lookup(uri.getHost(), timeout, deadline)) {
-                if (uri.getScheme().equalsIgnoreCase("https")) return List.of(uri.toURL()); // the JDK's lookup is cached now
-                String literal = address.getHostAddress();
-                urls.add(new URL(uri.getScheme(), literal.contains(":") ? "[" + literal + "]" : literal, uri.getPort(),
-                        uri.getRawPath() + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery())));
-            }
-            return urls;
         }
 
         /** An address as written ([::1], 127.0.0.1): nothing to look up. */
