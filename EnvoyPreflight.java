@@ -1923,29 +1923,35 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        /** What a line is about: its "event" in JSON, written as the name in lower case with dashes. */
+        /** What a line is about: its "event" in JSON, with the fields it carries; docs/logging.md shows each. */
         enum Event {
-            INVALID,         // a bad setting, mode or argument: exit 2
-            SETTING,         // a setting worth a second look (a shadowed alias)
-            CONFIG,          // the resolved settings (settings, set_by)
-            WAIT,            // waiting for a target starts (target)
-            POLL,            // one readiness poll (target, seen, polls)
-            READY,           // a target is ready (target, polls, ms)
-            GAVE_UP,         // not ready within the give-up timeout: exit 69 (target)
-            WAIT_TIMEOUT,    // not ready within the wait timeout: the app starts anyway (target)
-            ABSENT,          // nothing listened for SIDECAR_ABSENT_AFTER: no sidecar (target)
-            LATE,            // after an absent wait, a sidecar answers at exit (target, seen)
-            STOPPED,         // a stop signal before the app started (signal, target where waiting)
-            APP_START,       // the app started (pid, command), or could not (code, error)
-            SIGNAL,          // a signal we got, relayed to the app or not (signal, relayed, pid or error)
-            APP_EXIT,        // the app exited (code, signal where it died of one)
-            EXIT_FILE,       // the exit file written (path, code), or not (error)
-            TOMBSTONE,       // kubexit's tombstone could not be written (path, error)
-            QUIT,            // one quit step (url or process, status or error, ms)
-            EXIT,            // the tool exits (code)
-            TERMINATION_LOG, // the termination message could not be written (path, error)
-            SETUP,           // what this machine lacks for a safeguard (setpriv, env, the reaper)
-            INTERNAL_ERROR;  // a bug of ours, caught (error)
+            INVALID("a bad setting, mode or argument: exit 2"),
+            SETTING("a setting worth a second look: an alias that another source shadows"),
+            CONFIG("the resolved settings (settings, set_by)"),
+            WAIT("waiting for a readiness target starts (target)"),
+            POLL("one readiness poll (target, seen, polls)"),
+            READY("a readiness target is ready (target, polls, ms)"),
+            GAVE_UP("not ready within the give-up timeout: exit 69 (target)"),
+            WAIT_TIMEOUT("not ready within the wait timeout: the app starts anyway (target)"),
+            ABSENT("every poll was refused for SIDECAR_ABSENT_AFTER: no sidecar (target)"),
+            LATE("after an absent wait, a sidecar answers at exit, and is quit (target, seen)"),
+            STOPPED("a stop signal before the app started (signal; target while waiting)"),
+            APP_START("the app started (pid, command), or could not be (code, error)"),
+            SIGNAL("a signal we got: relayed to the app, or not and why (signal, relayed; pid or error)"),
+            APP_EXIT("the app exited (code; signal where it died of one)"),
+            EXIT_FILE("the exit file was written (path, code), or not (path, error)"),
+            TOMBSTONE("kubexit's tombstone could not be written (path, error)"),
+            QUIT("one quit step: url or process (with pid, signal), status or error, ms; reason when nothing is quit"),
+            EXIT("the tool exits (code)"),
+            TERMINATION_LOG("the termination message could not be written (path, error)"),
+            SETUP("a safeguard this machine cannot give (setpriv, GNU env, the orphan reaper, a signal)"),
+            INTERNAL_ERROR("a bug of ours, caught: the sidecars are still quit (error)");
+
+            final String about;
+
+            Event(String about) {
+                this.about = about;
+            }
 
             String id() { return name().toLowerCase(Locale.ROOT).replace('_', '-'); }
         }
