@@ -220,14 +220,14 @@ public class EnvoyPreflight implements Callable<Integer> {
     enum Exit {
         APP(-1, "N", "the app's own exit code"),
         APP_SIGNAL(-1, "128+N", "the app died of signal N"),
-        USAGE(2, "2", "bad configuration or command line: nothing was started, nothing quit"),
-        UNAVAILABLE(69, "69", "a sidecar was not ready within --give-up-timeout: the app was not started"),
+        USAGE(2, "2", "bad configuration or command line; nothing started, nothing quit"),
+        UNAVAILABLE(69, "69", "not ready within --give-up-timeout; the app was not started"),
         SOFTWARE(70, "70", "internal error of envoy-preflight (the sidecars were still quit)"),
         NOT_EXECUTABLE(126, "126", "COMMAND found but cannot be run (as bash)"),
         NOT_FOUND(127, "127", "COMMAND not found (as bash)"),
         STOPPED(-1, "128+N", "stopped by signal N before the app started"),
         NOT_READY(1, "1", "--check: not every target was ready (0: all were)"),
-        WAITED(0, "0", "--wait-only: ready, or the wait timeout passed (else 69 or 128+N as above)"),
+        WAITED(0, "0", "--wait-only: ready, or the wait timeout passed (else 69 or 128+N)"),
         QUIT_ONLY(-1, "N", "--quit-only: the --exit-code given (default 0)");
 
         final int code; // -1: a family of codes
