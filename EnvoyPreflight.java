@@ -132,10 +132,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         return code;
     }
 
-    /**
-     * Every end after an app ran, or might have: first what a watching sidecar reads (the exit
-     * file, kubexit's tombstone), then the quit plan, which also weighs whether a sidecar was there.
-     */
+    /** Every end after an app ran, or might have: first what a watching sidecar reads, then the quit plan. */
     int shutDown(Config config, Lifecycle lifecycle, int code, Wait.Result waited) {
         Log log = lifecycle.log();
         Quit.exitFile(config, code, log);
@@ -194,9 +191,8 @@ public class EnvoyPreflight implements Callable<Integer> {
     }
 
     /**
-     * When the tool failed on its own, before any app ran, its last complaint goes to the
-     * container's termination message, which `kubectl describe pod` shows. After the app ran (or
-     * with --quit-only, after the caller's app), the app's own message stands.
+     * When the tool failed on its own, before any app ran, its last complaint goes to the termination
+     * message, which `kubectl describe pod` shows; after an app ran, the app's own message stands.
      */
     int tellThePod(int code) {
         boolean appRan = modes.contains(Config.Mode.QUIT_ONLY) || lifecycle != null && lifecycle.appStarted();
@@ -213,10 +209,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         return code;
     }
 
-    /**
-     * Each exit code and what it means, declared once: --help's footer and the docs' tables are
-     * rendered from here. The numbers follow sysexits(3) and the shell's conventions.
-     */
+    /** Each exit code's meaning, declared once for --help and the docs; as sysexits(3) and the shell. */
     enum Exit {
         APP(-1, "N", "the app's own exit code"),
         APP_SIGNAL(-1, "128+N", "the app died of signal N"),
@@ -427,10 +420,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             return b.paramLabel(label).type(String.class).build();
         }
 
-        /**
-         * Where the value comes from: the flag if given, else the variable, else its first alias set
-         * (an empty variable is unset). Each alias set is checked too, and shadowing one is a warning.
-         */
+        /** The flag if given, else the variable, else its first alias set (empty is unset); each is checked. */
         Source source(Map<Setting, String> flagValues, Map<String, String> env, List<String> warnings)
                 throws Config.Invalid {
             Source chosen = flagValues.containsKey(this) ? new Source(flag(), flagValues.get(this), false) : null;
@@ -718,7 +708,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             Http.Abort abort();
         }
 
-        /** One readiness target, of one kind: it asks, judges the answer, and words it for the log, --check, --dry-run. */
+        /** One readiness target, of one kind: it asks, judges the answer, and words it for the log. */
         sealed interface Target permits Live, Answers2xx, Accepts, Exists {
             URI uri();
             /** One question, within timeout; refused only where nothing listens. */
@@ -1179,10 +1169,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** The signals we take over from the JVM, and how we send one. */
         static final class Signals {
-            /**
-             * Relayed as the same signal. Never CHLD, URG or PIPE: the Go original forwards those
-             * and kills apps that don't expect them. QUIT stays the JVM's (thread dumps).
-             */
+            /** Relayed as the same signal. Never CHLD, URG or PIPE (the Go original's mistake); QUIT stays the JVM's. */
             enum Sig {
                 HUP(true, false), INT(true, true), TERM(true, false), USR1(false, false), USR2(false, false),
                 ALRM(false, false), WINCH(false, true);
@@ -1264,10 +1251,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 }
             }
 
-            /**
-             * True if sig is one a terminal sends to its whole foreground process group (Ctrl-C, a
-             * resize), that group is ours, and the app is in it: then the app got it already.
-             */
+            /** True if a terminal sent sig to its foreground group (Ctrl-C), which is ours and the app's. */
             static boolean terminalSentItToo(Sig sig, long appPid) {
                 if (!sig.fromTerminal) return false;
                 String[] self = stat("self");
@@ -1343,10 +1327,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             return ours ? closed : ProcessBuilder.Redirect.INHERIT;
         }
 
-        /**
-         * Starts every process of ours, so that the orphan reaper (PID 1 only) knows it for ours
-         * from before it can exit: starting and recording are one step under the reaper's lock.
-         */
+        /** Starts every process of ours under the reaper's lock, so that it knows each for ours before it exits. */
         static Process start(ProcessBuilder pb) throws IOException {
             synchronized (Orphans.OURS) {
                 Process p = pb.start();
@@ -1524,10 +1505,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             return new Resolved(null, Exit.NOT_FOUND.code, "command '" + word + "' not found on PATH");
         }
 
-        /**
-         * A script's #! interpreter must be there: else the kernel's refusal would reach us through
-         * the launch wrappers (setpriv, env), which would name themselves. As bash: 126.
-         */
+        /** A script's #! interpreter must be there, else the wrappers (setpriv, env) would name themselves: 126. */
         static Resolved withInterpreter(Resolved found, String word) {
             if (found.exitCode() != 0) return found;
             byte[] head = new byte[256];
@@ -1595,10 +1573,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             public boolean run(Quit quit) { return quit.signalAll(name, "INT", false); }
         }
 
-        /**
-         * Stop every process named name (shareProcessNamespace): signal, wait up to the quit
-         * timeout, then KILL those left. For sidecars with no quit API (log shippers, collectors).
-         */
+        /** Signal every process named name, wait up to the quit timeout, KILL those left: sidecars with no quit API. */
         record Stop(String name, String signal) implements Step {
             /** The kernel keeps 15 characters of a name in /proc/PID/comm: a longer one would match nothing. */
             static final int COMM_LENGTH = 15;
@@ -1720,10 +1695,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             for (Step step : plan.steps()) attempt(step); // each logs its own outcome
         }
 
-        /**
-         * Runs one step. Whatever it throws counts as its failure and is logged: a bug in one step
-         * must never leave a later sidecar running, nor change the exit code.
-         */
+        /** Runs one step; what it throws is its failure: a bug must never skip a later step, nor change the code. */
         boolean attempt(Step step) {
             try {
                 return step.run(this);
@@ -1762,10 +1734,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             return ok;
         }
 
-        /**
-         * Sends SIGsignal to every process named name; with killLeft, waits up to the quit timeout
-         * for them and KILLs those left. True if one was signalled.
-         */
+        /** SIGsignal to every process named name; killLeft: KILL those left after the quit timeout. */
         boolean signalAll(String name, String signal, boolean killLeft) {
             long start = System.nanoTime();
             List<ProcessHandle> processes = processesNamed(name);
@@ -1821,10 +1790,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             return process.isAlive() && stat != null && !stat[0].equals("Z");
         }
 
-        /**
-         * ENVOY_PREFLIGHT_EXIT_FILE: the exit code and a newline, before the quit sequence, so that a
-         * sidecar watching a shared emptyDir starts stopping at once. A failure is only a warning.
-         */
+        /** The exit code and a newline, before the quit sequence: a sidecar watching it starts stopping at once. */
         static void exitFile(Config config, int code, Log log) {
             String path = (String) config.values().get(Setting.EXIT_FILE);
             if (path == null) return;
@@ -1906,10 +1872,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
     // --- Plumbing: logging, values, HTTP. ---
 
-    /**
-     * Log lines on stderr only, so stdout stays the app's: text, or one JSON object a line that
-     * adds the event's name and its data as typed fields, for a pipeline to read (docs/logging.md).
-     */
+    /** Log lines on stderr only (stdout is the app's): text, or JSON with each event's typed data (docs/logging.md). */
     record Log(boolean verbose, Format format, PrintStream err) {
         enum Format {
             TEXT, JSON;
@@ -2161,10 +2124,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             return uri;
         }
 
-        /**
-         * URLs separated by commas or spaces (a URL holds neither); readiness: also tcp://HOST:PORT
-         * and file:///PATH.
-         */
+        /** URLs separated by commas or spaces (a URL holds neither); readiness: also tcp:// and file:///. */
         static List<URI> urlList(String raw, boolean readiness) {
             List<URI> uris = new ArrayList<>();
             String[] entries = entries(raw);
@@ -2304,10 +2264,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         private static ScheduledThreadPoolExecutor cutter;
 
-        /**
-         * Disconnects on a thread of its own: a disconnect waits for a read in progress, and the
-         * signal thread must never wait.
-         */
+        /** Disconnects on a thread of its own: a disconnect waits for a read, and the signal thread must not. */
         private static synchronized ScheduledThreadPoolExecutor cutter() {
             if (cutter == null) {
                 cutter = new ScheduledThreadPoolExecutor(1, r -> daemon(r, "http-deadline"));
@@ -2365,14 +2322,15 @@ public class EnvoyPreflight implements Callable<Integer> {
          * accepts the connection: localhost may be 127.0.0.1 and ::1, and a sidecar of an IPv6-only
          * cluster listens on ::1 alone. A timeout or an abort ends the tries.
          */
-        private static <T> T eachAddress(URI uri, Duration timeout, long deadline, Attempt<T> attempt) throws IOException {
+        private static <T> T eachAddress(URI uri, Duration timeout, long deadline, Attempt<T> attempt)
+                throws IOException {
             IOException refused = null;
             IOException failed = null;
             String host = uri.getHost();
             // an address as written is parsed, not looked up; https goes by name, as TLS checks the name
             List<InetAddress> all = isLiteral(host) ? List.of(InetAddress.getByName(host.replaceAll("^\\[|]$", "")))
                     : List.of(lookup(host, timeout, deadline));
-            if (uri.getScheme().equalsIgnoreCase("https")) all = Collections.singletonList(null); // the JDK's lookup is cached now
+            if (uri.getScheme().equalsIgnoreCase("https")) all = Collections.singletonList(null); // the lookup is cached
             for (InetAddress address : all) {
                 try {
                     return attempt.at(address);
@@ -2401,10 +2359,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** One lookup in flight per name: a hung resolver holds one thread, not one a poll. */
         private static final Map<String, Future<InetAddress[]>> LOOKING_UP = new ConcurrentHashMap<>();
 
-        /**
-         * The JDK's lookup, on a thread of its own so that it counts against the deadline: a resolver
-         * that never answers would otherwise hold a 1 s request for glibc's 10 s.
-         */
+        /** The JDK's lookup on a thread of its own, within the deadline: a silent resolver holds glibc's 10 s. */
         private static InetAddress[] lookup(String host, Duration timeout, long deadline) throws IOException {
             Future<InetAddress[]> answer;
             synchronized (Http.class) {
