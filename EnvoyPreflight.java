@@ -111,7 +111,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         return switch (config.mode()) {
             case CHECK -> check(config);
             case DRY_RUN -> dryRun(config);
-            case WAIT_ONLY -> exit(log, new Wait(config, log).until(watch(config, log), false).exitCode());
+            case WAIT_ONLY -> exit(log, new Wait(config, log).until(watch(config, log), false).exitCode()); // quits nothing
             case QUIT_ONLY -> shutDown(config, watch(config, log), exitCode == null ? 0 : exitCode, null);
             case RUN -> awaitRunShutDown(config, watch(config, log));
         };
