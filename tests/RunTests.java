@@ -15,6 +15,7 @@
 //SOURCES BadInputTests.java
 //SOURCES EverySidecarTests.java
 //SOURCES ExamplesTests.java
+//SOURCES DocsTests.java
 //RUNTIME_OPTIONS -Xmx512m
 //DESCRIPTION Runs envoy-preflight's JUnit tests and prints "N passed, N failed, N skipped".
 
