@@ -111,7 +111,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         return switch (config.mode()) {
             case CHECK -> check(config);
             case DRY_RUN -> dryRun(config);
-            case WAIT_ONLY -> exit(log, new Wait(config, log).until(watch(config, log), false).exitCode()); // quits nothing
+            case WAIT_ONLY -> exit(log, new Wait(config, log).until(watch(config, log), false).exitCode()); // no quit
             case QUIT_ONLY -> shutDown(config, watch(config, log), exitCode == null ? 0 : exitCode, null);
             case RUN -> awaitRunShutDown(config, watch(config, log));
         };
@@ -326,7 +326,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 "Envoy admin base URL, e.g. http://127.0.0.1:15000: wait for LIVE, quit at exit."),
         SIDECARS("--sidecar", "NAME", "ENVOY_PREFLIGHT_SIDECARS", Kind.SIDECAR_LIST, null,
                 "Named sidecars, each setting what a user would otherwise write, on its documented default ports:"
-                        + " istio, linkerd, cloud-sql-proxy, dapr (see the README). A setting given explicitly wins"
+                        + " istio, linkerd, cloud-sql-proxy, dapr (see docs/configuration.md). A setting given explicitly wins"
                         + " over a sidecar's value for it. Repeatable (comma-separated lists too)."),
         USE_ISTIO_ENDPOINT("--use-istio-endpoint", null, "USE_ISTIO_ENDPOINT", Kind.BOOL, false,
                 "Istio's ports: the admin API defaults to http://127.0.0.1:15000 and the Istio quit API to"
@@ -632,7 +632,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** Headers a request to uri carries (a named sidecar's, e.g. Dapr's API token); never logged. */
         Map<String, String> headers(URI uri) { return headers.getOrDefault(uri, Map.of()); }
 
-        /** Named sidecars: the settings a user would otherwise write, on each one's documented ports (docs/). */
+        /** Named sidecars: the settings a user would otherwise write, on their documented ports (docs/configuration.md). */
         enum Sidecar {
             ISTIO("istio", Setting.ADMIN_API, ISTIO_ADMIN_API.toString(),
                     Setting.READY_ENDPOINTS, "http://127.0.0.1:15021/healthz/ready",

@@ -201,7 +201,7 @@ public class Bench {
         List<Double>[] t = timeInterleaved(toolJar("/bin/true"), bare("/bin/true"));
         ratioRow("b", "start to exit, exported fat jar with `java`, /bin/true", t[0],
                 "bare Java class running /bin/true, same JVM and flags", t[1], 1.5);
-        // As the README suggests for images: an AppCDS archive made once at build time.
+        // As docs/containers.md suggests for images: an AppCDS archive made once at build time.
         Path archive = out.resolve("envoy-preflight.jsa");
         Files.deleteIfExists(archive);
         List<String> dump = toolJar("/bin/true");

@@ -371,6 +371,31 @@ class DocsTests {
                 "docs/configuration.md's setting table (UPDATE_DOCS=true ./jbang test Docs rewrites it)");
     }
 
+    static final String EXIT_CODES_START = "<!-- exit-codes:start -->";
+    static final String EXIT_CODES_END = "<!-- exit-codes:end -->";
+
+    /** The README's one exit-code table is EnvoyPreflight.Exit's, as --help's footer is. */
+    @Test
+    void theExitCodeTableIsRenderedFromTheTool() throws IOException {
+        Path page = ROOT.resolve("README.md");
+        List<String> lines = read(page);
+        int start = lines.indexOf(EXIT_CODES_START);
+        int end = lines.indexOf(EXIT_CODES_END);
+        assertTrue(start >= 0 && end > start, "README.md: " + EXIT_CODES_START + " ... " + EXIT_CODES_END);
+        List<String> table = EnvoyPreflight.Exit.table().lines().toList();
+        if (UPDATE) {
+            List<String> rewritten = new ArrayList<>(lines.subList(0, start + 1));
+            rewritten.addAll(table);
+            rewritten.addAll(lines.subList(end, lines.size()));
+            write(page, rewritten);
+            return;
+        }
+        assertEquals(String.join("\n", table), String.join("\n", lines.subList(start + 1, end)),
+                "README.md's exit-code table (UPDATE_DOCS=true ./jbang test Docs rewrites it)");
+        long tables = lines.stream().filter(l -> l.startsWith("| code |")).count();
+        assertEquals(1, tables, "one exit-code table in the README");
+    }
+
     @Test
     void everySettingAndItsAliasesAreNamedInTheDocs() throws IOException {
         // Beyond the table: the variables a migrating user greps for.
