@@ -112,14 +112,13 @@ public class EnvoyPreflight implements Callable<Integer> {
             case CHECK -> check(config);
             case DRY_RUN -> dryRun(config);
             case WAIT_ONLY -> exit(log, new Wait(config, log).until(watch(config, log), false).exitCode()); // no quit
-            case QUIT_ONLY -> shutDown(config, watch(config, log), exitCode == null ? 0 : exitCode, null);
-            case RUN -> awaitRunShutDown(config, watch(config, log));
+            case QUIT_ONLY -> shutDown(config, watch(config, log), log, exitCode == null ? 0 : exitCode, null);
+            case RUN -> awaitRunShutDown(config, watch(config, log), log);
         };
     }
 
     /** Await the sidecars, run the app, shut down; a bug of ours in either step still quits them (70). */
-    int awaitRunShutDown(Config config, Lifecycle lifecycle) {
-        Log log = lifecycle.log();
+    int awaitRunShutDown(Config config, Lifecycle lifecycle, Log log) {
         Wait.Result waited = null;
         int code = Exit.SOFTWARE.code;
         try {
@@ -127,14 +126,13 @@ public class EnvoyPreflight implements Callable<Integer> {
             code = waited.startsApp() ? lifecycle.run(new App(config.command(), log)) : waited.exitCode();
             why = Log.lastProblem();
         } finally {
-            shutDown(config, lifecycle, code, waited);
+            shutDown(config, lifecycle, log, code, waited);
         }
         return code;
     }
 
     /** Every end after an app ran, or might have: first what a watching sidecar reads, then the quit plan. */
-    int shutDown(Config config, Lifecycle lifecycle, int code, Wait.Result waited) {
-        Log log = lifecycle.log();
+    int shutDown(Config config, Lifecycle lifecycle, Log log, int code, Wait.Result waited) {
         Quit.exitFile(config, code, log);
         lifecycle.buried(code); // also when the app never ran: kubexit's sidecars stop all the same
         boolean noSidecar = waited != null && waited.outcome() == Wait.Outcome.ABSENT && !Wait.cameLate(config, log);
@@ -178,7 +176,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         Duration absent = config.duration(Setting.SIDECAR_ABSENT_AFTER);
         if (config.shouldWait()) {
             out.println("before start: " + String.join(", then ", Wait.targets(config).stream().map(Wait.Target::until)
-                    .toList()) + ", " + (!giveUp.isZero() ? "exit 69 after " + Values.format(giveUp)
+                    .toList()) + ", " + (!giveUp.isZero() ? "exit " + Exit.UNAVAILABLE.code + " after " + Values.format(giveUp)
                     : !startAnyway.isZero() ? "start anyway after " + Values.format(startAnyway) : "for as long as it takes")
                     + (absent.isZero() ? "" : "; no sidecar if nothing listens for " + Values.format(absent)));
         } else {
@@ -215,7 +213,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         APP_SIGNAL(-1, "128+N", "the app died of signal N"),
         USAGE(2, "2", "bad configuration or command line: nothing was started or quit"),
         UNAVAILABLE(69, "69", "a sidecar was not ready within the give-up timeout: the app was not started"),
-        SOFTWARE(70, "70", "internal error of envoy-preflight (a bug: please report it); the sidecars were still quit"),
+        SOFTWARE(70, "70", "internal error of envoy-preflight (a bug: please report it); in a run, the sidecars were still quit"),
         NOT_EXECUTABLE(126, "126", "COMMAND found but cannot be run"),
         NOT_FOUND(127, "127", "COMMAND not found"),
         STOPPED(-1, "128+N", "stopped by signal N (TERM 143, INT 130, HUP 129) before the app started"),
@@ -243,7 +241,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         static String[] footer() {
             List<String> lines = new ArrayList<>(List.of("", "Exit codes:"));
             for (Exit e : values()) {
-                StringBuilder line = new StringBuilder(String.format("  %-6s", e.shown));
+                StringBuilder line = new StringBuilder("  " + e.shown + "      ".substring(e.shown.length()));
                 for (String word : e.meaning.split(" ")) {
                     if (line.length() + 1 + word.length() > 79) {
                         lines.add(line.toString());
@@ -1051,8 +1049,6 @@ public class EnvoyPreflight implements Callable<Integer> {
             this.tombstone = tombstone;
         }
 
-        Log log() { return log; }
-
         /** kubexit's tombstone says the app died with code, if it does not say so yet. */
         void buried(int code) {
             if (tombstone != null) tombstone.died(code);
@@ -1728,14 +1724,14 @@ public class EnvoyPreflight implements Callable<Integer> {
             Boolean before = answered.get(uri);
             if (before != null) {
                 log.info(Log.Event.QUIT, "POST " + Values.redact(uri) + ": sent already (" + (before ? "it worked"
-                        : "it failed") + ")", "url", uri.toString(), "sent_already", true, "ok", before);
+                        : "it failed") + ")", "url", uri.toString(), "sent_already", true, "ms", 0, "ok", before);
                 return before;
             }
             long start = System.nanoTime();
             boolean ok;
             try {
                 int status = Http.exchange("POST", uri, headers, timeout, new Http.Abort(), (s, body) -> s);
-                long ms = (System.nanoTime() - start) / 1_000_000;
+                long ms = millisSince(start);
                 ok = status / 100 == 2;
                 String line = "POST " + Values.redact(uri) + ": HTTP " + status + " in " + ms + " ms";
                 Object[] fields = {"url", uri.toString(), "status", status, "ms", ms, "ok", ok};
@@ -1744,7 +1740,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             } catch (IOException e) {
                 String error = Http.describe(e, timeout);
                 log.warn(Log.Event.QUIT, "POST " + Values.redact(uri) + " failed: " + error, "url", uri.toString(),
-                        "error", error, "ms", (System.nanoTime() - start) / 1_000_000, "ok", false);
+                        "error", error, "ms", millisSince(start), "ok", false);
                 ok = false;
             }
             answered.put(uri, ok);
@@ -1759,16 +1755,28 @@ public class EnvoyPreflight implements Callable<Integer> {
                 // pkill's pilot-agent is a guess with a fallback; a process asked for by name is missed
                 String why = killLeft ? "no process named " + name + " is visible to SIG" + signal
                         + " (shareProcessNamespace: true?)" : "no " + name + " process is visible (shareProcessNamespace?)";
-                if (killLeft) log.warn(Log.Event.QUIT, why, "process", name, "error", "not visible", "ms", 0);
-                else log.info(Log.Event.QUIT, why, "process", name, "error", "not visible", "ms", 0);
+                Object[] fields = {"process", name, "signal", signal, "error", "not visible", "ms", millisSince(start),
+                        "ok", false};
+                if (killLeft) log.warn(Log.Event.QUIT, why, fields);
+                else log.info(Log.Event.QUIT, why, fields);
                 return false;
             }
             List<ProcessHandle> signalled = new ArrayList<>();
             for (ProcessHandle process : processes) {
-                if (send(process, name, signal, start)) signalled.add(process);
+                String failure = Lifecycle.Signals.send(signal, process);
+                String line = "SIG" + signal + " to " + name + " (pid " + process.pid() + ")";
+                Object[] fields = {"process", name, "pid", process.pid(), "signal", signal, "error", failure,
+                        "ms", millisSince(start), "ok", failure == null};
+                if (failure != null) {
+                    log.warn(Log.Event.QUIT, "could not send " + line + ": " + failure, fields);
+                    continue;
+                }
+                log.info(Log.Event.QUIT, "sent " + line, fields);
+                signalled.add(process);
             }
+            if (!killLeft) return !signalled.isEmpty();
             long deadline = System.nanoTime() + timeout.toNanos();
-            while (killLeft && signalled.stream().anyMatch(Quit::running) && System.nanoTime() - deadline < 0) {
+            while (signalled.stream().anyMatch(Quit::running) && System.nanoTime() - deadline < 0) {
                 try {
                     Thread.sleep(20);
                 } catch (InterruptedException e) {
@@ -1776,29 +1784,22 @@ public class EnvoyPreflight implements Callable<Integer> {
                     break;
                 }
             }
-            for (ProcessHandle process : killLeft ? signalled : List.<ProcessHandle>of()) {
+            for (ProcessHandle process : signalled) {
                 if (!running(process)) continue;
                 log.warn(Log.Event.QUIT, name + " (pid " + process.pid() + ") still runs " + Values.format(timeout)
                         + " after SIG" + signal + ": sending KILL", "process", name, "pid", process.pid(),
-                        "error", "still running", "ms", (System.nanoTime() - start) / 1_000_000);
-                send(process, name, "KILL", start);
+                        "signal", signal, "error", "still running", "ms", millisSince(start), "ok", false);
+                String failure = Lifecycle.Signals.send("KILL", process);
+                if (failure == null) continue;
+                log.warn(Log.Event.QUIT, "could not KILL " + name + " (pid " + process.pid() + "): " + failure,
+                        "process", name, "pid", process.pid(), "signal", "KILL", "error", failure,
+                        "ms", millisSince(start), "ok", false);
             }
             return !signalled.isEmpty();
         }
 
-        /** Sends one signal to one process and logs the outcome as a quit step's. */
-        private boolean send(ProcessHandle process, String name, String signal, long start) {
-            String failure = Lifecycle.Signals.send(signal, process);
-            long ms = (System.nanoTime() - start) / 1_000_000;
-            String line = "SIG" + signal + " to " + name + " (pid " + process.pid() + ")";
-            if (failure == null) {
-                log.info(Log.Event.QUIT, "sent " + line, "process", name, "pid", process.pid(), "signal", signal,
-                        "ms", ms);
-            } else {
-                log.warn(Log.Event.QUIT, "could not send " + line + ": " + failure, "process", name,
-                        "pid", process.pid(), "signal", signal, "error", failure, "ms", ms);
-            }
-            return failure == null;
+        private static long millisSince(long start) {
+            return (System.nanoTime() - start) / 1_000_000;
         }
 
         /** Alive and not a zombie (one that exited and waits for its parent to reap it). */
