@@ -1,12 +1,9 @@
-import com.sun.net.httpserver.HttpServer;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
@@ -17,7 +14,6 @@ import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CopyOnWriteArrayList;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -29,20 +25,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * process run in-process (the tool's call() with its own streams); the rest run the real program.
  */
 class BadInputTests extends TestSupport.WithFakeEnvoy {
-
-    /** The tool run in-process (modes that start nothing): {exit code, stdout, stderr}. */
-    record Ran(int code, String out, String err) {}
-
-    static Ran inProcess(Map<String, String> env, String... args) {
-        EnvoyPreflight tool = new EnvoyPreflight();
-        tool.env = env;
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        tool.out = new PrintStream(out, true, StandardCharsets.UTF_8);
-        tool.err = new PrintStream(err, true, StandardCharsets.UTF_8);
-        int code = EnvoyPreflight.commandLine(tool).execute(args);
-        return new Ran(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    }
 
     // --- 1. Ports ---------------------------------------------------------------------------------------
 
@@ -56,21 +38,21 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
                 "ISTIO_QUIT_API|http://127.0.0.1:99999",
                 "ENVOY_KILL_API|http://127.0.0.1:0/quitquitquit"})
         void aPortOutsideOneTo65535IsExit2AtStartNamingTheVariable(String variable, String value) {
-            Ran r = inProcess(TestSupport.env(variable, value), "--dry-run", "true");
+            TestSupport.Ran r = TestSupport.inProcess(TestSupport.env(variable, value), "--dry-run", "true");
             assertEquals(2, r.code(), r.err());
             assertTrue(r.err().contains(variable + ": ") && r.err().contains("port"), r.err());
         }
 
         @Test
         void aFlagIsNamedToo() {
-            Ran r = inProcess(TestSupport.env(), "--generic-quit-endpoint", "http://127.0.0.1:70000/q", "--dry-run", "true");
+            TestSupport.Ran r = TestSupport.inProcess(TestSupport.env(), "--generic-quit-endpoint", "http://127.0.0.1:70000/q", "--dry-run", "true");
             assertEquals(2, r.code(), r.err());
             assertTrue(r.err().contains("--generic-quit-endpoint: "), r.err());
         }
 
         @Test
         void portsAtTheEdgesAreFine() {
-            Ran r = inProcess(TestSupport.env("GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:1/a,http://127.0.0.1:65535/b"),
+            TestSupport.Ran r = TestSupport.inProcess(TestSupport.env("GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:1/a,http://127.0.0.1:65535/b"),
                     "--dry-run", "true");
             assertEquals(0, r.code(), r.err());
         }
@@ -82,8 +64,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
     class IsolatedSteps {
         @Test
         void aStepThatThrowsStopsNeitherTheNextNorAFallback() {
-            ByteArrayOutputStream logged = new ByteArrayOutputStream();
-            var log = new EnvoyPreflight.Log(true, EnvoyPreflight.Log.Format.TEXT, new PrintStream(logged, true));
+            var logged = new TestSupport.Captured(true, EnvoyPreflight.Log.Format.TEXT);
             List<String> ran = new ArrayList<>();
             EnvoyPreflight.Quit.Step throwing = new EnvoyPreflight.Quit.Step() {
                 public String describe() { return "throw"; }
@@ -97,10 +78,10 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
                 public String describe() { return "fallback"; }
                 public boolean run(EnvoyPreflight.Quit quit) { ran.add("fallback"); return true; }
             };
-            new EnvoyPreflight.Quit(Duration.ofSeconds(1), log).run(new EnvoyPreflight.Quit.Plan(List.of(throwing,
+            new EnvoyPreflight.Quit(Duration.ofSeconds(1), logged.log).run(new EnvoyPreflight.Quit.Plan(List.of(throwing,
                     new EnvoyPreflight.Quit.Fallback(throwing, fallback), second), null));
             assertEquals(List.of("throw", "throw", "fallback", "second"), ran);
-            assertTrue(logged.toString().contains("boom"), logged.toString());
+            assertTrue(logged.text().contains("boom"), logged.text());
         }
     }
 
@@ -125,7 +106,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
                             Map<String, String> env = TestSupport.env(variable, url, "ENVOY_PREFLIGHT_LOG_FORMAT", format,
                                     "GENERIC_READY_ENDPOINTS", variable.equals("GENERIC_READY_ENDPOINTS") ? url
                                             : "http://127.0.0.1:" + port + "/ready");
-                            Ran r = inProcess(env, args);
+                            TestSupport.Ran r = TestSupport.inProcess(env, args);
                             String all = r.out() + r.err();
                             String where = variable + " " + format + " " + String.join(" ", args) + ": ";
                             assertFalse(all.contains(password) || all.contains("s3"), where + all);
@@ -140,7 +121,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
         void aBadValuesPasswordIsNeverShownWhateverItHolds() throws Exception {
             for (String password : PASSWORDS) {
                 for (String format : List.of("text", "json")) {
-                    Ran r = inProcess(TestSupport.env("ENVOY_ADMIN_API", "http://admin:" + password + "@127.0.0.1:18001 x",
+                    TestSupport.Ran r = TestSupport.inProcess(TestSupport.env("ENVOY_ADMIN_API", "http://admin:" + password + "@127.0.0.1:18001 x",
                             "ENVOY_PREFLIGHT_LOG_FORMAT", format), "true");
                     assertEquals(2, r.code(), r.err());
                     assertTrue(r.err().contains("ENVOY_ADMIN_API"), r.err());
@@ -167,29 +148,21 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
         @ParameterizedTest
         @ValueSource(strings = {"ENVOY_ADMIN_API", "ISTIO_QUIT_API", "GENERIC_QUIT_ENDPOINTS"})
         void percentEncodedUserinfoIsSentDecoded(String variable) throws Exception {
-            HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 8);
-            List<String> auth = new CopyOnWriteArrayList<>();
-            server.createContext("/", exchange -> {
-                String header = exchange.getRequestHeaders().getFirst("Authorization");
-                if (exchange.getRequestMethod().equals("POST") && header != null) {
-                    auth.add(new String(Base64.getDecoder().decode(header.substring(6)), StandardCharsets.UTF_8));
-                }
-                FakeEnvoy.reply(exchange, 200, "application/json", "{\"state\":\"LIVE\"}");
-            });
-            server.start();
-            try {
-                String url = "http://us%40er:p%40ss%3Aw@127.0.0.1:" + server.getAddress().getPort()
+            try (var server = new TestSupport.Recorder(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 200,
+                    "{\"state\":\"LIVE\"}")) {
+                String url = "http://us%40er:p%40ss%3Aw@127.0.0.1:" + server.port()
                         + (variable.equals("GENERIC_QUIT_ENDPOINTS") ? "/quit" : "");
                 Map<String, String> env = TestSupport.env(variable, url);
                 // the Istio quit API is used beside an admin API (this one without credentials)
-                if (variable.equals("ISTIO_QUIT_API")) env.put("ENVOY_ADMIN_API", "http://127.0.0.1:" + server.getAddress().getPort());
+                if (variable.equals("ISTIO_QUIT_API")) env.put("ENVOY_ADMIN_API", server.url());
                 try (var tool = TestSupport.Tool.start(env, "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
                 }
+                List<String> auth = server.requests.stream().filter(r -> r.method().equals("POST"))
+                        .map(r -> r.headers().getFirst("Authorization")).filter(java.util.Objects::nonNull)
+                        .map(h -> new String(Base64.getDecoder().decode(h.substring(6)), StandardCharsets.UTF_8)).toList();
                 assertFalse(auth.isEmpty(), "a POST with credentials");
                 for (String sent : auth) assertEquals("us@er:p@ss:w", sent);
-            } finally {
-                server.stop(0);
             }
         }
     }
@@ -240,17 +213,16 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
                     "WAIT_FOR_ENVOY_TIMEOUT", "300ms", "NEVER_KILL_ISTIO", "true", "ENVOY_PREFLIGHT_LOG_FORMAT", "json"),
                     "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                tool.jsonLog(); // one object a line, or this throws
+                tool.events(); // one object a line, or this throws
                 assertFalse(tool.stderr().contains("\u001b"), tool.stderr());
             }
         }
 
         @Test
         void theCommandIsEscapedToo() {
-            ByteArrayOutputStream logged = new ByteArrayOutputStream();
-            new EnvoyPreflight.Log(true, EnvoyPreflight.Log.Format.TEXT, new PrintStream(logged, true))
-                    .info(EnvoyPreflight.Log.Event.APP_START, "started the app: [echo, a\nb\rc\td\u001b]");
-            assertEquals("envoy-preflight: started the app: [echo, a\\nb\\rc\\td\\x1b]\n", logged.toString());
+            var logged = new TestSupport.Captured(true, EnvoyPreflight.Log.Format.TEXT);
+            logged.log.info(EnvoyPreflight.Log.Event.APP_START, "started the app: [echo, a\nb\rc\td\u001b]");
+            assertEquals("envoy-preflight: started the app: [echo, a\\nb\\rc\\td\\x1b]\n", logged.text());
         }
     }
 
@@ -272,7 +244,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void aTrailingCarriageReturnIsShownEscaped() {
-            Ran r = inProcess(TestSupport.env("WAIT_FOR_ENVOY_TIMEOUT", "5s\r"), "--dry-run", "true");
+            TestSupport.Ran r = TestSupport.inProcess(TestSupport.env("WAIT_FOR_ENVOY_TIMEOUT", "5s\r"), "--dry-run", "true");
             assertEquals(2, r.code(), r.err());
             assertTrue(r.err().contains("'5s\\r'"), r.err());
         }
@@ -295,14 +267,13 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
             Map<String, String> env = TestSupport.env("GENERIC_QUIT_ENDPOINTS", drain + "," + pilot + "/quitquitquit,"
                     + drain, "ISTIO_QUIT_API", pilot, "ENVOY_ADMIN_API", fake.url().toString());
             fake.override("/drain", exchange -> FakeEnvoy.reply(exchange, 200, "text/plain", "ok"));
-            Ran dry = inProcess(env, "--dry-run", "true");
+            TestSupport.Ran dry = TestSupport.inProcess(env, "--dry-run", "true");
             String plan = dry.out().lines().filter(l -> l.startsWith("at exit with code 0: ")).findFirst().orElseThrow();
             assertEquals("at exit with code 0: POST " + drain + "; then POST " + pilot + "/quitquitquit", plan);
             try (var tool = TestSupport.Tool.start(env, "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
             }
-            assertEquals(List.of("admin POST /drain", "pilot-agent POST /quitquitquit"), fake.requests().stream()
-                    .filter(r -> r.method().equals("POST")).map(Object::toString).toList());
+            assertEquals(List.of("admin POST /drain", "pilot-agent POST /quitquitquit"), posts());
         }
     }
 
@@ -318,19 +289,10 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
                     "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:" + port + "/quit", "SIDECAR_ABSENT_AFTER", "500ms"),
                     "sh", "-c", app)) {
                 TestSupport.await("the absent wait", () -> tool.stderr().contains("there is no sidecar"));
-                HttpServer late = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 8);
-                List<String> seen = new CopyOnWriteArrayList<>();
-                late.createContext("/", exchange -> {
-                    seen.add(exchange.getRequestMethod() + " " + exchange.getRequestURI());
-                    FakeEnvoy.reply(exchange, 200, "text/plain", "ok");
-                });
-                late.start();
-                try {
+                try (var late = new TestSupport.Recorder(port, 200)) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
-                    assertEquals(List.of("GET /ready", "POST /quit"), seen, tool.stderr());
+                    assertEquals(List.of("GET /ready", "POST /quit"), late.seen(), tool.stderr());
                     assertTrue(tool.stderr().contains("answers now (HTTP 200)"), tool.stderr());
-                } finally {
-                    late.stop(0);
                 }
             }
         }

@@ -1,13 +1,10 @@
-import com.sun.net.httpserver.HttpServer;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.io.IOException;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -28,40 +25,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * (in-process only for modes that start nothing).
  */
 class EverySidecarTests extends TestSupport.WithFakeEnvoy {
-
-    /** An HTTP server on loopback that answers status to everything and records "METHOD /path" (and extra). */
-    static final class Recorder implements AutoCloseable {
-        final HttpServer server;
-        final List<String> seen = new CopyOnWriteArrayList<>();
-        final List<String> tokens = new CopyOnWriteArrayList<>();
-
-        Recorder(int port, int status) throws IOException {
-            server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 16);
-            server.createContext("/", exchange -> {
-                seen.add(exchange.getRequestMethod() + " " + exchange.getRequestURI().getPath());
-                String token = exchange.getRequestHeaders().getFirst("dapr-api-token");
-                if (token != null) tokens.add(token);
-                exchange.sendResponseHeaders(status, -1);
-                exchange.close();
-            });
-            server.start();
-        }
-
-        /** On a fixed port (a sidecar's default), or the test is skipped where it is taken. */
-        static Recorder onDefaultPort(int port) throws IOException {
-            try {
-                return new Recorder(port, 200);
-            } catch (java.net.BindException e) {
-                Assumptions.abort("port " + port + " is taken here");
-                throw e;
-            }
-        }
-
-        String url() { return "http://127.0.0.1:" + server.getAddress().getPort(); }
-
-        @Override
-        public void close() { server.stop(0); }
-    }
 
     // --- 1. Readiness by TCP and by file --------------------------------------------------------------
 
@@ -94,7 +57,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         void checkAsksThemToo() throws Exception {
             try (ServerSocket listener = new ServerSocket(0, 8, InetAddress.getLoopbackAddress())) {
                 Path missing = dir.resolve("missing");
-                var r = BadInputTests.inProcess(TestSupport.env("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:"
+                var r = TestSupport.inProcess(TestSupport.env("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:"
                         + listener.getLocalPort() + "," + missing.toUri()), "--check");
                 assertEquals(1, r.code(), r.err());
                 assertEquals("tcp://127.0.0.1:" + listener.getLocalPort() + ": connection accepted\n" + missing.toUri()
@@ -134,7 +97,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         @ValueSource(strings = {"file:///run/a%00b", "tcp://127.0.0.1", "tcp://127.0.0.1:0", "tcp://127.0.0.1:70000", "tcp://127.0.0.1:5432/db",
                 "file://host/etc/x", "file:relative", "udp://127.0.0.1:53"})
         void aBadTargetIsExit2(String value) {
-            var r = BadInputTests.inProcess(TestSupport.env("GENERIC_READY_ENDPOINTS", value), "--dry-run", "true");
+            var r = TestSupport.inProcess(TestSupport.env("GENERIC_READY_ENDPOINTS", value), "--dry-run", "true");
             assertEquals(2, r.code(), r.err());
             assertTrue(r.err().contains("GENERIC_READY_ENDPOINTS: entry 1: "), r.err());
         }
@@ -205,18 +168,18 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void aNameLongerThanTheKernelKeepsIsRejectedAtStart() {
-            var r = BadInputTests.inProcess(TestSupport.env(), "--quit-process", "fluent-bit-forwarder", "--dry-run", "true");
+            var r = TestSupport.inProcess(TestSupport.env(), "--quit-process", "fluent-bit-forwarder", "--dry-run", "true");
             assertEquals(2, r.code(), r.err());
             assertTrue(r.err().contains("--quit-process: entry 1: not a process name (1 to 15 characters"), r.err());
             String help = EnvoyPreflight.commandLine(new EnvoyPreflight()).getUsageMessage();
             assertTrue(help.replaceAll("\\s+", " ").contains("at most 15 characters"), help);
-            var bad = BadInputTests.inProcess(TestSupport.env("GENERIC_QUIT_PROCESSES", "vector:NOPE"), "--dry-run", "true");
+            var bad = TestSupport.inProcess(TestSupport.env("GENERIC_QUIT_PROCESSES", "vector:NOPE"), "--dry-run", "true");
             assertEquals(2, bad.code(), bad.err());
         }
 
         @Test
         void itRunsAfterTheQuitEndpointsAndBeforeIstioAndDryRunShowsIt() {
-            var r = BadInputTests.inProcess(TestSupport.env("GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:9091/quitquitquit",
+            var r = TestSupport.inProcess(TestSupport.env("GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:9091/quitquitquit",
                     "GENERIC_QUIT_PROCESSES", "vector,fluent-bit:INT", "ISTIO_QUIT_API", "http://127.0.0.1:15020",
                     "ENVOY_ADMIN_API", "http://127.0.0.1:15000"), "--dry-run", "true");
             assertEquals(0, r.code(), r.err());
@@ -281,7 +244,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
             for (String mode : List.of("--check", "--dry-run", "--wait-only")) {
                 List<String> args = new ArrayList<>(List.of("--exit-file", exitFile.toString(), mode));
                 if (mode.equals("--dry-run")) args.add("true");
-                var r = BadInputTests.inProcess(TestSupport.env("ENVOY_ADMIN_API", fake.url().toString()),
+                var r = TestSupport.inProcess(TestSupport.env("ENVOY_ADMIN_API", fake.url().toString()),
                         args.toArray(String[]::new));
                 assertTrue(r.code() == 0 || mode.equals("--check"), mode + ": " + r.err());
                 assertFalse(Files.exists(exitFile), mode);
@@ -347,26 +310,26 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
     class NamedSidecars {
         @Test
         void linkerdOnItsDefaultPort() throws Exception {
-            try (Recorder linkerd = Recorder.onDefaultPort(4191);
+            try (var linkerd = TestSupport.Recorder.onDefaultPort(4191);
                  var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "linkerd"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertEquals(List.of("GET /ready", "POST /shutdown"), linkerd.seen);
+                assertEquals(List.of("GET /ready", "POST /shutdown"), linkerd.seen());
             }
         }
 
         @Test
         void cloudSqlProxyOnItsDefaultPorts() throws Exception {
-            try (Recorder health = Recorder.onDefaultPort(9090); Recorder admin = Recorder.onDefaultPort(9091);
+            try (var health = TestSupport.Recorder.onDefaultPort(9090); var admin = TestSupport.Recorder.onDefaultPort(9091);
                  var tool = TestSupport.Tool.start(TestSupport.env(), "--sidecar", "cloud-sql-proxy", "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertEquals(List.of("GET /readiness"), health.seen);
-                assertEquals(List.of("POST /quitquitquit"), admin.seen);
+                assertEquals(List.of("GET /readiness"), health.seen());
+                assertEquals(List.of("POST /quitquitquit"), admin.seen());
             }
         }
 
         @Test
         void istioOnItsDefaultPorts() throws Exception {
-            try (Recorder ready = Recorder.onDefaultPort(15021); Recorder pilot = Recorder.onDefaultPort(15020)) {
+            try (var ready = TestSupport.Recorder.onDefaultPort(15021); var pilot = TestSupport.Recorder.onDefaultPort(15020)) {
                 FakeEnvoy envoy;
                 try {
                     envoy = FakeEnvoy.start(15000, java.time.Duration.ZERO);
@@ -377,63 +340,63 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
                 try (envoy; var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "istio"), "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
                     assertTrue(envoy.requests().stream().anyMatch(r -> r.path().equals("/server_info")), envoy.requests().toString());
-                    assertEquals(List.of("GET /healthz/ready"), ready.seen);
-                    assertEquals(List.of("POST /quitquitquit"), pilot.seen);
+                    assertEquals(List.of("GET /healthz/ready"), ready.seen());
+                    assertEquals(List.of("POST /quitquitquit"), pilot.seen());
                 }
             }
         }
 
         @Test
         void daprOnItsPortWithItsTokenWhichIsNeverLogged() throws Exception {
-            try (Recorder dapr = new Recorder(0, 204)) {
-                String port = String.valueOf(dapr.server.getAddress().getPort());
+            try (var dapr = new TestSupport.Recorder(0, 204)) {
+                String port = String.valueOf(dapr.port());
                 Map<String, String> env = verbose("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT", port,
                         "DAPR_API_TOKEN", "t0ken-s3cret");
                 try (var tool = TestSupport.Tool.start(env, "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
-                    assertEquals(List.of("GET /v1.0/healthz/outbound", "POST /v1.0/shutdown"), dapr.seen);
-                    assertEquals(List.of("t0ken-s3cret", "t0ken-s3cret"), dapr.tokens);
+                    assertEquals(List.of("GET /v1.0/healthz/outbound", "POST /v1.0/shutdown"), dapr.seen());
+                    assertEquals(List.of("t0ken-s3cret", "t0ken-s3cret"), dapr.header("dapr-api-token"));
                     assertFalse(tool.stderr().contains("t0ken"), tool.stderr());
                     assertTrue(tool.stderr().contains("sidecar dapr: ready-endpoints=[http://127.0.0.1:" + port
                             + "/v1.0/healthz/outbound]"), tool.stderr());
                 }
-                var dry = BadInputTests.inProcess(env, "--dry-run", "true");
+                var dry = TestSupport.inProcess(env, "--dry-run", "true");
                 assertFalse((dry.out() + dry.err()).contains("t0ken"), dry.out());
             }
         }
 
         @Test
         void aTokenWithALineBreakIsExit2WithoutShowingItAndATrailingOneIsTrimmed() throws Exception {
-            var r = BadInputTests.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_API_TOKEN", "ab\ncd-s3cret"),
+            var r = TestSupport.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_API_TOKEN", "ab\ncd-s3cret"),
                     "--dry-run", "true");
             assertEquals(2, r.code(), r.err());
             assertTrue(r.err().contains("DAPR_API_TOKEN: holds a line break"), r.err());
             assertFalse((r.out() + r.err()).contains("s3cret"), r.err());
-            var bad = BadInputTests.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT", "3500/x"),
+            var bad = TestSupport.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT", "3500/x"),
                     "--dry-run", "true");
             assertEquals(2, bad.code(), bad.err());
             assertTrue(bad.err().contains("DAPR_HTTP_PORT"), bad.err());
-            try (Recorder dapr = new Recorder(0, 204)) {
+            try (var dapr = new TestSupport.Recorder(0, 204)) {
                 try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT",
-                        String.valueOf(dapr.server.getAddress().getPort()), "DAPR_API_TOKEN", "from-a-file\n"), "true")) {
+                        String.valueOf(dapr.port()), "DAPR_API_TOKEN", "from-a-file\n"), "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
                 }
-                assertEquals(List.of("from-a-file", "from-a-file"), dapr.tokens);
+                assertEquals(List.of("from-a-file", "from-a-file"), dapr.header("dapr-api-token"));
             }
         }
 
         @Test
         void daprOnItsDefaultPort() throws Exception {
-            try (Recorder dapr = Recorder.onDefaultPort(3500);
+            try (var dapr = TestSupport.Recorder.onDefaultPort(3500);
                  var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertEquals(List.of("GET /v1.0/healthz/outbound", "POST /v1.0/shutdown"), dapr.seen);
+                assertEquals(List.of("GET /v1.0/healthz/outbound", "POST /v1.0/shutdown"), dapr.seen());
             }
         }
 
         @Test
         void anExplicitSettingWinsAndDryRunShowsWhatEachNameSet() {
-            var r = BadInputTests.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "linkerd,cloud-sql-proxy",
+            var r = TestSupport.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "linkerd,cloud-sql-proxy",
                     "GENERIC_READY_ENDPOINTS", "http://127.0.0.1:8080/ok"), "--dry-run", "true");
             assertEquals(0, r.code(), r.err());
             assertTrue(r.out().contains("ready-endpoints=[http://127.0.0.1:8080/ok]\n"), r.out());
@@ -446,7 +409,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void anUnknownNameIsExit2ListingTheKnownOnes() {
-            var r = BadInputTests.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "envoy-gateway"), "--dry-run", "true");
+            var r = TestSupport.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "envoy-gateway"), "--dry-run", "true");
             assertEquals(2, r.code(), r.err());
             assertTrue(r.err().contains("ENVOY_PREFLIGHT_SIDECARS: unknown sidecar 'envoy-gateway' (known: istio, linkerd,"
                     + " cloud-sql-proxy, dapr)"), r.err());
@@ -459,15 +422,15 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
     class CloudSqlProxyOperator {
         @Test
         void eachSpaceSeparatedUrlIsPostedWithNoOtherConfiguration() throws Exception {
-            try (Recorder a = new Recorder(0, 200); Recorder b = new Recorder(0, 200)) {
+            try (var a = new TestSupport.Recorder(0, 200); var b = new TestSupport.Recorder(0, 200)) {
                 Map<String, String> env = verbose("CSQL_PROXY_QUIT_URLS", a.url() + "/quitquitquit " + b.url() + "/quitquitquit");
                 try (var tool = TestSupport.Tool.start(env, "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
                     assertTrue(tool.stderr().contains("set by=CSQL_PROXY_QUIT_URLS"), tool.stderr());
                 }
-                assertEquals(List.of("POST /quitquitquit"), a.seen);
-                assertEquals(List.of("POST /quitquitquit"), b.seen);
-                var dry = BadInputTests.inProcess(env, "--dry-run", "true");
+                assertEquals(List.of("POST /quitquitquit"), a.seen());
+                assertEquals(List.of("POST /quitquitquit"), b.seen());
+                var dry = TestSupport.inProcess(env, "--dry-run", "true");
                 assertTrue(dry.out().contains("at exit with code 0: POST " + a.url() + "/quitquitquit; then POST " + b.url()
                         + "/quitquitquit\n"), dry.out());
             }

@@ -30,19 +30,6 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         return env;
     }
 
-    /** sh -c that touches a marker, so a test can tell whether the app ran. */
-    String[] markerApp(int exitCode) {
-        return new String[]{"sh", "-c", "touch '" + dir.resolve("started") + "'; exit " + exitCode};
-    }
-
-    boolean appStarted() {
-        return Files.exists(dir.resolve("started"));
-    }
-
-    List<String> quitRequests() {
-        return fake.requests().stream().filter(r -> r.method().equals("POST")).map(Object::toString).toList();
-    }
-
     // --- 1. waiting ----------------------------------------------------------------------------
 
     @Nested
@@ -89,7 +76,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertFalse(appStarted());
                 assertTrue(tool.stderr().contains("error: Envoy was not LIVE within the give-up timeout (800ms)"),
                         tool.stderr());
-                assertEquals(List.of("admin POST /quitquitquit"), quitRequests(), "the sidecar is still told to quit");
+                assertEquals(List.of("admin POST /quitquitquit"), posts(), "the sidecar is still told to quit");
             }
         }
 
@@ -147,7 +134,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertTrue(appStarted());
                 assertFalse(fake.requests().stream().anyMatch(r -> r.path().equals("/server_info")));
-                assertEquals(List.of("admin POST /quitquitquit"), quitRequests());
+                assertEquals(List.of("admin POST /quitquitquit"), posts());
             }
         }
 
@@ -191,7 +178,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(127, tool.exitCode());
                 assertTrue(tool.stderr().contains("error: command 'no-such-app-anywhere' not found on PATH"),
                         tool.stderr());
-                assertEquals(List.of("admin POST /quitquitquit"), quitRequests());
+                assertEquals(List.of("admin POST /quitquitquit"), posts());
             }
         }
 
@@ -273,7 +260,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertFalse(appStarted());
                 assertTrue(tool.stderr().contains("stopped by SIG" + signal + " while waiting for Envoy"),
                         tool.stderr());
-                assertEquals(List.of("admin POST /quitquitquit"), quitRequests());
+                assertEquals(List.of("admin POST /quitquitquit"), posts());
             }
         }
 
@@ -327,7 +314,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(code, tool.exitCode(), tool.stderr());
                 assertTrue(tool.stderr().contains("the app exited with code " + code + " (= 128+SIG" + signal + ")"),
                         tool.stderr());
-                assertEquals(List.of("admin POST /quitquitquit"), quitRequests());
+                assertEquals(List.of("admin POST /quitquitquit"), posts());
             }
         }
     }
@@ -345,7 +332,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             try (var tool = TestSupport.Tool.start(env, markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertEquals(List.of("admin POST /drain/a", "admin POST /drain/b", "pilot-agent POST /quitquitquit"),
-                        quitRequests());
+                        posts());
                 assertTrue(tool.stderr().contains("/drain/b: HTTP 500"), tool.stderr());
             }
         }
@@ -365,7 +352,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 String err = tool.stderr();
                 assertTrue(err.contains("/drain failed: connection refused"), err);
                 assertTrue(err.contains("/hang failed: no answer within 400ms"), err);
-                assertTrue(quitRequests().contains("pilot-agent POST /quitquitquit"), quitRequests().toString());
+                assertTrue(posts().contains("pilot-agent POST /quitquitquit"), posts().toString());
             }
         }
 
@@ -374,12 +361,12 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             String deadIstio = "http://127.0.0.1:" + TestSupport.closedPort();
             try (var tool = TestSupport.Tool.start(admin("ISTIO_QUIT_API", deadIstio), markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertEquals(List.of(), quitRequests());
+                assertEquals(List.of(), posts());
             }
             try (var tool = TestSupport.Tool.start(admin("ISTIO_QUIT_API", deadIstio, "ISTIO_FALLBACK_PKILL", "true"),
                     markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertEquals(List.of("admin POST /quitquitquit"), quitRequests());
+                assertEquals(List.of("admin POST /quitquitquit"), posts());
             }
         }
 
@@ -394,7 +381,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertTrue(agent.waitFor(10, TimeUnit.SECONDS), "pilot-agent still runs");
                 assertEquals(128 + 2, agent.exitValue(), "pilot-agent should die of SIGINT");
-                assertEquals(List.of(), quitRequests());
+                assertEquals(List.of(), posts());
                 assertTrue(tool.stderr().contains("sent SIGINT to pilot-agent (pid " + agent.pid() + ")"),
                         tool.stderr());
             } finally {
@@ -419,7 +406,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             try (var tool = TestSupport.Tool.start(admin("NEVER_KILL_ISTIO", "TRUE",
                     "ISTIO_QUIT_API", fake.pilotAgentUrl().toString()), markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertEquals(List.of(), quitRequests());
+                assertEquals(List.of(), posts());
             }
         }
 
@@ -429,7 +416,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             try (var tool = TestSupport.Tool.start(admin("NEVER_KILL_ISTIO_ON_FAILURE", "true",
                     "ISTIO_QUIT_API", fake.pilotAgentUrl().toString()), markerApp(code))) {
                 assertEquals(code, tool.exitCode(), tool.stderr());
-                assertEquals(quits, quitRequests().size(), quitRequests().toString());
+                assertEquals(quits, posts().size(), posts().toString());
             }
         }
     }
@@ -499,11 +486,11 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void jsonLinesCarryAnyTextIntact() {
-            var err = new java.io.ByteArrayOutputStream();
+            var logged = new TestSupport.Captured(false, EnvoyPreflight.Log.Format.JSON);
             String message = "quote \" backslash \\ newline \n tab \t bell \u0007 snowman \u2603";
-            new EnvoyPreflight.Log(false, EnvoyPreflight.Log.Format.JSON, new java.io.PrintStream(err, true)).warn(EnvoyPreflight.Log.Event.SETTING, message);
-            assertEquals(1, err.toString().lines().count(), err.toString());
-            JsonObject line = JsonParser.parseString(err.toString()).getAsJsonObject();
+            logged.log.warn(EnvoyPreflight.Log.Event.SETTING, message);
+            assertEquals(1, logged.text().lines().count(), logged.text());
+            JsonObject line = JsonParser.parseString(logged.text()).getAsJsonObject();
             assertEquals(message, line.get("msg").getAsString());
             assertEquals("warning", line.get("level").getAsString());
             assertEquals("envoy-preflight", line.get("logger").getAsString());
@@ -547,7 +534,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             try (var tool = TestSupport.Tool.start(env, markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertTrue(tool.stderr().contains("poll 1: state LIVE"), tool.stderr());
-                assertEquals(List.of("admin POST /quitquitquit"), quitRequests());
+                assertEquals(List.of("admin POST /quitquitquit"), posts());
             }
         }
     }
@@ -567,7 +554,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(1, tool.exitCode(), tool.stderr());
                 assertEquals("state DRAINING\n", tool.stdout());
             }
-            assertTrue(quitRequests().isEmpty());
+            assertTrue(posts().isEmpty());
         }
 
         @Test
@@ -647,11 +634,10 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         Object[] jbang(Path cwd, Map<String, String> env, String... args) throws Exception {
             List<String> command = new java.util.ArrayList<>(List.of(root.resolve("jbang").toString()));
             command.addAll(List.of(args));
-            ProcessBuilder pb = new ProcessBuilder(command)
+            ProcessBuilder pb = TestSupport.cleanEnvironment(new ProcessBuilder(command))
                     .directory(cwd.toFile())
                     .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()))
                     .redirectError(dir.resolve("jbang-stderr").toFile());
-            TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
             pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
             pb.environment().putAll(env);
             Process p = pb.start();

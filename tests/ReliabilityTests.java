@@ -5,9 +5,7 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -161,14 +159,11 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
 
     @Nested
     class SignalEdges {
-        ByteArrayOutputStream logged = new ByteArrayOutputStream();
-
-        EnvoyPreflight.Log log = new EnvoyPreflight.Log(true, EnvoyPreflight.Log.Format.TEXT,
-                new PrintStream(logged, true));
-        EnvoyPreflight.Lifecycle lifecycle = new EnvoyPreflight.Lifecycle(log, null);
+        TestSupport.Captured logged = new TestSupport.Captured(true, EnvoyPreflight.Log.Format.TEXT);
+        EnvoyPreflight.Lifecycle lifecycle = new EnvoyPreflight.Lifecycle(logged.log, null);
 
         EnvoyPreflight.App app(String... command) {
-            return new EnvoyPreflight.App(List.of(command), log);
+            return new EnvoyPreflight.App(List.of(command), logged.log);
         }
 
         @Test
@@ -177,14 +172,14 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
             lifecycle.onSignal(EnvoyPreflight.Lifecycle.Signals.Sig.TERM);
             assertEquals(143, lifecycle.run(app("sh", "-c", "touch '" + dir.resolve("started") + "'")));
             assertFalse(Files.exists(dir.resolve("started")));
-            assertTrue(logged.toString().contains("stopped by SIGTERM before the app started"), logged.toString());
+            assertTrue(logged.text().contains("stopped by SIGTERM before the app started"), logged.text());
         }
 
         @Test
         void anotherSignalBetweenLiveAndTheStartIsDroppedNotSentToTheNewApp() {
             lifecycle.onSignal(EnvoyPreflight.Lifecycle.Signals.Sig.USR1);
-            assertEquals(0, lifecycle.run(app("sh", "-c", "sleep 0.2")), logged.toString()); // 138 if USR1 had followed
-            assertTrue(logged.toString().contains("SIGUSR1 received before the app started; dropped"), logged.toString());
+            assertEquals(0, lifecycle.run(app("sh", "-c", "sleep 0.2")), logged.text()); // 138 if USR1 had followed
+            assertTrue(logged.text().contains("SIGUSR1 received before the app started; dropped"), logged.text());
         }
 
         @Test
@@ -449,8 +444,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
             fake.override("/drain", exchange -> FakeEnvoy.reply(exchange, 200, "text/plain", "ok"));
             try (var tool = TestSupport.Tool.start(env, "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertEquals(List.of("admin POST /drain", "pilot-agent POST /quitquitquit"), fake.requests().stream()
-                        .filter(r -> r.method().equals("POST")).map(Object::toString).toList());
+                assertEquals(List.of("admin POST /drain", "pilot-agent POST /quitquitquit"), posts());
             }
         }
     }

@@ -37,23 +37,6 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
         return fake.genericUrl() + "/shutdown";
     }
 
-    String[] markerApp(int exitCode) {
-        return new String[]{"sh", "-c", "touch '" + dir.resolve("started") + "'; exit " + exitCode};
-    }
-
-    boolean appStarted() {
-        return Files.exists(dir.resolve("started"));
-    }
-
-    List<String> posts() {
-        return fake.requests().stream().filter(r -> r.method().equals("POST")).map(Object::toString).toList();
-    }
-
-    List<String> gets(String server) {
-        return fake.requests().stream().filter(r -> r.method().equals("GET") && r.server().equals(server))
-                .map(FakeEnvoy.Request::path).toList();
-    }
-
     /** A handler that answers 503 until the time given (System.nanoTime), then 200. */
     static com.sun.net.httpserver.HttpHandler readyAt(AtomicLong at) {
         return (HttpExchange exchange) -> {
@@ -243,8 +226,7 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
             try (FakeEnvoy istio = onIstioPorts()) {
                 try (var tool = TestSupport.Tool.start(verbose("ENVOY_ADMIN_API", "http://127.0.0.1:15000"), markerApp(0))) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
-                    assertEquals(List.of("pilot-agent POST /quitquitquit"), istio.requests().stream()
-                            .filter(r -> r.method().equals("POST")).map(Object::toString).toList());
+                    assertEquals(List.of("pilot-agent POST /quitquitquit"), TestSupport.posts(istio));
                 }
             }
         }
@@ -255,8 +237,8 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
                 istio.overridePilotAgent("/quitquitquit", istio.misbehave(FakeEnvoy.Fault.HTTP_503));
                 try (var tool = TestSupport.Tool.start(verbose("ENVOY_ADMIN_API", "http://127.0.0.1:15000"), markerApp(0))) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
-                    assertEquals(List.of("pilot-agent POST /quitquitquit", "admin POST /quitquitquit"), istio.requests()
-                            .stream().filter(r -> r.method().equals("POST")).map(Object::toString).toList());
+                    assertEquals(List.of("pilot-agent POST /quitquitquit", "admin POST /quitquitquit"),
+                            TestSupport.posts(istio));
                 }
             }
         }
@@ -412,7 +394,7 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertTrue(appStarted());
                 assertEquals(List.of(), fake.requests(), "nothing is quit");
-                long warnings = tool.jsonLog().stream().filter(o -> o.get("level").getAsString().equals("warning")).count();
+                long warnings = tool.events().stream().filter(o -> o.get("level").getAsString().equals("warning")).count();
                 assertEquals(1, warnings, tool.stderr());
                 assertTrue(tool.messages().contains("there is no sidecar"), tool.messages());
                 long ms = tool.loggedMillis("waiting for Envoy", "nothing listened");
@@ -548,12 +530,11 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
             var block = java.util.regex.Pattern.compile("### In a CI script.*?```bash\n(.*?)```", java.util.regex.Pattern.DOTALL)
                     .matcher(readme);
             assertTrue(block.find(), "README section 'In a CI script' with a bash block");
-            String tool = String.join(" ", TestSupport.javaCommand().stream().map(a -> "'" + a + "'").toList());
+            String tool = String.join(" ", TestSupport.javaCommand().stream().map(TestSupport::quote).toList());
             String script = block.group(1).replace("jbang envoy-preflight@org", tool)
                     .replace("./run-tests.sh", "sh -c 'touch " + dir.resolve("started") + "; exit 5'");
-            ProcessBuilder pb = new ProcessBuilder("bash", "-c", script).redirectErrorStream(true)
-                    .redirectOutput(dir.resolve("ci.log").toFile());
-            TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+            ProcessBuilder pb = TestSupport.cleanEnvironment(new ProcessBuilder("bash", "-c", script))
+                    .redirectErrorStream(true).redirectOutput(dir.resolve("ci.log").toFile());
             pb.environment().putAll(admin());
             Process p = pb.start();
             assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), TestSupport.read(dir.resolve("ci.log")));
