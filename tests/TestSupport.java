@@ -20,6 +20,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -578,6 +579,121 @@ final class TestSupport {
         try (Stream<Path> dirs = Files.list(root.resolve(".jbang"))) {
             return dirs.filter(p -> p.getFileName().toString().startsWith("jbang-cli-")).findFirst()
                     .orElseThrow(() -> new AssertionError("no bootstrapped JBang under .jbang/"));
+        }
+    }
+
+    // --- A second JDK, for the launcher's per-JDK archives --------------------------------------------
+
+    /** A JDK: its home (as JAVA_HOME) and its feature version, as its release file says. */
+    record Jdk(Path home, int feature) {}
+
+    /** Names a second JDK's home for the launcher tests, where the search would find none or another. */
+    static final String TEST_JDK = "ENVOY_PREFLIGHT_TEST_JDK";
+
+    /** Where {@link #jdkFolders} looks, as a user would write it. */
+    static final String JDK_FOLDERS = "/usr/lib/jvm/*, /opt/java/*, /opt/jdk*, ~/.sdkman/candidates/java/*,"
+            + " ~/.jbang/cache/jdks/*";
+
+    /** Where JDKs are installed: Debian's packages, Docker images, SDKMAN!, JBang's own downloads. */
+    static List<Path> jdkFolders() {
+        Path home = Path.of(System.getProperty("user.home"));
+        List<Path> folders = new ArrayList<>();
+        for (Path parent : List.of(Path.of("/usr/lib/jvm"), Path.of("/opt/java"),
+                home.resolve(".sdkman/candidates/java"), home.resolve(".jbang/cache/jdks"))) {
+            folders.addAll(children(parent, name -> true));
+        }
+        folders.addAll(children(Path.of("/opt"), name -> name.startsWith("jdk")));
+        return folders;
+    }
+
+    /**
+     * A JDK the launcher would not pick by itself: one whose feature version differs from this
+     * JVM's and from the java on PATH (which the launcher runs without JAVA_HOME), and that the
+     * script can run on (its //JAVA line). ENVOY_PREFLIGHT_TEST_JDK if set (a wrong one fails the
+     * test), else the newest in {@link #jdkFolders}; the test is skipped, saying why, where there
+     * is none.
+     */
+    static Jdk otherJdk() {
+        int running = Runtime.version().feature();
+        int onPath = defaultJdk().map(Jdk::feature).orElse(running);
+        int needed = scriptsJavaFeature();
+        Predicate<Jdk> other = jdk -> jdk.feature() != running && jdk.feature() != onPath && jdk.feature() >= needed;
+        String given = System.getenv(TEST_JDK);
+        if (given != null && !given.isEmpty()) {
+            Jdk jdk = jdk(Path.of(given)).orElseThrow(() -> new AssertionError(TEST_JDK + "=" + given
+                    + ": no bin/java with a release file there"));
+            if (!other.test(jdk)) {
+                throw new AssertionError(TEST_JDK + "=" + given + " is JDK " + jdk.feature() + "; a second JDK must"
+                        + " differ from " + running + " (this JVM) and " + onPath + " (java on PATH), and be "
+                        + needed + " or newer");
+            }
+            return jdk;
+        }
+        Map<Path, Jdk> found = new java.util.TreeMap<>(); // by real path: the same JDK under several names once
+        for (Path folder : jdkFolders()) {
+            jdk(folder).filter(other).ifPresent(jdk -> found.putIfAbsent(realJava(folder), jdk));
+        }
+        Jdk newest = found.values().stream().max(java.util.Comparator.comparingInt(Jdk::feature)).orElse(null);
+        Assumptions.assumeTrue(newest != null, "no second JDK (" + needed + " or newer, other than "
+                + (running == onPath ? running : running + " and " + onPath) + ") in " + JDK_FOLDERS + "; set "
+                + TEST_JDK + " to one's home");
+        return newest;
+    }
+
+    /** The JDK of the java on PATH, as the launcher finds it without JAVA_HOME. */
+    static Optional<Jdk> defaultJdk() {
+        for (String entry : System.getenv().getOrDefault("PATH", "").split(":")) {
+            Path command = Path.of(entry.isEmpty() ? "." : entry, "java");
+            if (!Files.isExecutable(command)) continue;
+            try {
+                return jdk(command.toRealPath().getParent().getParent());
+            } catch (IOException e) {
+                return Optional.empty();
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** The JDK at home, read as the launcher reads it: bin/java and the release file's JAVA_VERSION. */
+    static Optional<Jdk> jdk(Path home) {
+        Path release = home.resolve("release");
+        if (!Files.isExecutable(home.resolve("bin/java")) || !Files.isReadable(release)) return Optional.empty();
+        try {
+            for (String line : Files.readAllLines(release)) {
+                var m = java.util.regex.Pattern.compile("^JAVA_VERSION=\"(?:1\\.)?(\\d+)").matcher(line);
+                if (m.find()) return Optional.of(new Jdk(home, Integer.parseInt(m.group(1))));
+            }
+        } catch (IOException e) {
+            // unreadable: not one to run
+        }
+        return Optional.empty();
+    }
+
+    /** The oldest Java the script runs on: its //JAVA line, e.g. 17 for "//JAVA 17+". */
+    static int scriptsJavaFeature() {
+        try {
+            return Files.readAllLines(repositoryRoot().resolve("EnvoyPreflight.java")).stream()
+                    .filter(l -> l.startsWith("//JAVA ")).map(l -> l.substring(7).replaceAll("\\D.*", ""))
+                    .mapToInt(Integer::parseInt).findFirst().orElse(17);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static Path realJava(Path home) {
+        try {
+            return home.resolve("bin/java").toRealPath();
+        } catch (IOException e) {
+            return home.resolve("bin/java");
+        }
+    }
+
+    private static List<Path> children(Path parent, Predicate<String> named) {
+        if (!Files.isDirectory(parent)) return List.of();
+        try (Stream<Path> all = Files.list(parent)) {
+            return all.filter(p -> named.test(p.getFileName().toString())).sorted().toList();
+        } catch (IOException e) {
+            return List.of();
         }
     }
 
