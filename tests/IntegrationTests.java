@@ -512,11 +512,6 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertTrue(tool.stderr().contains("***@127.0.0.1"), tool.stderr());
                 assertFalse(tool.stderr().contains("s3cret") || tool.stderr().contains("hunter2"), tool.stderr());
             }
-            try (var tool = TestSupport.Tool.start(TestSupport.env("ISTIO_QUIT_API", "ftp://agent:hunter2@x"),
-                    markerApp(0))) {
-                assertEquals(2, tool.exitCode());
-                assertFalse(tool.stderr().contains("hunter2"), tool.stderr());
-            }
         }
     }
 
@@ -577,49 +572,31 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
     // --- bad configuration ---------------------------------------------------------------------
 
+    /** BadInputTests has every bad value in one in-process table; these show a real JVM exits 2 too. */
     @Nested
     class BadConfiguration {
-        @ParameterizedTest
-        @CsvSource(delimiter = '|', value = {
-                "START_WITHOUT_ENVOY|yes|START_WITHOUT_ENVOY: not a boolean (true or false): 'yes'",
-                "WAIT_FOR_ENVOY_TIMEOUT|-3s|WAIT_FOR_ENVOY_TIMEOUT: negative duration: '-3s'",
-                "ISTIO_QUIT_API|notaurl^^|ISTIO_QUIT_API: not a URL",
-                "ENVOY_PREFLIGHT_LOG_FORMAT|xml|ENVOY_PREFLIGHT_LOG_FORMAT: not a log format (text or json): 'xml'"})
-        void aBadVariableExits2NamingItAndNothingRuns(String variable, String value, String message) throws Exception {
-            try (var tool = TestSupport.Tool.start(admin(variable, value, "ISTIO_QUIT_API",
-                    variable.equals("ISTIO_QUIT_API") ? value : fake.pilotAgentUrl().toString()), markerApp(0))) {
-                assertEquals(2, tool.exitCode());
-                assertTrue(tool.stderr().startsWith("envoy-preflight: error: " + message), tool.stderr());
-                assertEquals(1, tool.stderr().lines().count(), tool.stderr());
+        @Test
+        void aBadVariableExits2InOneLineNamingItAndNothingRuns() throws Exception {
+            try (var tool = TestSupport.Tool.start(TestSupport.json("ENVOY_ADMIN_API", fake.url().toString(),
+                    "ISTIO_QUIT_API", fake.pilotAgentUrl().toString(), "START_WITHOUT_ENVOY", "yes"), markerApp(0))) {
+                assertEquals(2, tool.exitCode(), tool.stderr());
+                assertEquals(List.of("invalid"), TestSupport.kinds(tool.events()), tool.stderr());
+                JsonObject invalid = tool.event("invalid");
+                assertEquals("error", invalid.get("level").getAsString());
+                assertTrue(invalid.get("msg").getAsString().contains("START_WITHOUT_ENVOY"), invalid.toString());
                 assertFalse(appStarted());
                 assertEquals(List.of(), fake.requests());
             }
         }
 
         @Test
-        void anUnknownOptionExits2WithOneLine() throws Exception {
+        void anUnknownOptionExits2WithOneTextLineAndNoUsage() throws Exception {
             try (var tool = TestSupport.Tool.start(admin(), "--wait-for-envoy", markerApp(0)[0])) {
                 assertEquals(2, tool.exitCode());
-                assertEquals("envoy-preflight: error: Unknown option: '--wait-for-envoy' (see --help)\n", tool.stderr());
+                assertEquals(1, tool.stderr().lines().count(), tool.stderr());
+                assertTrue(tool.stderr().startsWith("envoy-preflight: error: "), tool.stderr());
+                assertTrue(tool.stderr().contains("'--wait-for-envoy'"), tool.stderr());
                 assertEquals(List.of(), fake.requests());
-            }
-        }
-
-        @Test
-        void anUnknownOptionIsLoggedAsJsonWhenTheVariableAsksForIt() throws Exception {
-            try (var tool = TestSupport.Tool.start(admin("ENVOY_PREFLIGHT_LOG_FORMAT", "json"), "--bogus", "true")) {
-                assertEquals(2, tool.exitCode());
-                JsonObject line = JsonParser.parseString(tool.stderr().strip()).getAsJsonObject();
-                assertEquals("error", line.get("level").getAsString());
-                assertEquals("Unknown option: '--bogus' (see --help)", line.get("msg").getAsString());
-            }
-        }
-
-        @Test
-        void noCommandExits2() throws Exception {
-            try (var tool = TestSupport.Tool.start(admin())) {
-                assertEquals(2, tool.exitCode());
-                assertTrue(tool.stderr().contains("no COMMAND given"), tool.stderr());
             }
         }
     }

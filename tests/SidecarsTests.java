@@ -152,20 +152,6 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
             }
             assertEquals(List.of(), posts());
         }
-
-        @ParameterizedTest
-        @CsvSource(delimiter = '|', value = {
-                "GENERIC_READY_ENDPOINTS|http://127.0.0.1:4191/ready,ftp://127.0.0.1/x",
-                "--ready-endpoint|notaurl^^"})
-        void aBadUrlExits2NamingTheVariableOrTheFlag(String name, String value) throws Exception {
-            Map<String, String> env = name.startsWith("--") ? Map.of() : TestSupport.env(name, value);
-            String[] args = name.startsWith("--") ? new String[]{name, value, "true"} : new String[]{"true"};
-            try (var tool = TestSupport.Tool.start(env, args)) {
-                assertEquals(2, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().startsWith("envoy-preflight: error: " + name + ": "), tool.stderr());
-                assertEquals(1, tool.stderr().lines().count(), tool.stderr());
-            }
-        }
     }
 
     // --- 2. quitting sidecars that are not Envoy -------------------------------------------------
@@ -354,19 +340,6 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
             }
         }
 
-        @ParameterizedTest
-        @CsvSource({"SCUTTLE_LOGGING,yes", "NEVER_KILL_ENVOY,1", "ALWAYS_KILL_ENVOY,no", "USE_ISTIO_ENDPOINT,on",
-                "GENERIC_QUIT_ONLY,y", "ENVOY_KILL_API,127.0.0.1:15000/quitquitquit", "SIDECAR_ABSENT_AFTER,soon"})
-        void aBadValueExits2NamingIt(String variable, String value) throws Exception {
-            try (var tool = TestSupport.Tool.start(admin(variable, value), markerApp(0))) {
-                assertEquals(2, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().startsWith("envoy-preflight: error: " + variable + ": "), tool.stderr());
-                assertTrue(tool.stderr().contains("'" + value + "'"), tool.stderr());
-                assertFalse(appStarted());
-                assertEquals(List.of(), fake.requests());
-            }
-        }
-
         @Test
         void helpListsTheNewSettingsAndTheAliases() throws Exception {
             try (var tool = TestSupport.Tool.start(Map.of(), "--help")) {
@@ -502,24 +475,6 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(3, tool.exitCode(), tool.stderr());
                 assertEquals(List.of(), posts());
                 assertTrue(tool.stderr().contains("never-kill-istio-on-failure is set and the exit code is 3"), tool.stderr());
-            }
-        }
-
-        @ParameterizedTest
-        @CsvSource(delimiter = '|', value = {
-                "--wait-only true|--wait-only takes no COMMAND",
-                "--quit-only sh -c true|--quit-only takes no COMMAND",
-                "--exit-code 3 true|--exit-code: goes with --quit-only",
-                "--quit-only --exit-code 256|--exit-code: not an exit code (0 to 255): '256'",
-                "--quit-only --exit-code -1|--exit-code: not an exit code (0 to 255): '-1'",
-                "--quit-only --exit-code x|'x' is not an int",
-                "--wait-only --quit-only|--wait-only and --quit-only: choose one"})
-        void misusedModesExit2AndDoNothing(String args, String message) throws Exception {
-            try (var tool = TestSupport.Tool.start(admin(), args.split(" "))) {
-                assertEquals(2, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains(message), tool.stderr());
-                assertEquals(1, tool.stderr().lines().count(), tool.stderr());
-                assertEquals(List.of(), fake.requests());
             }
         }
 
