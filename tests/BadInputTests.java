@@ -235,7 +235,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
     class IsolatedSteps {
         @Test
         void aStepThatThrowsStopsNeitherTheNextNorAFallback() {
-            var logged = new TestSupport.Captured(true, EnvoyPreflight.Log.Format.TEXT);
+            var logged = new TestSupport.Captured(true, EnvoyPreflight.Log.Format.JSON);
             List<String> ran = new ArrayList<>();
             EnvoyPreflight.Quit.Step throwing = new EnvoyPreflight.Quit.Step() {
                 public String describe() { return "throw"; }
@@ -252,7 +252,10 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
             new EnvoyPreflight.Quit(Duration.ofSeconds(1), logged.log).run(new EnvoyPreflight.Quit.Plan(List.of(throwing,
                     new EnvoyPreflight.Quit.Fallback(throwing, fallback), second), null));
             assertEquals(List.of("throw", "throw", "fallback", "second"), ran);
-            assertTrue(logged.text().contains("boom"), logged.text());
+            // each throw is an internal error of its own step, logged, and no more
+            List<JsonObject> errors = logged.events();
+            assertEquals(List.of("internal-error", "internal-error"), TestSupport.kinds(errors), logged.text());
+            for (JsonObject e : errors) assertEquals("java.lang.IllegalStateException: boom", e.get("error").getAsString());
         }
     }
 
@@ -346,11 +349,14 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
                     // the tool stopped reading: as it should
                 }
             });
-            try (var tool = TestSupport.Tool.start(verbose("ENVOY_ADMIN_API", fake.url().toString(),
+            try (var tool = TestSupport.Tool.start(TestSupport.json("ENVOY_ADMIN_API", fake.url().toString(),
                     "WAIT_FOR_ENVOY_TIMEOUT", "2s", "NEVER_KILL_ISTIO", "true"), "sh", "-c", "exit 4")) {
                 assertEquals(4, tool.exitCode(), tool.stderr()); // the wait ended by its timeout, the app ran
                 assertFalse(tool.stderr().contains("OutOfMemoryError"), tool.stderr());
-                assertTrue(tool.stderr().contains("poll 1: HTTP 200 but a name or the state is longer than 64 KiB"), tool.stderr());
+                String seen = tool.events("poll").get(0).get("seen").getAsString();
+                assertTrue(seen.startsWith("HTTP 200 but a name or the state is longer than 64 KiB"), seen);
+                assertEquals(1, tool.events("wait-timeout").size(), tool.stderr());
+                assertTrue(tool.events("ready").isEmpty(), tool.stderr());
             }
         }
     }
@@ -374,8 +380,10 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
                     "WAIT_FOR_ENVOY_TIMEOUT", "300ms", "NEVER_KILL_ISTIO", "true", "ENVOY_PREFLIGHT_LOG_FORMAT", "json"),
                     "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                tool.events(); // one object a line, or this throws
                 assertFalse(tool.stderr().contains("\u001b"), tool.stderr());
+                // one object a line (or events() throws), the sidecar's text intact inside it
+                assertEquals("state PRE\nenvoy-preflight: LIVE after 1 polls\u001b[31m",
+                        tool.events("poll").get(0).get("seen").getAsString());
             }
         }
 
@@ -439,14 +447,17 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
         void aSidecarThatStartsListeningAfterAnAbsentWaitIsQuitAtExit() throws Exception {
             int port = TestSupport.closedPort();
             String app = "sleep 1.2; echo app";
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", "http://127.0.0.1:" + port + "/ready",
-                    "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:" + port + "/quit", "SIDECAR_ABSENT_AFTER", "500ms"),
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_READY_ENDPOINTS", "http://127.0.0.1:" + port
+                    + "/ready", "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:" + port + "/quit", "SIDECAR_ABSENT_AFTER", "500ms"),
                     "sh", "-c", app)) {
-                TestSupport.await("the absent wait", () -> tool.stderr().contains("there is no sidecar"));
+                TestSupport.await("the absent wait", () -> TestSupport.any(tool.eventsSoFar(), "absent", o -> true));
                 try (var late = new TestSupport.Recorder(port, 200)) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
                     assertEquals(List.of("GET /ready", "POST /quit"), late.seen(), tool.stderr());
-                    assertTrue(tool.stderr().contains("answers now (HTTP 200)"), tool.stderr());
+                    JsonObject came = tool.event("late");
+                    assertEquals("http://127.0.0.1:" + port + "/ready", came.get("target").getAsString());
+                    assertEquals("HTTP 200", came.get("seen").getAsString());
+                    assertEquals(200, tool.event("quit").get("status").getAsInt());
                 }
             }
         }
@@ -454,11 +465,13 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
         @Test
         void aSidecarStillAbsentAtExitIsNotQuit() throws Exception {
             int port = TestSupport.closedPort();
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", "http://127.0.0.1:" + port + "/ready",
-                    "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:" + port + "/quit", "SIDECAR_ABSENT_AFTER", "300ms"), "true")) {
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_READY_ENDPOINTS", "http://127.0.0.1:" + port
+                    + "/ready", "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:" + port + "/quit", "SIDECAR_ABSENT_AFTER", "300ms"),
+                    "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains("quitting nothing"), tool.stderr());
-                assertFalse(tool.stderr().contains("POST "), tool.stderr());
+                assertTrue(tool.events("late").isEmpty(), tool.stderr());
+                JsonObject nothing = tool.event("quit"); // the one quit line: why nothing, and no POST
+                assertTrue(nothing.has("reason") && !nothing.has("url"), nothing.toString());
             }
         }
     }
@@ -471,10 +484,14 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
         void aScriptWithAMissingInterpreterIs126NamingTheScript() throws Exception {
             Path script = Files.writeString(dir.resolve("job.sh"), "#!/nonexistent/sh\necho never\n");
             script.toFile().setExecutable(true);
-            try (var tool = TestSupport.Tool.start(TestSupport.env(), script.toString())) {
+            try (var tool = TestSupport.Tool.start(TestSupport.json(), script.toString())) {
                 assertEquals(126, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains(script + ": /nonexistent/sh: bad interpreter"), tool.stderr());
                 assertFalse(tool.stderr().contains("setpriv") || tool.stderr().contains("env:"), tool.stderr());
+                JsonObject notStarted = tool.event("app-start"); // judged before any wrapper could name itself
+                assertEquals(126, notStarted.get("code").getAsInt());
+                // as bash says it, naming the script and its interpreter
+                assertTrue(notStarted.get("error").getAsString().contains(script + ": /nonexistent/sh: bad interpreter"),
+                        notStarted.toString());
             }
         }
 
@@ -483,9 +500,12 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
             Path interpreter = Files.writeString(dir.resolve("not-a-shell"), "x");
             Path script = Files.writeString(dir.resolve("job.sh"), "#! " + interpreter + " -e\necho never\n");
             script.toFile().setExecutable(true);
-            try (var tool = TestSupport.Tool.start(TestSupport.env(), script.toString())) {
+            try (var tool = TestSupport.Tool.start(TestSupport.json(), script.toString())) {
                 assertEquals(126, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains("bad interpreter"), tool.stderr());
+                JsonObject notStarted = tool.event("app-start");
+                assertEquals(126, notStarted.get("code").getAsInt());
+                assertTrue(notStarted.get("error").getAsString().contains(interpreter + ": bad interpreter"),
+                        notStarted.toString());
             }
         }
     }

@@ -1,3 +1,4 @@
+import com.google.gson.JsonObject;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
@@ -9,6 +10,7 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.OffsetDateTime;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -32,22 +34,26 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         void aTcpListenerAndAFileThatAppearLateAreWaitedForInOrder() throws Exception {
             int port = TestSupport.closedPort();
             Path secret = dir.resolve("secrets/db-password");
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:" + port + ","
-                    + secret.toUri(), "ENVOY_PREFLIGHT_LOG_FORMAT", "json"), "echo", "app")) {
-                TestSupport.await("a refused connection", () -> tool.stderr().contains("connection refused"));
+            String tcp = "tcp://127.0.0.1:" + port;
+            String file = secret.toUri().toString();
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_READY_ENDPOINTS", tcp + "," + file),
+                    "echo", "app")) {
+                TestSupport.await("a refused connection", () -> TestSupport.any(tool.eventsSoFar(), "poll",
+                        o -> tcp.equals(TestSupport.text(o, "target"))));
                 try (ServerSocket listener = new ServerSocket(port, 8, InetAddress.getLoopbackAddress())) {
-                    TestSupport.await("the file to be polled", () -> tool.stderr().contains("does not exist"));
+                    TestSupport.await("the file to be polled", () -> TestSupport.any(tool.eventsSoFar(), "poll",
+                            o -> file.equals(TestSupport.text(o, "target"))));
                     Files.createDirectories(secret.getParent());
                     Files.writeString(secret, "s3cret");
                     assertEquals(0, tool.exitCode(), tool.stderr());
                 }
                 assertEquals("app\n", tool.stdout());
-                String log = tool.messages();
-                assertTrue(log.contains("waiting for TCP 127.0.0.1:" + port + " to accept a connection"), log);
-                assertTrue(log.contains("TCP 127.0.0.1:" + port + " accepted a connection after"), log);
-                assertTrue(log.contains("waiting for file " + secret + " to exist"), log);
-                assertTrue(log.contains("file " + secret + " exists after"), log);
-                assertTrue(log.indexOf("accepted a connection after") < log.indexOf("waiting for file"), log);
+                assertEquals(List.of(tcp, file), TestSupport.each(tool.events("wait"), "target"));
+                assertEquals(List.of(tcp, file), TestSupport.each(tool.events("ready"), "target"));
+                List<String> story = tool.events().stream().filter(o -> TestSupport.is(o, "wait") || TestSupport.is(o, "ready")
+                        || TestSupport.is(o, "app-start")).map(o -> o.get("event").getAsString() + " "
+                        + TestSupport.text(o, "target")).toList();
+                assertEquals(List.of("wait " + tcp, "ready " + tcp, "wait " + file, "ready " + file, "app-start null"), story);
             }
         }
 
@@ -66,28 +72,31 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         @Test
         void aRefusedTcpConnectionMeansNothingListensAndAMissingFileNever() throws Exception {
             int port = TestSupport.closedPort();
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:" + port,
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:" + port,
                     "SIDECAR_ABSENT_AFTER", "300ms"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains("there is no sidecar"), tool.stderr());
+                assertEquals("tcp://127.0.0.1:" + port, tool.event("absent").get("target").getAsString());
             }
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", dir.resolve("never").toUri().toString(),
+            String never = dir.resolve("never").toUri().toString();
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_READY_ENDPOINTS", never,
                     "SIDECAR_ABSENT_AFTER", "300ms", "WAIT_FOR_ENVOY_TIMEOUT", "800ms"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertFalse(tool.stderr().contains("there is no sidecar"), tool.stderr());
-                assertTrue(tool.stderr().contains("did not exist within the wait timeout"), tool.stderr());
+                assertTrue(tool.events("absent").isEmpty(), tool.stderr());
+                assertEquals(never, tool.event("wait-timeout").get("target").getAsString());
             }
         }
 
         @Test
         void aMissingFileAtExitDoesNotMakeAnAbsentSidecarCome() throws Exception {
             int port = TestSupport.closedPort();
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:" + port + ","
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:" + port + ","
                     + dir.resolve("never").toUri(), "SIDECAR_ABSENT_AFTER", "300ms", "GENERIC_QUIT_ENDPOINTS",
                     "http://127.0.0.1:" + port + "/quit"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertFalse(tool.stderr().contains("answers now"), tool.stderr());
-                assertTrue(tool.stderr().contains("quitting nothing: no sidecar was found"), tool.stderr());
+                assertEquals(1, tool.events("absent").size(), tool.stderr());
+                assertTrue(tool.events("late").isEmpty(), tool.stderr());
+                JsonObject nothing = tool.event("quit");
+                assertTrue(nothing.has("reason") && !nothing.has("url"), nothing.toString());
             }
         }
     }
@@ -119,12 +128,16 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         void eachProcessOfThatNameGetsTheSignalAndTheToolWaitsForIt() throws Exception {
             Process shipper = sidecar("fake-shipper", false);
             Process other = sidecar("other-sidecar", false);
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_QUIT_PROCESSES", "fake-shipper:INT"), "true")) {
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_QUIT_PROCESSES", "fake-shipper:INT"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertTrue(shipper.waitFor(5, TimeUnit.SECONDS), "the shipper still runs");
                 assertEquals(List.of("INT"), signals("fake-shipper"));
                 assertTrue(other.isAlive(), "another name was signalled");
-                assertTrue(tool.stderr().contains("sent SIGINT to fake-shipper (pid " + shipper.pid() + ")"), tool.stderr());
+                JsonObject sent = tool.event("quit");
+                assertEquals("fake-shipper", sent.get("process").getAsString());
+                assertEquals(shipper.pid(), sent.get("pid").getAsLong());
+                assertEquals("INT", sent.get("signal").getAsString());
+                assertFalse(sent.has("error"), sent.toString());
             } finally {
                 other.destroyForcibly();
             }
@@ -133,25 +146,32 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         @Test
         void oneThatIgnoresTermIsKilledWhenTheQuitTimeoutRunsOut() throws Exception {
             Process stubborn = sidecar("stubborn", true);
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_QUIT_PROCESSES", "stubborn", "QUIT_REQUEST_TIMEOUT", "1s",
-                    "ENVOY_PREFLIGHT_LOG_FORMAT", "json"), "sh", "-c", "exit 3")) {
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_QUIT_PROCESSES", "stubborn",
+                    "QUIT_REQUEST_TIMEOUT", "1s"), "sh", "-c", "exit 3")) {
                 assertEquals(3, tool.exitCode(), tool.stderr());
                 assertTrue(stubborn.waitFor(5, TimeUnit.SECONDS), "still alive");
                 assertEquals(List.of("TERM"), signals("stubborn"));
                 assertEquals(128 + 9, stubborn.exitValue(), "killed");
-                String log = tool.messages();
-                assertTrue(log.contains("still runs 1s after SIGTERM: sending KILL"), log);
-                long ms = tool.loggedMillis("sent SIGTERM to stubborn", "stubborn (pid");
+                List<JsonObject> steps = tool.events("quit");
+                assertEquals(Arrays.asList("TERM", null, "KILL"), TestSupport.each(steps, "signal"), tool.stderr());
+                assertEquals(Arrays.asList(null, "still running", null), TestSupport.each(steps, "error"), tool.stderr());
+                for (JsonObject step : steps) assertEquals(stubborn.pid(), step.get("pid").getAsLong());
+                long ms = TestSupport.millisBetween(steps.get(0), steps.get(1));
                 assertTrue(ms >= 900 && ms < 2000, "KILL " + ms + " ms after TERM, with a 1s timeout");
             }
         }
 
         @Test
         void noSuchProcessIsSaidClearlyAndChangesNothing() throws Exception {
-            try (var tool = TestSupport.Tool.start(TestSupport.env("GENERIC_QUIT_PROCESSES", "no-such-proc"), "sh", "-c", "exit 4")) {
+            Map<String, String> env = TestSupport.env("GENERIC_QUIT_PROCESSES", "no-such-proc", "ENVOY_PREFLIGHT_LOG_FORMAT", "json");
+            try (var tool = TestSupport.Tool.start(env, "sh", "-c", "exit 4")) { // not verbose: a warning shows anyway
                 assertEquals(4, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains("no process named no-such-proc is visible"), tool.stderr());
-                assertTrue(tool.stderr().contains("shareProcessNamespace"), tool.stderr());
+                JsonObject missed = tool.event("quit");
+                assertEquals("warning", missed.get("level").getAsString());
+                assertEquals("no-such-proc", missed.get("process").getAsString());
+                assertEquals("not visible", missed.get("error").getAsString());
+                // what to change, for whoever reads it: the pod's spec
+                assertTrue(missed.get("msg").getAsString().contains("shareProcessNamespace"), missed.toString());
             }
         }
 
@@ -234,11 +254,13 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
                 assertTrue(r.code() == 0 || mode.equals("--check"), mode + ": " + r.err());
                 assertFalse(Files.exists(exitFile), mode);
             }
-            try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", "/nonexistent/dir/exit-code"),
-                    "sh", "-c", "exit 9")) {
+            try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", "/nonexistent/dir/exit-code",
+                    "ENVOY_PREFLIGHT_LOG_FORMAT", "json"), "sh", "-c", "exit 9")) {
                 assertEquals(9, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains("warning: could not write the exit file /nonexistent/dir/exit-code"),
-                        tool.stderr());
+                JsonObject failed = tool.event("exit-file");
+                assertEquals("warning", failed.get("level").getAsString());
+                assertEquals("/nonexistent/dir/exit-code", failed.get("path").getAsString());
+                assertTrue(failed.has("error") && !failed.has("code"), failed.toString());
             }
         }
     }
@@ -335,16 +357,19 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         void daprOnItsPortWithItsTokenWhichIsNeverLogged() throws Exception {
             try (var dapr = new TestSupport.Recorder(0, 204)) {
                 String port = String.valueOf(dapr.port());
-                Map<String, String> env = verbose("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT", port,
+                Map<String, String> env = TestSupport.json("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT", port,
                         "DAPR_API_TOKEN", "t0ken-s3cret");
                 try (var tool = TestSupport.Tool.start(env, "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
                     assertEquals(List.of("GET /v1.0/healthz/outbound", "POST /v1.0/shutdown"), dapr.seen());
                     assertEquals(List.of("t0ken-s3cret", "t0ken-s3cret"), dapr.header("dapr-api-token"));
                     assertFalse(tool.stderr().contains("t0ken"), tool.stderr());
-                    assertTrue(tool.stderr().contains("sidecar dapr: ready-endpoints=[http://127.0.0.1:" + port
-                            + "/v1.0/healthz/outbound]"), tool.stderr());
+                    JsonObject settings = tool.event("config").getAsJsonObject("settings");
+                    assertEquals(List.of("dapr"), TestSupport.array(settings, "sidecars"));
+                    assertEquals(List.of("http://127.0.0.1:" + port + "/v1.0/healthz/outbound"),
+                            TestSupport.array(settings, "ready-endpoints"));
                 }
+                env.remove("ENVOY_PREFLIGHT_LOG_FORMAT"); // and in text
                 var dry = TestSupport.inProcess(env, "--dry-run", "true");
                 assertFalse((dry.out() + dry.err()).contains("t0ken"), dry.out());
             }
@@ -392,11 +417,16 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         @Test
         void eachSpaceSeparatedUrlIsPostedWithNoOtherConfiguration() throws Exception {
             try (var a = new TestSupport.Recorder(0, 200); var b = new TestSupport.Recorder(0, 200)) {
-                Map<String, String> env = verbose("CSQL_PROXY_QUIT_URLS", a.url() + "/quitquitquit " + b.url() + "/quitquitquit");
+                Map<String, String> env = TestSupport.json("CSQL_PROXY_QUIT_URLS", a.url() + "/quitquitquit " + b.url()
+                        + "/quitquitquit");
                 try (var tool = TestSupport.Tool.start(env, "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
-                    assertTrue(tool.stderr().contains("set by=CSQL_PROXY_QUIT_URLS"), tool.stderr());
+                    JsonObject config = tool.event("config");
+                    assertTrue(TestSupport.array(config, "set_by").contains("CSQL_PROXY_QUIT_URLS"), config.toString());
+                    assertEquals(List.of(a.url() + "/quitquitquit", b.url() + "/quitquitquit"),
+                            TestSupport.array(config.getAsJsonObject("settings"), "csql-proxy-quit-urls"));
                 }
+                env.remove("ENVOY_PREFLIGHT_LOG_FORMAT");
                 assertEquals(List.of("POST /quitquitquit"), a.seen());
                 assertEquals(List.of("POST /quitquitquit"), b.seen());
                 var dry = TestSupport.inProcess(env, "--dry-run", "true");

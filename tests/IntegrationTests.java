@@ -10,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -24,10 +25,21 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
     // --- helpers -----------------------------------------------------------------------------
 
+    /** A verbose run in JSON against the fake's admin API: the tests read its decisions as events. */
     Map<String, String> admin(String... more) {
-        Map<String, String> env = verbose(more);
+        Map<String, String> env = TestSupport.json(more);
         env.put("ENVOY_ADMIN_API", fake.url().toString());
         return env;
+    }
+
+    /** The readiness target the admin API is polled at, as the events name it. */
+    String serverInfo() {
+        return fake.url() + "/server_info";
+    }
+
+    /** What each poll saw, in order. */
+    static List<String> seen(TestSupport.Tool tool) {
+        return TestSupport.each(tool.events("poll"), "seen");
     }
 
     // --- 1. waiting ----------------------------------------------------------------------------
@@ -48,9 +60,12 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertTrue(startedAt - liveAtMillis < 600, "started " + (startedAt - liveAtMillis) + " ms after LIVE");
                 long polls = fake.requests().stream().filter(r -> r.path().equals("/server_info")).count();
                 assertTrue(polls >= 3, "polls: " + polls);
-                assertTrue(tool.stderr().contains("LIVE after " + polls + " polls in "), tool.stderr());
-                assertTrue(tool.stderr().contains("state PRE_INITIALIZING"), tool.stderr());
-                assertTrue(tool.stderr().contains("state INITIALIZING"), tool.stderr());
+                JsonObject ready = tool.event("ready");
+                assertEquals(serverInfo(), ready.get("target").getAsString());
+                assertEquals(polls, ready.get("polls").getAsLong(), tool.stderr());
+                assertTrue(seen(tool).contains("state PRE_INITIALIZING"), seen(tool).toString());
+                assertTrue(seen(tool).contains("state INITIALIZING"), seen(tool).toString());
+                assertEquals("state LIVE", seen(tool).get(seen(tool).size() - 1));
             }
         }
 
@@ -62,8 +77,12 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertTrue(System.nanoTime() - t0 >= TimeUnit.MILLISECONDS.toNanos(700));
                 assertTrue(appStarted());
-                assertTrue(tool.stderr().contains("warning: Envoy was not LIVE within the wait timeout (700ms);"
-                        + " starting the app anyway"), tool.stderr());
+                JsonObject timedOut = tool.event("wait-timeout");
+                assertEquals("warning", timedOut.get("level").getAsString());
+                assertEquals(serverInfo(), timedOut.get("target").getAsString());
+                assertEquals(List.of("wait-timeout", "app-start"), TestSupport.kinds(tool.events()).stream()
+                        .filter(k -> k.equals("wait-timeout") || k.equals("app-start")).toList(), "then the app started");
+                assertTrue(tool.events("ready").isEmpty(), "the nested LIVE was taken for the state: " + tool.stderr());
             }
         }
 
@@ -74,8 +93,13 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                     "QUIT_WITHOUT_ENVOY_TIMEOUT", "800ms"), markerApp(0))) {
                 assertEquals(69, tool.exitCode(), tool.stderr());
                 assertFalse(appStarted());
-                assertTrue(tool.stderr().contains("error: Envoy was not LIVE within the give-up timeout (800ms)"),
-                        tool.stderr());
+                JsonObject gaveUp = tool.event("gave-up");
+                assertEquals("error", gaveUp.get("level").getAsString());
+                assertEquals(serverInfo(), gaveUp.get("target").getAsString());
+                assertTrue(tool.events("wait-timeout").isEmpty(), "the give-up timeout wins: " + tool.stderr());
+                assertTrue(tool.events("app-start").isEmpty(), tool.stderr());
+                long ms = TestSupport.waitedMillis(tool.events(), gaveUp);
+                assertTrue(ms >= 800 && ms < 1600, "gave up after " + ms + " ms of an 800 ms limit");
                 assertEquals(List.of("admin POST /quitquitquit"), posts(), "the sidecar is still told to quit");
             }
         }
@@ -87,7 +111,8 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             try (var tool = TestSupport.Tool.start(env, markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertTrue(appStarted());
-                assertTrue(tool.stderr().contains("poll 1: connection refused"), tool.stderr());
+                assertEquals("connection refused", seen(tool).get(0));
+                assertEquals(1, tool.events("wait-timeout").size(), tool.stderr());
             }
         }
 
@@ -99,7 +124,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 long ms = (System.nanoTime() - fake.requests().get(0).nanos()) / 1_000_000;
                 assertTrue(ms < 3000, "exited " + ms + " ms after the first poll; the wait timeout is 1500 ms");
-                assertTrue(tool.stderr().contains("poll 1: no answer within 1s"), tool.stderr());
+                assertEquals("no answer within 1s", seen(tool).get(0));
                 assertTrue(appStarted());
             }
         }
@@ -118,12 +143,13 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             });
             try (var tool = TestSupport.Tool.start(admin(), markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                String err = tool.stderr();
-                assertTrue(err.contains("poll 1: HTTP 503"), err);
-                assertTrue(err.contains("poll 2: HTTP 200 but not a JSON object"), err);
-                assertTrue(err.contains("poll 3: HTTP 200 without a top-level state"), err);
-                assertTrue(err.contains("poll 4: state DRAINING"), err);
-                assertTrue(err.contains("LIVE after 5 polls"), err);
+                List<String> expected = List.of("HTTP 503", "HTTP 200 but not a JSON object",
+                        "HTTP 200 without a top-level state", "state DRAINING", "state LIVE");
+                assertEquals(expected.size(), seen(tool).size(), seen(tool).toString());
+                for (int i = 0; i < expected.size(); i++) { // a parser's own words may follow
+                    assertTrue(seen(tool).get(i).startsWith(expected.get(i)), seen(tool).toString());
+                }
+                assertEquals(5, tool.event("ready").get("polls").getAsInt());
             }
         }
 
@@ -140,9 +166,10 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void withoutAnAdminApiTheAppRunsDirectly() throws Exception {
-            try (var tool = TestSupport.Tool.start(Map.of(), markerApp(5))) {
+            try (var tool = TestSupport.Tool.start(TestSupport.json(), markerApp(5))) {
                 assertEquals(5, tool.exitCode(), tool.stderr());
                 assertTrue(appStarted());
+                assertTrue(tool.events("wait").isEmpty(), tool.stderr());
                 assertEquals(List.of(), fake.requests());
             }
         }
@@ -176,8 +203,10 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         void aMissingCommandExits127AndStillQuitsTheSidecar() throws Exception {
             try (var tool = TestSupport.Tool.start(admin(), "no-such-app-anywhere", "x")) {
                 assertEquals(127, tool.exitCode());
-                assertTrue(tool.stderr().contains("error: command 'no-such-app-anywhere' not found on PATH"),
-                        tool.stderr());
+                JsonObject notStarted = tool.event("app-start");
+                assertEquals("error", notStarted.get("level").getAsString());
+                assertEquals(127, notStarted.get("code").getAsInt());
+                assertTrue(notStarted.get("error").getAsString().contains("'no-such-app-anywhere'"), notStarted.toString());
                 assertEquals(List.of("admin POST /quitquitquit"), posts());
             }
         }
@@ -187,7 +216,9 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             Path script = Files.writeString(dir.resolve("not-executable.sh"), "#!/bin/sh\necho hi\n");
             try (var tool = TestSupport.Tool.start(admin("NEVER_KILL_ISTIO", "true"), script.toString())) {
                 assertEquals(126, tool.exitCode());
-                assertTrue(tool.stderr().contains("not-executable.sh' is not executable"), tool.stderr());
+                JsonObject notStarted = tool.event("app-start");
+                assertEquals(126, notStarted.get("code").getAsInt());
+                assertTrue(notStarted.get("error").getAsString().contains(script.toString()), notStarted.toString());
                 assertEquals("", tool.stdout());
             }
         }
@@ -229,7 +260,10 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 app.stop();
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertEquals(List.of(signal), app.received());
-                assertTrue(tool.stderr().contains("relayed SIG" + signal + " to the app"), tool.stderr());
+                JsonObject relayed = tool.event("signal");
+                assertEquals(signal, relayed.get("signal").getAsString());
+                assertTrue(relayed.get("relayed").getAsBoolean(), relayed.toString());
+                assertEquals(tool.event("app-start").get("pid").getAsLong(), relayed.get("pid").getAsLong());
             }
         }
 
@@ -258,8 +292,10 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 tool.signal(signal);
                 assertEquals(code, tool.exitCode(), tool.stderr());
                 assertFalse(appStarted());
-                assertTrue(tool.stderr().contains("stopped by SIG" + signal + " while waiting for Envoy"),
-                        tool.stderr());
+                JsonObject stopped = tool.event("stopped");
+                assertEquals(signal, stopped.get("signal").getAsString());
+                assertEquals(serverInfo(), stopped.get("target").getAsString());
+                assertTrue(tool.events("app-start").isEmpty(), tool.stderr());
                 assertEquals(List.of("admin POST /quitquitquit"), posts());
             }
         }
@@ -284,12 +320,15 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             try (var tool = TestSupport.Tool.start(admin(), "sh", "-c", "sleep 0.3; echo app ran")) {
                 TestSupport.await("the first poll", () -> !fake.requests().isEmpty());
                 tool.signal(signal);
-                TestSupport.await("the signal to be dropped", () -> tool.stderr().contains("SIG" + signal
-                        + " received before the app started; dropped"));
+                TestSupport.await("the signal to be dropped", () -> TestSupport.any(tool.eventsSoFar(), "signal",
+                        o -> o.get("signal").getAsString().equals(signal)));
+                JsonObject dropped = tool.event("signal");
+                assertFalse(dropped.get("relayed").getAsBoolean(), dropped.toString());
+                assertEquals("warning", dropped.get("level").getAsString(), "lost to the app: " + dropped);
                 fake.forceState(null); // LIVE: the app starts, and no signal follows it
                 assertEquals(0, tool.exitCode(), tool.stderr()); // a USR1 sent at the start: 138
                 assertEquals("app ran\n", tool.stdout());
-                assertFalse(tool.stderr().contains("relayed SIG"), tool.stderr());
+                assertEquals(1, tool.events("signal").size(), "nothing relayed later: " + tool.stderr());
             }
         }
     }
@@ -303,7 +342,8 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         void theAppsCodeIsTheToolsCode(int code) throws Exception {
             try (var tool = TestSupport.Tool.start(admin(), markerApp(code))) {
                 assertEquals(code, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains("exit code " + code), tool.stderr());
+                assertEquals(code, tool.event("app-exit").get("code").getAsInt());
+                assertEquals(code, tool.event("exit").get("code").getAsInt());
             }
         }
 
@@ -312,8 +352,9 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         void deathBySignalIs128PlusN(String signal, int code) throws Exception {
             try (var tool = TestSupport.Tool.start(admin(), "sh", "-c", "kill -s " + signal + " $$")) {
                 assertEquals(code, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains("the app exited with code " + code + " (= 128+SIG" + signal + ")"),
-                        tool.stderr());
+                JsonObject exited = tool.event("app-exit");
+                assertEquals(code, exited.get("code").getAsInt());
+                assertEquals(signal, exited.get("signal").getAsString());
                 assertEquals(List.of("admin POST /quitquitquit"), posts());
             }
         }
@@ -333,7 +374,12 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertEquals(List.of("admin POST /drain/a", "admin POST /drain/b", "pilot-agent POST /quitquitquit"),
                         posts());
-                assertTrue(tool.stderr().contains("/drain/b: HTTP 500"), tool.stderr());
+                List<JsonObject> quits = tool.events("quit");
+                assertEquals(List.of(fake.url() + "/drain/a", fake.url() + "/drain/b", fake.pilotAgentUrl() + "/quitquitquit"),
+                        TestSupport.each(quits, "url"));
+                assertEquals(List.of("200", "500", "200"), TestSupport.each(quits, "status"));
+                assertEquals(List.of("true", "false", "true"), TestSupport.each(quits, "ok"));
+                assertEquals("warning", quits.get(1).get("level").getAsString());
             }
         }
 
@@ -349,9 +395,12 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 long next = fake.requests().stream().filter(r -> r.server().equals("pilot-agent")).findFirst().orElseThrow().nanos();
                 long ms = (next - hang) / 1_000_000;
                 assertTrue(ms < 800, "the hung request held the next step " + ms + " ms; its limit is 400 ms");
-                String err = tool.stderr();
-                assertTrue(err.contains("/drain failed: connection refused"), err);
-                assertTrue(err.contains("/hang failed: no answer within 400ms"), err);
+                List<JsonObject> quits = tool.events("quit");
+                assertEquals(List.of(refused, fake.url() + "/hang", fake.pilotAgentUrl() + "/quitquitquit"),
+                        TestSupport.each(quits, "url"));
+                assertEquals(Arrays.asList("connection refused", "no answer within 400ms", null),
+                        TestSupport.each(quits, "error"));
+                assertEquals(List.of("false", "false", "true"), TestSupport.each(quits, "ok"));
                 assertTrue(posts().contains("pilot-agent POST /quitquitquit"), posts().toString());
             }
         }
@@ -382,8 +431,11 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertTrue(agent.waitFor(10, TimeUnit.SECONDS), "pilot-agent still runs");
                 assertEquals(128 + 2, agent.exitValue(), "pilot-agent should die of SIGINT");
                 assertEquals(List.of(), posts());
-                assertTrue(tool.stderr().contains("sent SIGINT to pilot-agent (pid " + agent.pid() + ")"),
-                        tool.stderr());
+                JsonObject sent = tool.event("quit");
+                assertEquals("pilot-agent", sent.get("process").getAsString());
+                assertEquals(agent.pid(), sent.get("pid").getAsLong());
+                assertEquals("INT", sent.get("signal").getAsString());
+                assertFalse(sent.has("error"), sent.toString());
             } finally {
                 agent.destroyForcibly();
             }
@@ -397,7 +449,9 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             try (var tool = TestSupport.Tool.start(env, markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertEquals(List.of(), fake.requests());
-                assertTrue(tool.stderr().contains("is not loopback"), tool.stderr());
+                JsonObject nothing = tool.event("quit");
+                assertFalse(nothing.has("url") || nothing.has("process"), nothing.toString());
+                assertTrue(nothing.get("reason").getAsString().contains("loopback"), nothing.toString());
             }
         }
 
@@ -433,13 +487,24 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                     "echo", "only this")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertEquals("only this\n", tool.stdout());
-                String err = tool.stderr();
-                for (String step : List.of("configuration: admin-api=" + fake.url(), "poll 1: ", "LIVE after ",
-                        "started the app, pid ", "the app exited with code 0",
-                        "POST " + fake.pilotAgentUrl() + "/quitquitquit: HTTP 200 in ", "exit code 0")) {
-                    assertTrue(err.contains(step), "missing '" + step + "' in:\n" + err);
-                }
-                for (String line : err.split("\n")) assertTrue(line.startsWith("envoy-preflight: "), line);
+                List<String> steps = TestSupport.kinds(tool.events()).stream().distinct().toList();
+                assertEquals(List.of("config", "wait", "poll", "ready", "app-start", "app-exit", "quit", "exit"), steps);
+                assertEquals(fake.url().toString(), tool.event("config").getAsJsonObject("settings").get("admin-api")
+                        .getAsString());
+                assertEquals(fake.pilotAgentUrl() + "/quitquitquit", tool.event("quit").get("url").getAsString());
+                assertEquals(200, tool.event("quit").get("status").getAsInt());
+                assertEquals(0, tool.event("exit").get("code").getAsInt());
+            }
+            // the same steps in text: one line each, each marked as the tool's
+            fake.close(); // it quit
+            fake = FakeEnvoy.start(0, Duration.ZERO).withPilotAgent(0);
+            Map<String, String> text = admin("ISTIO_QUIT_API", fake.pilotAgentUrl().toString());
+            text.remove("ENVOY_PREFLIGHT_LOG_FORMAT");
+            try (var tool = TestSupport.Tool.start(text, "echo", "only this")) {
+                assertEquals(0, tool.exitCode(), tool.stderr());
+                assertEquals("only this\n", tool.stdout());
+                assertTrue(tool.stderr().lines().count() >= 8, tool.stderr());
+                for (String line : tool.stderr().split("\n")) assertTrue(line.startsWith("envoy-preflight: "), line);
             }
         }
 
@@ -457,13 +522,15 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         void jsonFormatWritesOneObjectPerLine() throws Exception {
             try (var tool = TestSupport.Tool.start(admin("ENVOY_PREFLIGHT_LOG_FORMAT", "json"), "sh", "-c", "exit 4")) {
                 assertEquals(4, tool.exitCode());
-                List<JsonObject> lines = tool.stderr().lines().map(l -> JsonParser.parseString(l).getAsJsonObject())
-                        .toList();
+                List<JsonObject> lines = tool.events();
                 assertTrue(lines.size() >= 5, tool.stderr());
                 for (JsonObject o : lines) {
-                    assertTrue(o.has("time") && o.has("level") && o.has("msg"), o.toString());
+                    assertTrue(o.has("time") && o.has("level") && o.has("msg") && o.has("event"), o.toString());
+                    assertEquals("envoy-preflight", o.get("logger").getAsString());
                 }
-                assertEquals("exit code 4", lines.get(lines.size() - 1).get("msg").getAsString());
+                JsonObject last = lines.get(lines.size() - 1);
+                assertEquals("exit", last.get("event").getAsString());
+                assertEquals(4, last.get("code").getAsInt());
             }
         }
 
@@ -479,9 +546,18 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             tool.env = Map.of("ENVOY_PREFLIGHT_LOG_FORMAT", "json");
             tool.err = new java.io.PrintStream(err, true);
             assertEquals(70, tool.call());
-            JsonObject line = JsonParser.parseString(err.toString().strip()).getAsJsonObject();
+            JsonObject line = TestSupport.event(err.toString(), "internal-error");
             assertEquals("error", line.get("level").getAsString());
-            assertEquals("internal error: java.lang.IllegalStateException: a bug of ours", line.get("msg").getAsString());
+            assertEquals("java.lang.IllegalStateException: a bug of ours", line.get("error").getAsString());
+        }
+
+        @Test
+        void textLinesSayWhoAndTheLevelUnlessItIsInfo() {
+            var logged = new TestSupport.Captured(true, EnvoyPreflight.Log.Format.TEXT);
+            logged.log.info(EnvoyPreflight.Log.Event.EXIT, "a");
+            logged.log.warn(EnvoyPreflight.Log.Event.SETTING, "b");
+            logged.log.error(EnvoyPreflight.Log.Event.INVALID, "c");
+            assertEquals("envoy-preflight: a\nenvoy-preflight: warning: b\nenvoy-preflight: error: c\n", logged.text());
         }
 
         @Test
@@ -508,7 +584,15 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             });
             try (var tool = TestSupport.Tool.start(env, markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains("poll 1: state LIVE"), "sent as Basic auth: " + tool.stderr());
+                assertEquals(1, tool.event("ready").get("polls").getAsInt(), "sent as Basic auth: " + tool.stderr());
+                assertTrue(tool.event("ready").get("target").getAsString().startsWith("http://***@127.0.0.1:"),
+                        tool.stderr());
+                assertTrue(tool.event("quit").get("url").getAsString().startsWith("http://***@127.0.0.1:"), tool.stderr());
+                assertFalse(tool.stderr().contains("s3cret") || tool.stderr().contains("hunter2"), tool.stderr());
+            }
+            env.remove("ENVOY_PREFLIGHT_LOG_FORMAT");
+            try (var tool = TestSupport.Tool.start(env, markerApp(0))) { // and in text
+                assertEquals(0, tool.exitCode(), tool.stderr());
                 assertTrue(tool.stderr().contains("***@127.0.0.1"), tool.stderr());
                 assertFalse(tool.stderr().contains("s3cret") || tool.stderr().contains("hunter2"), tool.stderr());
             }
@@ -528,7 +612,9 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                             + " -Djava.net.useSystemProxies=true");
             try (var tool = TestSupport.Tool.start(env, markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains("poll 1: state LIVE"), tool.stderr());
+                // the one line that is not the tool's: the JVM's, for the options the test gave it
+                String log = tool.stderr().replaceFirst("Picked up JAVA_TOOL_OPTIONS: .*\n", "");
+                assertEquals(1, TestSupport.event(log, "ready").get("polls").getAsInt(), log);
                 assertEquals(List.of("admin POST /quitquitquit"), posts());
             }
         }
@@ -591,7 +677,8 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void anUnknownOptionExits2WithOneTextLineAndNoUsage() throws Exception {
-            try (var tool = TestSupport.Tool.start(admin(), "--wait-for-envoy", markerApp(0)[0])) {
+            try (var tool = TestSupport.Tool.start(verbose("ENVOY_ADMIN_API", fake.url().toString()), "--wait-for-envoy",
+                    markerApp(0)[0])) {
                 assertEquals(2, tool.exitCode());
                 assertEquals(1, tool.stderr().lines().count(), tool.stderr());
                 assertTrue(tool.stderr().startsWith("envoy-preflight: error: "), tool.stderr());

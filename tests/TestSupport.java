@@ -196,24 +196,6 @@ final class TestSupport {
             return TestSupport.event(stderr(), event);
         }
 
-        /** Milliseconds the tool itself logged between the first lines starting with from and to. */
-        long loggedMillis(String from, String to) {
-            return java.time.Duration.between(loggedAt(from), loggedAt(to)).toMillis();
-        }
-
-        private java.time.Instant loggedAt(String prefix) {
-            return events().stream().filter(o -> o.get("msg").getAsString().startsWith(prefix)).findFirst()
-                    .map(o -> java.time.Instant.parse(o.get("time").getAsString()))
-                    .orElseThrow(() -> new AssertionError("no log line '" + prefix + "' in:\n" + stderr()));
-        }
-
-        /** The messages of the JSON log, one a line, as the text format would show them. */
-        String messages() {
-            StringBuilder b = new StringBuilder();
-            for (var o : events()) b.append(o.get("msg").getAsString()).append('\n');
-            return b.toString();
-        }
-
         /** While the tool runs: the events whose lines are whole (the last may be half written). */
         List<JsonObject> eventsSoFar() {
             String err = stderr();
@@ -290,11 +272,12 @@ final class TestSupport {
             return read(output);
         }
 
-        /** The tool's events (run with {@link #json}): the terminal's lines that are JSON objects. */
+        /** The tool's events (run with {@link #json}): its JSON lines, less what the terminal echoed (^C). */
         List<JsonObject> events() {
             StringBuilder json = new StringBuilder();
             for (String line : output().replace("\r", "").lines().toList()) {
-                if (line.startsWith("{")) json.append(line).append('\n');
+                int start = line.indexOf("{\"time\"");
+                if (start >= 0) json.append(line.substring(start)).append('\n');
             }
             return TestSupport.events(json.toString());
         }
@@ -383,6 +366,18 @@ final class TestSupport {
         return o.has(field) && !o.get(field).isJsonNull() ? o.get(field).getAsString() : null;
     }
 
+    /** One field of each event (null where one has none), in order: e.g. what each poll saw. */
+    static List<String> each(List<JsonObject> events, String field) {
+        return events.stream().map(o -> text(o, field)).toList();
+    }
+
+    /** An array field's items as text, e.g. the config event's set_by. */
+    static List<String> array(JsonObject o, String field) {
+        List<String> items = new ArrayList<>();
+        o.getAsJsonArray(field).forEach(e -> items.add(e.getAsString()));
+        return items;
+    }
+
     /** The events' kinds, in order: the story of a run in one list. */
     static List<String> kinds(List<JsonObject> events) {
         return events.stream().map(o -> o.get("event").getAsString()).toList();
@@ -392,6 +387,15 @@ final class TestSupport {
     static long millisBetween(JsonObject from, JsonObject to) {
         return Duration.between(java.time.Instant.parse(from.get("time").getAsString()),
                 java.time.Instant.parse(to.get("time").getAsString())).toMillis();
+    }
+
+    /**
+     * How long a verbose run waited until its end event, by the tool's own clock: from the config
+     * line, the last one logged before the wait's clock starts, so that a limit is never shown
+     * short (the wait line comes just after the clock starts, and more so on a busy machine).
+     */
+    static long waitedMillis(List<JsonObject> events, JsonObject end) {
+        return millisBetween(first(events, "config", o -> true), end);
     }
 
     private static String lines(List<JsonObject> events) {
