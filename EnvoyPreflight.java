@@ -111,7 +111,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         return switch (config.mode()) {
             case CHECK -> check(config);
             case DRY_RUN -> dryRun(config);
-            case WAIT_ONLY -> exit(log, new Wait(config, log).until(watch(config, log), false).exitCode());
+            case WAIT_ONLY -> exit(log, new Wait(config, log).until(watch(config, log), false).exitCode()); // quits nothing
             case QUIT_ONLY -> shutDown(config, watch(config, log), exitCode == null ? 0 : exitCode, null);
             case RUN -> awaitRunShutDown(config, watch(config, log));
         };
@@ -211,16 +211,16 @@ public class EnvoyPreflight implements Callable<Integer> {
 
     /** Each exit code's meaning, declared once for --help and the docs; as sysexits(3) and the shell. */
     enum Exit {
-        APP(-1, "N", "the app's own exit code"),
+        APP(-1, "N", "the app's exit code: it exited by itself"),
         APP_SIGNAL(-1, "128+N", "the app died of signal N"),
-        USAGE(2, "2", "bad configuration or command line; nothing started, nothing quit"),
-        UNAVAILABLE(69, "69", "not ready within --give-up-timeout; the app was not started"),
-        SOFTWARE(70, "70", "internal error of envoy-preflight (the sidecars were still quit)"),
-        NOT_EXECUTABLE(126, "126", "COMMAND found but cannot be run (as bash)"),
-        NOT_FOUND(127, "127", "COMMAND not found (as bash)"),
-        STOPPED(-1, "128+N", "stopped by signal N before the app started"),
+        USAGE(2, "2", "bad configuration or command line: nothing was started or quit"),
+        UNAVAILABLE(69, "69", "a sidecar was not ready within the give-up timeout: the app was not started"),
+        SOFTWARE(70, "70", "internal error of envoy-preflight (a bug: please report it); the sidecars were still quit"),
+        NOT_EXECUTABLE(126, "126", "COMMAND found but cannot be run"),
+        NOT_FOUND(127, "127", "COMMAND not found"),
+        STOPPED(-1, "128+N", "stopped by signal N (TERM 143, INT 130, HUP 129) before the app started"),
         NOT_READY(1, "1", "--check: not every target was ready (0: all were)"),
-        WAITED(0, "0", "--wait-only: ready, or the wait timeout passed (else 69 or 128+N)"),
+        WAITED(0, "0", "--wait-only: ready, or the wait timeout passed (else 69 or 128+N, as above)"),
         QUIT_ONLY(-1, "N", "--quit-only: the --exit-code given (default 0)");
 
         final int code; // -1: a family of codes
@@ -239,11 +239,28 @@ public class EnvoyPreflight implements Callable<Integer> {
                     || code == NOT_FOUND.code || code > 128 && code <= 128 + 64;
         }
 
-        /** For --help's footer: "  2      bad configuration ...", one line each. */
+        /** For --help's footer: "  2      bad configuration ...", wrapped under its meaning at 80 columns. */
         static String[] footer() {
             List<String> lines = new ArrayList<>(List.of("", "Exit codes:"));
-            for (Exit e : values()) lines.add(String.format("  %-6s %s", e.shown, e.meaning));
+            for (Exit e : values()) {
+                StringBuilder line = new StringBuilder(String.format("  %-6s", e.shown));
+                for (String word : e.meaning.split(" ")) {
+                    if (line.length() + 1 + word.length() > 79) {
+                        lines.add(line.toString());
+                        line = new StringBuilder("        ");
+                    }
+                    line.append(' ').append(word);
+                }
+                lines.add(line.toString());
+            }
             return lines.toArray(new String[0]);
+        }
+
+        /** For README.md: the same, as a Markdown table (DocsTests checks that the README shows it). */
+        static String table() {
+            StringBuilder b = new StringBuilder("| code | meaning |\n|---|---|\n");
+            for (Exit e : values()) b.append("| ").append(e.shown).append(" | ").append(e.meaning).append(" |\n");
+            return b.toString();
         }
     }
 

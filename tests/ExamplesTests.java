@@ -469,8 +469,9 @@ class ExamplesTests {
         String out = runLaptopCycle(commands.replace("9902", String.valueOf(TestSupport.closedPort()))
                 .replace("4191", String.valueOf(TestSupport.closedPort())));
         assertTrue(out.contains("\napp\n"), out);
-        // the fake starts in the background: the first polls may find nothing listening yet
-        assertTrue(Pattern.compile("poll \\d+: HTTP 503").matcher(out).find(), out);
+        // The fake starts in the background: the first polls may find nothing listening yet, then
+        // 503 until it is ready; on a busy machine the tool may start after that, and see 200 at once.
+        assertTrue(Pattern.compile("poll \\d+: HTTP (503|200)").matcher(out).find(), out);
         assertTrue(out.contains("/ready answered 2xx after "), out);
         assertTrue(out.contains("fake-envoy: generic POST /shutdown -> 200, quitting"), out);
         assertTrue(out.contains("fake-envoy: quit"), out);
@@ -509,7 +510,8 @@ class ExamplesTests {
         int port = TestSupport.closedPort();
         String out = runLaptopCycle(commands.replace("9901", String.valueOf(port)));
         assertTrue(out.contains("\napp\n"), out);
-        assertTrue(out.contains("state INITIALIZING"), out);
+        // Each state in turn is DocsTests' laptop-envoy transcript (the fake started after the first
+        // poll); here both start at once through JBang, and a slow start may find the fake LIVE.
         assertTrue(out.contains("envoy-preflight: LIVE after "), out);
         assertTrue(out.contains("fake-envoy: POST /quitquitquit -> 200, quitting"), out);
         assertTrue(out.contains("fake-envoy: quit"), out);

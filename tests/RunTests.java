@@ -16,6 +16,7 @@
 //SOURCES EverySidecarTests.java
 //SOURCES ExamplesTests.java
 //SOURCES LogEventsTests.java
+//SOURCES DocsTests.java
 //RUNTIME_OPTIONS -Xmx512m
 //DESCRIPTION Runs envoy-preflight's JUnit tests and prints "N passed, N failed, N skipped".
 

@@ -160,15 +160,21 @@ public class FakeEnvoy implements AutoCloseable {
         /** HTTP 302 to another path */
         REDIRECT;
 
+        /** Reads the label (never-answer) or the constant's name (NEVER_ANSWER). */
         public static Fault parse(String name) {
             return valueOf(name.toUpperCase(java.util.Locale.ROOT).replace('-', '_'));
+        }
+
+        /** How --help, the log and the docs spell it: never-answer, http-503 (name() stays for code). */
+        public String label() {
+            return name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
         }
     }
 
     /** A handler that misbehaves as fault says, until the fake is closed. */
     public HttpHandler misbehave(Fault fault) {
         return exchange -> {
-            log.accept(exchange.getRequestMethod() + " " + exchange.getRequestURI().getPath() + " -> fault " + fault);
+            log.accept(exchange.getRequestMethod() + " " + exchange.getRequestURI().getPath() + " -> fault " + fault.label());
             switch (fault) {
                 case NEVER_ANSWER -> awaitClose(Duration.ofMinutes(10));
                 case CUT_MID_BODY -> {
@@ -360,7 +366,8 @@ public class FakeEnvoy implements AutoCloseable {
                             + " [--pilot-agent-port N] [--generic-port N] [--fault PATH=FAULT]...\n"
                             + "  --generic-port: GET /ready (200 once LIVE) and POST /shutdown, as Linkerd's proxy\n"
                             + "  DUR: 500ms, 3s or a number of seconds\n"
-                            + "  FAULT (on the admin port): " + java.util.Arrays.toString(Fault.values()));
+                            + "  FAULT (on the admin port): " + String.join(", ",
+                                    java.util.Arrays.stream(Fault.values()).map(Fault::label).toList()));
                     return;
                 }
                 default -> throw new IllegalArgumentException("unknown option " + arg + " (see --help)");
