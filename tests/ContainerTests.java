@@ -1,4 +1,4 @@
-import com.sun.net.httpserver.HttpServer;
+import com.google.gson.JsonObject;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Nested;
@@ -10,14 +10,12 @@ import java.net.DatagramPacket;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.jar.Attributes;
 import java.util.jar.JarEntry;
@@ -42,29 +40,24 @@ class ContainerTests {
     Path dir;
 
     /** The tool through the committed launcher (warm), running app; env added to a clean copy of ours. */
-    static LauncherTests.Run launched(Map<String, String> env, String... app) throws Exception {
-        return LauncherTests.finish(LauncherTests.launch(LAUNCHER, env, app));
+    static TestSupport.Run launched(Map<String, String> env, String... app) throws Exception {
+        return TestSupport.finish(TestSupport.launch(LAUNCHER, env, app));
     }
 
     /** A shell line run by bash, its output and code: for what needs a shell around the tool. */
-    static LauncherTests.Run bash(Map<String, String> env, String line) throws Exception {
-        ProcessBuilder pb = new ProcessBuilder("bash", "-c", line).directory(ROOT.toFile())
+    static TestSupport.Run bash(Map<String, String> env, String line) throws Exception {
+        ProcessBuilder pb = TestSupport.cleanEnvironment(new ProcessBuilder("bash", "-c", line)).directory(ROOT.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
         pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
         pb.environment().putAll(env);
-        return LauncherTests.finish(pb.start());
+        return TestSupport.finish(pb.start());
     }
 
     /** The tool's JVM command line, quoted for bash. */
     static String toolCommand(List<String> jvmOptions) {
         List<String> command = new ArrayList<>(TestSupport.javaCommand());
         command.addAll(1, jvmOptions);
-        return String.join(" ", command.stream().map(ContainerTests::quote).toList());
-    }
-
-    static String quote(String word) {
-        return "'" + word.replace("'", "'\\''") + "'";
+        return String.join(" ", command.stream().map(TestSupport::quote).toList());
     }
 
     /** Whether this machine lets us run command (a namespace, a mount): skip with the reason if not. */
@@ -76,7 +69,7 @@ class ContainerTests {
 
     @BeforeAll
     static void theScriptIsBuilt() throws Exception {
-        LauncherTests.buildTheScript();
+        TestSupport.buildTheScript();
     }
 
     // --- 1. The app's JVM options stay the app's ---------------------------------------------------
@@ -169,7 +162,7 @@ class ContainerTests {
         void theJarImagesEntrypointKeepsTheAgentForTheApp() throws Exception {
             // No Docker here: the jar the image builds, beside its entrypoint, run as the image runs it.
             Path image = Files.createDirectories(dir.resolve("image"));
-            var built = bash(Map.of(), "./jbang export fatjar -O " + quote(image.resolve("envoy-preflight.jar").toString())
+            var built = bash(Map.of(), "./jbang export fatjar -O " + TestSupport.quote(image.resolve("envoy-preflight.jar").toString())
                     + " EnvoyPreflight.java");
             assertEquals(0, built.code(), built.err());
             String dockerfile = Files.readString(ROOT.resolve("examples/docker/Dockerfile.jar"));
@@ -179,12 +172,11 @@ class ContainerTests {
             assertTrue(options.find());
             Path entrypoint = Files.copy(ROOT.resolve("examples/docker/entrypoint.sh"), image.resolve("entrypoint.sh"));
             Path agent = agent();
-            ProcessBuilder pb = new ProcessBuilder(entrypoint.toString(), "sh", "-c", javaApp() + "; " + SHOW)
-                    .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-            TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+            ProcessBuilder pb = TestSupport.cleanEnvironment(new ProcessBuilder(entrypoint.toString(), "sh", "-c",
+                    javaApp() + "; " + SHOW)).redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
             pb.environment().put("PREFLIGHT_JAVA_OPTIONS", options.group(1));
             pb.environment().put("JAVA_TOOL_OPTIONS", "-javaagent:" + agent + "=" + dir.resolve("loads"));
-            var r = LauncherTests.finish(pb.start());
+            var r = TestSupport.finish(pb.start());
             assertEquals(0, r.code(), r.err());
             assertEquals("hello from java\n-javaagent:" + agent + "=" + dir.resolve("loads") + "|unset|unset|unset|", r.out());
             assertEquals(List.of("Hello"), loads(), "the tool's JVM did not load it");
@@ -227,7 +219,7 @@ class ContainerTests {
             assertEquals(0, launched(Map.of(), "true").code(), "warm");
             String readOnly = "{ mount --bind -o ro /tmp /tmp || { mount --bind /tmp /tmp && mount -o remount,ro,bind /tmp; }; }"
                     + " 2>/dev/null; touch /tmp/x 2>/dev/null && echo tmp is writable;";
-            var r = bash(Map.of(), "exec unshare -m bash -c " + quote(readOnly + " ./jbang EnvoyPreflight.java -- echo hi"
+            var r = bash(Map.of(), "exec unshare -m bash -c " + TestSupport.quote(readOnly + " ./jbang EnvoyPreflight.java -- echo hi"
                     + " && ./jbang --offline " + ROOT.resolve("EnvoyPreflight.java") + " -- echo offline"
                     + " && " + toolCommand(List.of()) + " -- echo direct"));
             assertEquals(0, r.code(), r.err());
@@ -242,26 +234,16 @@ class ContainerTests {
         @Test
         void aSidecarOnIpv6LoopbackAloneIsFoundByNameForPollsAndQuits() throws Exception {
             Path hosts = Files.writeString(dir.resolve("hosts"), "127.0.0.1 localhost\n::1 localhost\n");
-            HttpServer server = HttpServer.create(new InetSocketAddress(InetAddress.getByName("::1"), 0), 8);
-            List<String> seen = new CopyOnWriteArrayList<>();
-            server.createContext("/", exchange -> {
-                seen.add(exchange.getRequestMethod() + " " + exchange.getRequestURI() + " Host: "
-                        + exchange.getRequestHeaders().getFirst("Host"));
-                exchange.sendResponseHeaders(200, -1);
-                exchange.close();
-            });
-            server.start();
-            try {
-                String base = "http://localhost:" + server.getAddress().getPort();
+            try (var server = new TestSupport.Recorder(new InetSocketAddress(InetAddress.getByName("::1"), 0), 200, null)) {
+                String base = "http://localhost:" + server.port();
                 var r = bash(Map.of("GENERIC_READY_ENDPOINTS", base + "/ready", "GENERIC_QUIT_ENDPOINTS", base + "/quit",
                         "ENVOY_PREFLIGHT_LOGGING", "true"),
                         toolCommand(List.of("-Djdk.net.hosts.file=" + hosts)) + " echo app");
                 assertEquals(0, r.code(), r.err());
                 assertEquals("app\n", r.out());
-                String host = "localhost:" + server.getAddress().getPort();
-                assertEquals(List.of("GET /ready Host: " + host, "POST /quit Host: " + host), seen, r.err());
-            } finally {
-                server.stop(0);
+                String host = "localhost:" + server.port();
+                assertEquals(List.of("GET /ready Host: " + host, "POST /quit Host: " + host), server.requests.stream()
+                        .map(q -> q + " Host: " + q.headers().getFirst("Host")).toList(), r.err());
             }
         }
 
@@ -285,26 +267,16 @@ class ContainerTests {
                 Path resolv = Files.writeString(dir.resolve("resolv.conf"), "nameserver 127.0.0.77\n");
                 var r = bash(Map.of("GENERIC_QUIT_ENDPOINTS", "http://quit-sidecar.example:15020/quitquitquit",
                         "QUIT_REQUEST_TIMEOUT", "1s", "ENVOY_PREFLIGHT_LOGGING", "true", "ENVOY_PREFLIGHT_LOG_FORMAT", "json"),
-                        "exec unshare -m bash -c " + quote("mount --bind " + resolv + " /etc/resolv.conf && exec "
+                        "exec unshare -m bash -c " + TestSupport.quote("mount --bind " + resolv + " /etc/resolv.conf && exec "
                                 + toolCommand(List.of()) + " true"));
                 assertEquals(0, r.code(), r.err());
-                assertTrue(r.err().contains("no answer from the resolver within 1s"), r.err());
-                long ms = loggedMillis(r.err(), "the app exited", "exit code");
+                JsonObject quit = TestSupport.event(r.err(), "quit");
+                assertEquals("http://quit-sidecar.example:15020/quitquitquit", quit.get("url").getAsString());
+                assertFalse(quit.get("ok").getAsBoolean(), quit.toString());
+                assertTrue(quit.get("error").getAsString().contains("resolver"), "the name, not the request: " + quit);
+                long ms = TestSupport.millisBetween(TestSupport.event(r.err(), "app-exit"), TestSupport.event(r.err(), "exit"));
                 assertTrue(ms < 2000, "the quit took " + ms + " ms with a 1s timeout");
             }
-        }
-
-        static long loggedMillis(String jsonLog, String from, String to) {
-            java.time.Instant a = null, b = null;
-            for (String line : jsonLog.lines().toList()) {
-                var o = com.google.gson.JsonParser.parseString(line).getAsJsonObject();
-                String msg = o.get("msg").getAsString();
-                var at = java.time.Instant.parse(o.get("time").getAsString());
-                if (a == null && msg.startsWith(from)) a = at;
-                if (b == null && msg.startsWith(to)) b = at;
-            }
-            assertTrue(a != null && b != null, jsonLog);
-            return java.time.Duration.between(a, b).toMillis();
         }
     }
 
@@ -315,10 +287,9 @@ class ContainerTests {
         /** What the app's descriptors 0-2 are, read from outside while it runs: each a link target or "closed". */
         List<String> appStreams(String redirect, boolean launcher) throws Exception {
             String tool = launcher ? "./jbang EnvoyPreflight.java --" : toolCommand(List.of()) + " --";
-            ProcessBuilder pb = new ProcessBuilder("bash", "-c", "exec " + tool + " sleep 3 " + redirect)
-                    .directory(ROOT.toFile()).redirectErrorStream(true)
+            ProcessBuilder pb = TestSupport.cleanEnvironment(new ProcessBuilder("bash", "-c",
+                    "exec " + tool + " sleep 3 " + redirect)).directory(ROOT.toFile()).redirectErrorStream(true)
                     .redirectOutput(dir.resolve("out").toFile());
-            TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
             pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
             Process p = pb.start();
             try {
@@ -378,7 +349,7 @@ class ContainerTests {
 
         /** The tool as PID 1 of a fresh PID namespace, as a container's entrypoint. */
         String asPid1(String app) {
-            return "unshare --pid --fork --mount-proc " + toolCommand(List.of()) + " sh -c " + quote(app);
+            return "unshare --pid --fork --mount-proc " + toolCommand(List.of()) + " sh -c " + TestSupport.quote(app);
         }
 
         static final String ZOMBIES = "grep -l '^State:.Z' /proc/[0-9]*/status 2>/dev/null | wc -l";
@@ -408,10 +379,9 @@ class ContainerTests {
         @Test
         void signalsAreRelayedAsPid1() throws Exception {
             var app = new TestSupport.SignalApp(dir);
-            ProcessBuilder pb = new ProcessBuilder("bash", "-c", "exec " + asPid1("exec " + String.join(" ",
-                    java.util.Arrays.stream(app.command(7)).map(ContainerTests::quote).toList())))
+            ProcessBuilder pb = TestSupport.cleanEnvironment(new ProcessBuilder("bash", "-c", "exec " + asPid1("exec "
+                    + String.join(" ", java.util.Arrays.stream(app.command(7)).map(TestSupport::quote).toList()))))
                     .redirectErrorStream(true).redirectOutput(dir.resolve("out").toFile());
-            TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
             Process unshare = pb.start();
             try {
                 app.awaitReady();
@@ -440,9 +410,9 @@ class ContainerTests {
         void eightFirstRunsAtOnceOnAnEmptyCacheAllRunTheirApp() throws Exception {
             Map<String, String> env = Map.of("JBANG_CACHE_DIR", dir.resolve("cache").toString());
             List<Process> runs = new ArrayList<>();
-            for (int i = 0; i < 8; i++) runs.add(LauncherTests.launch(LAUNCHER, env, "echo", "run " + i));
+            for (int i = 0; i < 8; i++) runs.add(TestSupport.launch(LAUNCHER, env, "echo", "run " + i));
             for (int i = 0; i < 8; i++) {
-                var r = LauncherTests.finish(runs.get(i));
+                var r = TestSupport.finish(runs.get(i));
                 assertEquals(0, r.code(), "run " + i + ": " + r.err());
                 assertEquals("run " + i + "\n", r.out());
             }

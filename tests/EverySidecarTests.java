@@ -1,19 +1,16 @@
-import com.sun.net.httpserver.HttpServer;
+import com.google.gson.JsonObject;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
 
-import java.io.IOException;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.OffsetDateTime;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -29,40 +26,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class EverySidecarTests extends TestSupport.WithFakeEnvoy {
 
-    /** An HTTP server on loopback that answers status to everything and records "METHOD /path" (and extra). */
-    static final class Recorder implements AutoCloseable {
-        final HttpServer server;
-        final List<String> seen = new CopyOnWriteArrayList<>();
-        final List<String> tokens = new CopyOnWriteArrayList<>();
-
-        Recorder(int port, int status) throws IOException {
-            server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 16);
-            server.createContext("/", exchange -> {
-                seen.add(exchange.getRequestMethod() + " " + exchange.getRequestURI().getPath());
-                String token = exchange.getRequestHeaders().getFirst("dapr-api-token");
-                if (token != null) tokens.add(token);
-                exchange.sendResponseHeaders(status, -1);
-                exchange.close();
-            });
-            server.start();
-        }
-
-        /** On a fixed port (a sidecar's default), or the test is skipped where it is taken. */
-        static Recorder onDefaultPort(int port) throws IOException {
-            try {
-                return new Recorder(port, 200);
-            } catch (java.net.BindException e) {
-                Assumptions.abort("port " + port + " is taken here");
-                throw e;
-            }
-        }
-
-        String url() { return "http://127.0.0.1:" + server.getAddress().getPort(); }
-
-        @Override
-        public void close() { server.stop(0); }
-    }
-
     // --- 1. Readiness by TCP and by file --------------------------------------------------------------
 
     @Nested
@@ -71,22 +34,27 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         void aTcpListenerAndAFileThatAppearLateAreWaitedForInOrder() throws Exception {
             int port = TestSupport.closedPort();
             Path secret = dir.resolve("secrets/db-password");
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:" + port + ","
-                    + secret.toUri(), "ENVOY_PREFLIGHT_LOG_FORMAT", "json"), "echo", "app")) {
-                TestSupport.await("a refused connection", () -> tool.stderr().contains("connection refused"));
+            String tcp = "tcp://127.0.0.1:" + port;
+            String file = secret.toUri().toString();
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_READY_ENDPOINTS", tcp + "," + file),
+                    "echo", "app")) {
+                TestSupport.await("a refused connection", () -> TestSupport.any(tool.eventsSoFar(), "poll",
+                        o -> tcp.equals(TestSupport.text(o, "target"))));
                 try (ServerSocket listener = new ServerSocket(port, 8, InetAddress.getLoopbackAddress())) {
-                    TestSupport.await("the file to be polled", () -> tool.stderr().contains("does not exist"));
+                    TestSupport.await("the file to be polled", () -> TestSupport.any(tool.eventsSoFar(), "poll",
+                            o -> file.equals(TestSupport.text(o, "target"))));
                     Files.createDirectories(secret.getParent());
                     Files.writeString(secret, "s3cret");
                     assertEquals(0, tool.exitCode(), tool.stderr());
                 }
                 assertEquals("app\n", tool.stdout());
-                String log = tool.messages();
-                assertTrue(log.contains("waiting for TCP 127.0.0.1:" + port + " to accept a connection"), log);
-                assertTrue(log.contains("TCP 127.0.0.1:" + port + " accepted a connection after"), log);
-                assertTrue(log.contains("waiting for file " + secret + " to exist"), log);
-                assertTrue(log.contains("file " + secret + " exists after"), log);
-                assertTrue(log.indexOf("accepted a connection after") < log.indexOf("waiting for file"), log);
+                assertEquals(List.of(tcp, file), TestSupport.each(tool.events("wait"), "target"));
+                assertEquals(List.of(tcp, file), TestSupport.each(tool.events("ready"), "target"));
+                // one after the other: the file is not even waited for until TCP accepted, and the app starts last
+                List<String> story = tool.events().stream().filter(o -> List.of("wait", "ready", "app-start")
+                        .contains(o.get("event").getAsString())).map(o -> o.get("event").getAsString()
+                        + (o.has("target") ? " " + o.get("target").getAsString() : "")).toList();
+                assertEquals(List.of("wait " + tcp, "ready " + tcp, "wait " + file, "ready " + file, "app-start"), story);
             }
         }
 
@@ -94,7 +62,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         void checkAsksThemToo() throws Exception {
             try (ServerSocket listener = new ServerSocket(0, 8, InetAddress.getLoopbackAddress())) {
                 Path missing = dir.resolve("missing");
-                var r = BadInputTests.inProcess(TestSupport.env("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:"
+                var r = TestSupport.inProcess(TestSupport.env("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:"
                         + listener.getLocalPort() + "," + missing.toUri()), "--check");
                 assertEquals(1, r.code(), r.err());
                 assertEquals("tcp://127.0.0.1:" + listener.getLocalPort() + ": connection accepted\n" + missing.toUri()
@@ -105,38 +73,32 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         @Test
         void aRefusedTcpConnectionMeansNothingListensAndAMissingFileNever() throws Exception {
             int port = TestSupport.closedPort();
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:" + port,
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:" + port,
                     "SIDECAR_ABSENT_AFTER", "300ms"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains("there is no sidecar"), tool.stderr());
+                assertEquals("tcp://127.0.0.1:" + port, tool.event("absent").get("target").getAsString());
             }
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", dir.resolve("never").toUri().toString(),
+            String never = dir.resolve("never").toUri().toString();
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_READY_ENDPOINTS", never,
                     "SIDECAR_ABSENT_AFTER", "300ms", "WAIT_FOR_ENVOY_TIMEOUT", "800ms"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertFalse(tool.stderr().contains("there is no sidecar"), tool.stderr());
-                assertTrue(tool.stderr().contains("did not exist within the wait timeout"), tool.stderr());
+                assertTrue(tool.events("absent").isEmpty(), tool.stderr());
+                assertEquals(never, tool.event("wait-timeout").get("target").getAsString());
             }
         }
 
         @Test
         void aMissingFileAtExitDoesNotMakeAnAbsentSidecarCome() throws Exception {
             int port = TestSupport.closedPort();
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:" + port + ","
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_READY_ENDPOINTS", "tcp://127.0.0.1:" + port + ","
                     + dir.resolve("never").toUri(), "SIDECAR_ABSENT_AFTER", "300ms", "GENERIC_QUIT_ENDPOINTS",
                     "http://127.0.0.1:" + port + "/quit"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertFalse(tool.stderr().contains("answers now"), tool.stderr());
-                assertTrue(tool.stderr().contains("quitting nothing: no sidecar was found"), tool.stderr());
+                assertEquals(1, tool.events("absent").size(), tool.stderr());
+                assertTrue(tool.events("late").isEmpty(), tool.stderr());
+                JsonObject nothing = tool.event("quit");
+                assertTrue(nothing.has("reason") && !nothing.has("url"), nothing.toString());
             }
-        }
-
-        @ParameterizedTest
-        @ValueSource(strings = {"file:///run/a%00b", "tcp://127.0.0.1", "tcp://127.0.0.1:0", "tcp://127.0.0.1:70000", "tcp://127.0.0.1:5432/db",
-                "file://host/etc/x", "file:relative", "udp://127.0.0.1:53"})
-        void aBadTargetIsExit2(String value) {
-            var r = BadInputTests.inProcess(TestSupport.env("GENERIC_READY_ENDPOINTS", value), "--dry-run", "true");
-            assertEquals(2, r.code(), r.err());
-            assertTrue(r.err().contains("GENERIC_READY_ENDPOINTS: entry 1: "), r.err());
         }
     }
 
@@ -167,12 +129,16 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         void eachProcessOfThatNameGetsTheSignalAndTheToolWaitsForIt() throws Exception {
             Process shipper = sidecar("fake-shipper", false);
             Process other = sidecar("other-sidecar", false);
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_QUIT_PROCESSES", "fake-shipper:INT"), "true")) {
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_QUIT_PROCESSES", "fake-shipper:INT"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertTrue(shipper.waitFor(5, TimeUnit.SECONDS), "the shipper still runs");
                 assertEquals(List.of("INT"), signals("fake-shipper"));
                 assertTrue(other.isAlive(), "another name was signalled");
-                assertTrue(tool.stderr().contains("sent SIGINT to fake-shipper (pid " + shipper.pid() + ")"), tool.stderr());
+                JsonObject sent = tool.event("quit");
+                assertEquals("fake-shipper", sent.get("process").getAsString());
+                assertEquals(shipper.pid(), sent.get("pid").getAsLong());
+                assertEquals("INT", sent.get("signal").getAsString());
+                assertFalse(sent.has("error"), sent.toString());
             } finally {
                 other.destroyForcibly();
             }
@@ -181,42 +147,45 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         @Test
         void oneThatIgnoresTermIsKilledWhenTheQuitTimeoutRunsOut() throws Exception {
             Process stubborn = sidecar("stubborn", true);
-            try (var tool = TestSupport.Tool.start(verbose("GENERIC_QUIT_PROCESSES", "stubborn", "QUIT_REQUEST_TIMEOUT", "1s",
-                    "ENVOY_PREFLIGHT_LOG_FORMAT", "json"), "sh", "-c", "exit 3")) {
+            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_QUIT_PROCESSES", "stubborn",
+                    "QUIT_REQUEST_TIMEOUT", "1s"), "sh", "-c", "exit 3")) {
                 assertEquals(3, tool.exitCode(), tool.stderr());
                 assertTrue(stubborn.waitFor(5, TimeUnit.SECONDS), "still alive");
                 assertEquals(List.of("TERM"), signals("stubborn"));
                 assertEquals(128 + 9, stubborn.exitValue(), "killed");
-                String log = tool.messages();
-                assertTrue(log.contains("still runs 1s after SIGTERM: sending KILL"), log);
-                long ms = tool.loggedMillis("sent SIGTERM to stubborn", "stubborn (pid");
+                List<JsonObject> steps = tool.events("quit");
+                assertEquals(Arrays.asList("TERM", null, "KILL"), TestSupport.each(steps, "signal"), tool.stderr());
+                assertEquals(Arrays.asList(null, "still running", null), TestSupport.each(steps, "error"), tool.stderr());
+                for (JsonObject step : steps) assertEquals(stubborn.pid(), step.get("pid").getAsLong());
+                long ms = TestSupport.millisBetween(steps.get(0), steps.get(1));
                 assertTrue(ms >= 900 && ms < 2000, "KILL " + ms + " ms after TERM, with a 1s timeout");
             }
         }
 
         @Test
         void noSuchProcessIsSaidClearlyAndChangesNothing() throws Exception {
-            try (var tool = TestSupport.Tool.start(TestSupport.env("GENERIC_QUIT_PROCESSES", "no-such-proc"), "sh", "-c", "exit 4")) {
+            Map<String, String> env = TestSupport.env("GENERIC_QUIT_PROCESSES", "no-such-proc", "ENVOY_PREFLIGHT_LOG_FORMAT", "json");
+            try (var tool = TestSupport.Tool.start(env, "sh", "-c", "exit 4")) { // not verbose: a warning shows anyway
                 assertEquals(4, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains("no process named no-such-proc is visible"), tool.stderr());
-                assertTrue(tool.stderr().contains("shareProcessNamespace"), tool.stderr());
+                JsonObject missed = tool.event("quit");
+                assertEquals("warning", missed.get("level").getAsString());
+                assertEquals("no-such-proc", missed.get("process").getAsString());
+                assertEquals("not visible", missed.get("error").getAsString());
+                // what to change, for whoever reads it: the pod's spec
+                assertTrue(missed.get("msg").getAsString().contains("shareProcessNamespace"), missed.toString());
             }
         }
 
+        /** A longer name is exit 2 (BadInputTests' table); --help says so before anyone tries. */
         @Test
-        void aNameLongerThanTheKernelKeepsIsRejectedAtStart() {
-            var r = BadInputTests.inProcess(TestSupport.env(), "--quit-process", "fluent-bit-forwarder", "--dry-run", "true");
-            assertEquals(2, r.code(), r.err());
-            assertTrue(r.err().contains("--quit-process: entry 1: not a process name (1 to 15 characters"), r.err());
+        void theHelpSaysANameHasAtMost15Characters() {
             String help = EnvoyPreflight.commandLine(new EnvoyPreflight()).getUsageMessage();
             assertTrue(help.replaceAll("\\s+", " ").contains("at most 15 characters"), help);
-            var bad = BadInputTests.inProcess(TestSupport.env("GENERIC_QUIT_PROCESSES", "vector:NOPE"), "--dry-run", "true");
-            assertEquals(2, bad.code(), bad.err());
         }
 
         @Test
         void itRunsAfterTheQuitEndpointsAndBeforeIstioAndDryRunShowsIt() {
-            var r = BadInputTests.inProcess(TestSupport.env("GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:9091/quitquitquit",
+            var r = TestSupport.inProcess(TestSupport.env("GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:9091/quitquitquit",
                     "GENERIC_QUIT_PROCESSES", "vector,fluent-bit:INT", "ISTIO_QUIT_API", "http://127.0.0.1:15020",
                     "ENVOY_ADMIN_API", "http://127.0.0.1:15000"), "--dry-run", "true");
             assertEquals(0, r.code(), r.err());
@@ -281,16 +250,18 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
             for (String mode : List.of("--check", "--dry-run", "--wait-only")) {
                 List<String> args = new ArrayList<>(List.of("--exit-file", exitFile.toString(), mode));
                 if (mode.equals("--dry-run")) args.add("true");
-                var r = BadInputTests.inProcess(TestSupport.env("ENVOY_ADMIN_API", fake.url().toString()),
+                var r = TestSupport.inProcess(TestSupport.env("ENVOY_ADMIN_API", fake.url().toString()),
                         args.toArray(String[]::new));
                 assertTrue(r.code() == 0 || mode.equals("--check"), mode + ": " + r.err());
                 assertFalse(Files.exists(exitFile), mode);
             }
-            try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", "/nonexistent/dir/exit-code"),
-                    "sh", "-c", "exit 9")) {
+            try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", "/nonexistent/dir/exit-code",
+                    "ENVOY_PREFLIGHT_LOG_FORMAT", "json"), "sh", "-c", "exit 9")) {
                 assertEquals(9, tool.exitCode(), tool.stderr());
-                assertTrue(tool.stderr().contains("warning: could not write the exit file /nonexistent/dir/exit-code"),
-                        tool.stderr());
+                JsonObject failed = tool.event("exit-file");
+                assertEquals("warning", failed.get("level").getAsString());
+                assertEquals("/nonexistent/dir/exit-code", failed.get("path").getAsString());
+                assertTrue(failed.has("error") && !failed.has("code"), failed.toString());
             }
         }
     }
@@ -347,26 +318,26 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
     class NamedSidecars {
         @Test
         void linkerdOnItsDefaultPort() throws Exception {
-            try (Recorder linkerd = Recorder.onDefaultPort(4191);
+            try (var linkerd = TestSupport.Recorder.onDefaultPort(4191);
                  var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "linkerd"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertEquals(List.of("GET /ready", "POST /shutdown"), linkerd.seen);
+                assertEquals(List.of("GET /ready", "POST /shutdown"), linkerd.seen());
             }
         }
 
         @Test
         void cloudSqlProxyOnItsDefaultPorts() throws Exception {
-            try (Recorder health = Recorder.onDefaultPort(9090); Recorder admin = Recorder.onDefaultPort(9091);
+            try (var health = TestSupport.Recorder.onDefaultPort(9090); var admin = TestSupport.Recorder.onDefaultPort(9091);
                  var tool = TestSupport.Tool.start(TestSupport.env(), "--sidecar", "cloud-sql-proxy", "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertEquals(List.of("GET /readiness"), health.seen);
-                assertEquals(List.of("POST /quitquitquit"), admin.seen);
+                assertEquals(List.of("GET /readiness"), health.seen());
+                assertEquals(List.of("POST /quitquitquit"), admin.seen());
             }
         }
 
         @Test
         void istioOnItsDefaultPorts() throws Exception {
-            try (Recorder ready = Recorder.onDefaultPort(15021); Recorder pilot = Recorder.onDefaultPort(15020)) {
+            try (var ready = TestSupport.Recorder.onDefaultPort(15021); var pilot = TestSupport.Recorder.onDefaultPort(15020)) {
                 FakeEnvoy envoy;
                 try {
                     envoy = FakeEnvoy.start(15000, java.time.Duration.ZERO);
@@ -377,63 +348,58 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
                 try (envoy; var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "istio"), "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
                     assertTrue(envoy.requests().stream().anyMatch(r -> r.path().equals("/server_info")), envoy.requests().toString());
-                    assertEquals(List.of("GET /healthz/ready"), ready.seen);
-                    assertEquals(List.of("POST /quitquitquit"), pilot.seen);
+                    assertEquals(List.of("GET /healthz/ready"), ready.seen());
+                    assertEquals(List.of("POST /quitquitquit"), pilot.seen());
                 }
             }
         }
 
         @Test
         void daprOnItsPortWithItsTokenWhichIsNeverLogged() throws Exception {
-            try (Recorder dapr = new Recorder(0, 204)) {
-                String port = String.valueOf(dapr.server.getAddress().getPort());
-                Map<String, String> env = verbose("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT", port,
+            try (var dapr = new TestSupport.Recorder(0, 204)) {
+                String port = String.valueOf(dapr.port());
+                Map<String, String> env = TestSupport.json("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT", port,
                         "DAPR_API_TOKEN", "t0ken-s3cret");
                 try (var tool = TestSupport.Tool.start(env, "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
-                    assertEquals(List.of("GET /v1.0/healthz/outbound", "POST /v1.0/shutdown"), dapr.seen);
-                    assertEquals(List.of("t0ken-s3cret", "t0ken-s3cret"), dapr.tokens);
+                    assertEquals(List.of("GET /v1.0/healthz/outbound", "POST /v1.0/shutdown"), dapr.seen());
+                    assertEquals(List.of("t0ken-s3cret", "t0ken-s3cret"), dapr.header("dapr-api-token"));
                     assertFalse(tool.stderr().contains("t0ken"), tool.stderr());
-                    assertTrue(tool.stderr().contains("sidecar dapr: ready-endpoints=[http://127.0.0.1:" + port
-                            + "/v1.0/healthz/outbound]"), tool.stderr());
+                    JsonObject settings = tool.event("config").getAsJsonObject("settings");
+                    assertEquals(List.of("dapr"), TestSupport.array(settings, "sidecars"));
+                    assertEquals(List.of("http://127.0.0.1:" + port + "/v1.0/healthz/outbound"),
+                            TestSupport.array(settings, "ready-endpoints"));
                 }
-                var dry = BadInputTests.inProcess(env, "--dry-run", "true");
+                env.remove("ENVOY_PREFLIGHT_LOG_FORMAT"); // and in text
+                var dry = TestSupport.inProcess(env, "--dry-run", "true");
                 assertFalse((dry.out() + dry.err()).contains("t0ken"), dry.out());
             }
         }
 
+        /** A line break inside the token is exit 2 (BadInputTests' table); one at its end, as a file gives it, is not. */
         @Test
-        void aTokenWithALineBreakIsExit2WithoutShowingItAndATrailingOneIsTrimmed() throws Exception {
-            var r = BadInputTests.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_API_TOKEN", "ab\ncd-s3cret"),
-                    "--dry-run", "true");
-            assertEquals(2, r.code(), r.err());
-            assertTrue(r.err().contains("DAPR_API_TOKEN: holds a line break"), r.err());
-            assertFalse((r.out() + r.err()).contains("s3cret"), r.err());
-            var bad = BadInputTests.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT", "3500/x"),
-                    "--dry-run", "true");
-            assertEquals(2, bad.code(), bad.err());
-            assertTrue(bad.err().contains("DAPR_HTTP_PORT"), bad.err());
-            try (Recorder dapr = new Recorder(0, 204)) {
+        void aTrailingLineBreakInTheTokenIsTrimmed() throws Exception {
+            try (var dapr = new TestSupport.Recorder(0, 204)) {
                 try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT",
-                        String.valueOf(dapr.server.getAddress().getPort()), "DAPR_API_TOKEN", "from-a-file\n"), "true")) {
+                        String.valueOf(dapr.port()), "DAPR_API_TOKEN", "from-a-file\n"), "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
                 }
-                assertEquals(List.of("from-a-file", "from-a-file"), dapr.tokens);
+                assertEquals(List.of("from-a-file", "from-a-file"), dapr.header("dapr-api-token"));
             }
         }
 
         @Test
         void daprOnItsDefaultPort() throws Exception {
-            try (Recorder dapr = Recorder.onDefaultPort(3500);
+            try (var dapr = TestSupport.Recorder.onDefaultPort(3500);
                  var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
-                assertEquals(List.of("GET /v1.0/healthz/outbound", "POST /v1.0/shutdown"), dapr.seen);
+                assertEquals(List.of("GET /v1.0/healthz/outbound", "POST /v1.0/shutdown"), dapr.seen());
             }
         }
 
         @Test
         void anExplicitSettingWinsAndDryRunShowsWhatEachNameSet() {
-            var r = BadInputTests.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "linkerd,cloud-sql-proxy",
+            var r = TestSupport.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "linkerd,cloud-sql-proxy",
                     "GENERIC_READY_ENDPOINTS", "http://127.0.0.1:8080/ok"), "--dry-run", "true");
             assertEquals(0, r.code(), r.err());
             assertTrue(r.out().contains("ready-endpoints=[http://127.0.0.1:8080/ok]\n"), r.out());
@@ -443,14 +409,6 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
             assertTrue(r.out().contains("sidecar cloud-sql-proxy: generic-quit-endpoints=[http://127.0.0.1:9091/quitquitquit]\n"),
                     r.out());
         }
-
-        @Test
-        void anUnknownNameIsExit2ListingTheKnownOnes() {
-            var r = BadInputTests.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "envoy-gateway"), "--dry-run", "true");
-            assertEquals(2, r.code(), r.err());
-            assertTrue(r.err().contains("ENVOY_PREFLIGHT_SIDECARS: unknown sidecar 'envoy-gateway' (known: istio, linkerd,"
-                    + " cloud-sql-proxy, dapr)"), r.err());
-        }
     }
 
     // --- 6. The Cloud SQL Proxy Operator's variable -------------------------------------------------------------
@@ -459,15 +417,20 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
     class CloudSqlProxyOperator {
         @Test
         void eachSpaceSeparatedUrlIsPostedWithNoOtherConfiguration() throws Exception {
-            try (Recorder a = new Recorder(0, 200); Recorder b = new Recorder(0, 200)) {
-                Map<String, String> env = verbose("CSQL_PROXY_QUIT_URLS", a.url() + "/quitquitquit " + b.url() + "/quitquitquit");
+            try (var a = new TestSupport.Recorder(0, 200); var b = new TestSupport.Recorder(0, 200)) {
+                Map<String, String> env = TestSupport.json("CSQL_PROXY_QUIT_URLS", a.url() + "/quitquitquit " + b.url()
+                        + "/quitquitquit");
                 try (var tool = TestSupport.Tool.start(env, "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
-                    assertTrue(tool.stderr().contains("set by=CSQL_PROXY_QUIT_URLS"), tool.stderr());
+                    JsonObject config = tool.event("config");
+                    assertTrue(TestSupport.array(config, "set_by").contains("CSQL_PROXY_QUIT_URLS"), config.toString());
+                    assertEquals(List.of(a.url() + "/quitquitquit", b.url() + "/quitquitquit"),
+                            TestSupport.array(config.getAsJsonObject("settings"), "csql-proxy-quit-urls"));
                 }
-                assertEquals(List.of("POST /quitquitquit"), a.seen);
-                assertEquals(List.of("POST /quitquitquit"), b.seen);
-                var dry = BadInputTests.inProcess(env, "--dry-run", "true");
+                env.remove("ENVOY_PREFLIGHT_LOG_FORMAT");
+                assertEquals(List.of("POST /quitquitquit"), a.seen());
+                assertEquals(List.of("POST /quitquitquit"), b.seen());
+                var dry = TestSupport.inProcess(env, "--dry-run", "true");
                 assertTrue(dry.out().contains("at exit with code 0: POST " + a.url() + "/quitquitquit; then POST " + b.url()
                         + "/quitquitquit\n"), dry.out());
             }

@@ -1,4 +1,3 @@
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -10,7 +9,6 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -20,12 +18,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The committed ./jbang launcher, copied into a folder of each test's own (JBang's jars linked in,
  * so that .jbang/ starts without an archive): the archive of JBang's classes it makes on the first
- * run, on JDK 17 and JDK 25, two first runs at once, a read-only .jbang/, a broken archive, and
- * that none of its JVM options reach the script's JVM or the app.
+ * run, on the default JDK and on a second one, two first runs at once, a read-only .jbang/, a
+ * broken archive, and that none of its JVM options reach the script's JVM or the app.
  */
 class LauncherTests {
     static final Path ROOT = TestSupport.repositoryRoot();
-    static final Path JDK_25 = Path.of("/usr/lib/jvm/temurin-25-jdk-amd64");
     static final String APP = "echo \"app $1\"";
 
     @TempDir
@@ -33,27 +30,15 @@ class LauncherTests {
     Path launcher;
     Path lib;
 
-    /** {exit code, stdout, stderr} */
-    record Run(int code, String out, String err) {}
-
-    /**
-     * The script compiled into JBang's cache first, with the suite's own launcher: these tests are
-     * about the launcher, and JBang says "Building jar" on a first compile (and two JBangs
-     * compiling the same script at once collide, which is JBang's affair).
-     */
+    /** The script built before any launcher here runs it: these tests are about the launcher, not JBang's compile. */
     @org.junit.jupiter.api.BeforeAll
     static void buildTheScript() throws Exception {
-        ProcessBuilder pb = new ProcessBuilder(ROOT.resolve("jbang").toString(), "build",
-                ROOT.resolve("EnvoyPreflight.java").toString()).redirectErrorStream(true);
-        pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
-        pb.environment().remove("JAVA_HOME");
-        Run built = finish(pb.start());
-        assertEquals(0, built.code(), built.out());
+        TestSupport.buildTheScript();
     }
 
     @BeforeEach
     void copyTheLauncher() throws IOException {
-        Path installed = jbangLib(ROOT);
+        Path installed = TestSupport.jbangLib(ROOT);
         launcher = Files.copy(ROOT.resolve("jbang"), Files.createDirectories(dir.resolve("home")).resolve("jbang"));
         lib = Files.createDirectories(launcher.getParent().resolve(".jbang").resolve(installed.getFileName()));
         try (Stream<Path> jars = Files.list(installed)) {
@@ -63,47 +48,17 @@ class LauncherTests {
         }
     }
 
-    /** The JBang the suite's own launcher bootstrapped (it runs this very suite). */
+    /** ExamplesTests' way to TestSupport's, until it calls that itself. */
     static Path jbangLib(Path root) throws IOException {
-        try (Stream<Path> dirs = Files.list(root.resolve(".jbang"))) {
-            return dirs.filter(p -> p.getFileName().toString().startsWith("jbang-cli-")).findFirst()
-                    .orElseThrow(() -> new AssertionError("no bootstrapped JBang under .jbang/"));
-        }
-    }
-
-    /** The tool through this launcher, running the app command given, with env added to a clean copy of ours. */
-    static Process launch(Path launcher, Map<String, String> env, String... app) throws IOException {
-        List<String> command = new ArrayList<>(List.of(launcher.toString(), ROOT.resolve("EnvoyPreflight.java").toString()));
-        command.addAll(List.of(app));
-        ProcessBuilder pb = new ProcessBuilder(command).directory(launcher.getParent().toFile())
-                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
-        pb.environment().remove("JAVA_HOME");
-        pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
-        pb.environment().putAll(env);
-        return pb.start();
+        return TestSupport.jbangLib(root);
     }
 
     Process start(Map<String, String> env) throws IOException {
-        return launch(launcher, env, "sh", "-c", APP, "app", "ran");
+        return TestSupport.launch(launcher, env, "sh", "-c", APP, "app", "ran");
     }
 
-    static Run finish(Process p) throws Exception {
-        var out = new java.util.concurrent.CompletableFuture<String>();
-        new Thread(() -> {
-            try {
-                out.complete(new String(p.getInputStream().readAllBytes()));
-            } catch (IOException e) {
-                out.completeExceptionally(e);
-            }
-        }).start();
-        String err = new String(p.getErrorStream().readAllBytes());
-        assertTrue(p.waitFor(180, TimeUnit.SECONDS), "the launcher did not finish");
-        return new Run(p.exitValue(), out.get(), err);
-    }
-
-    Run run(Map<String, String> env) throws Exception {
-        return finish(start(env));
+    TestSupport.Run run(Map<String, String> env) throws Exception {
+        return TestSupport.finish(start(env));
     }
 
     List<String> archives() throws IOException {
@@ -112,7 +67,7 @@ class LauncherTests {
         }
     }
 
-    static void assertRanSilently(Run r) {
+    static void assertRanSilently(TestSupport.Run r) {
         assertEquals(0, r.code(), r.err());
         assertEquals("app ran\n", r.out());
         assertEquals("", r.err(), "nothing on stderr in the normal case");
@@ -130,24 +85,35 @@ class LauncherTests {
         assertEquals(made, archives(), "made once");
     }
 
+    /** The launcher's rule: the AOT cache from JDK 24 on, AppCDS before. */
+    static String archiveKind(int feature) {
+        return feature >= 24 ? "aot" : "jsa";
+    }
+
     @Test
-    void jdk25GetsAnAotCacheOfItsOwnBesideJdk17sArchive() throws Exception {
-        Assumptions.assumeTrue(Files.isExecutable(JDK_25.resolve("bin/java")), "no JDK 25 at " + JDK_25);
-        assertRanSilently(run(Map.of("JAVA_HOME", JDK_25.toString())));
-        assertTrue(archives().stream().anyMatch(n -> n.matches("jbang-jvm-\\d+\\.aot")), archives().toString());
-        assertRanSilently(run(Map.of("JAVA_HOME", JDK_25.toString())));
+    void aSecondJdkGetsAnArchiveOfItsOwnBesideTheDefaultJdks() throws Exception {
+        TestSupport.Jdk other = TestSupport.otherJdk();
+        int onPath = TestSupport.defaultJdk().orElseThrow(() -> new AssertionError("no java on PATH")).feature();
+        Map<String, String> env = Map.of("JAVA_HOME", other.home().toString());
+        assertRanSilently(run(env));
+        List<String> first = archives();
+        assertEquals(1, first.size(), first.toString());
+        assertTrue(first.get(0).matches("jbang-jvm-\\d+\\." + archiveKind(other.feature())), other + ": " + first);
+        assertRanSilently(run(env));
+        assertEquals(first, archives(), "JDK " + other.feature() + "'s archive is used, not made again");
         assertRanSilently(run(Map.of()));
-        List<String> both = archives();
+        List<String> both = new ArrayList<>(archives());
         assertEquals(2, both.size(), "one per JDK: " + both);
-        assertTrue(both.stream().anyMatch(n -> n.endsWith(".jsa")), both.toString());
+        both.removeAll(first);
+        assertTrue(both.get(0).matches("jbang-jvm-\\d+\\." + archiveKind(onPath)), "JDK " + onPath + ": " + both);
     }
 
     @Test
     void twoFirstRunsAtOnceBothRunAndLeaveOneArchive() throws Exception {
         Process a = start(Map.of());
         Process b = start(Map.of());
-        assertRanSilently(finish(a));
-        assertRanSilently(finish(b));
+        assertRanSilently(TestSupport.finish(a));
+        assertRanSilently(TestSupport.finish(b));
         List<String> left = archives();
         assertEquals(1, left.size(), "one archive and no temporary file: " + left);
         assertRanSilently(run(Map.of()));
@@ -183,11 +149,11 @@ class LauncherTests {
         pb.environment().remove("JAVA_HOME");
         pb.environment().putAll(Map.of("HOME", home.toString(), "JBANG_DIR", home.resolve(".jbang").toString(),
                 "JBANG_NO_VERSION_CHECK", "true"));
-        Run first = finish(pb.start()); // JBang compiles Hello.java, and says so
+        TestSupport.Run first = TestSupport.finish(pb.start()); // JBang compiles Hello.java, and says so
         assertEquals(0, first.code(), first.err());
         assertEquals("hello ro\n", first.out());
         assertTrue(first.err().lines().allMatch(l -> l.startsWith("[jbang] Building jar")), first.err());
-        Run r = finish(pb.start());
+        TestSupport.Run r = TestSupport.finish(pb.start());
         assertEquals(0, r.code(), r.err());
         assertEquals("hello ro\n", r.out());
         assertEquals("", r.err());
@@ -197,7 +163,7 @@ class LauncherTests {
     @Test
     void noOptionOfJBangsJvmReachesTheScriptsJvmOrTheApp() throws Exception {
         assertRanSilently(run(Map.of())); // the archive exists: the next run uses it
-        Run r = finish(launch(launcher, Map.of(), "sh", "-c", "tr '\\0' ' ' < /proc/$PPID/cmdline; echo; env"));
+        TestSupport.Run r = TestSupport.finish(TestSupport.launch(launcher, Map.of(), "sh", "-c", "tr '\\0' ' ' < /proc/$PPID/cmdline; echo; env"));
         assertEquals(0, r.code(), r.err());
         String jvmLine = r.out().lines().findFirst().orElseThrow();
         assertTrue(jvmLine.contains("EnvoyPreflight"), "the app's parent is the tool's JVM: " + jvmLine);
@@ -220,11 +186,11 @@ class LauncherTests {
         // A fresh clone: no .jbang/ at all. Maven fetches JBang (from its local repository, or Central).
         Path clone = Files.createDirectories(dir.resolve("clone"));
         Path fresh = Files.copy(ROOT.resolve("jbang"), clone.resolve("jbang"));
-        Run r = finish(launch(fresh, Map.of(), "sh", "-c", APP, "app", "ran"));
+        TestSupport.Run r = TestSupport.finish(TestSupport.launch(fresh, Map.of(), "sh", "-c", APP, "app", "ran"));
         assertEquals(0, r.code(), r.err());
         assertEquals("app ran\n", r.out());
         assertTrue(r.err().contains("bootstrapping dev.jbang:jbang-cli:"), r.err());
-        lib = jbangLib(clone);
+        lib = TestSupport.jbangLib(clone);
         assertEquals(1, archives().size(), archives().toString());
         launcher = fresh;
         assertRanSilently(run(Map.of()));

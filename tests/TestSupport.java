@@ -1,8 +1,17 @@
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import com.sun.net.httpserver.Headers;
+import com.sun.net.httpserver.HttpServer;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.PrintStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -11,10 +20,18 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
+import java.util.function.Predicate;
+import java.util.stream.Stream;
 
-/** Runs the real envoy-preflight as a separate process, the way a container would. */
+/**
+ * What the test classes share: the real envoy-preflight as a separate process (the way a container
+ * runs it) or in-process, its JSON log read as events, the fakes around it, and the launcher's runs.
+ */
 final class TestSupport {
     /** A fresh FakeEnvoy (LIVE at once, with a pilot-agent port) and a temporary folder per test. */
     abstract static class WithFakeEnvoy {
@@ -38,6 +55,31 @@ final class TestSupport {
             env.put("ENVOY_PREFLIGHT_LOGGING", "true");
             return env;
         }
+
+        /** sh -c that touches a marker, so a test can tell whether the app ran. */
+        String[] markerApp(int exitCode) {
+            return new String[]{"sh", "-c", "touch '" + dir.resolve("started") + "'; exit " + exitCode};
+        }
+
+        boolean appStarted() {
+            return Files.exists(dir.resolve("started"));
+        }
+
+        /** The quit requests the fake got, in order, as "server POST /path". */
+        List<String> posts() {
+            return TestSupport.posts(fake);
+        }
+
+        /** The paths one of the fake's servers ("admin", "pilot-agent", "generic") was asked with GET. */
+        List<String> gets(String server) {
+            return fake.requests().stream().filter(r -> r.method().equals("GET") && r.server().equals(server))
+                    .map(FakeEnvoy.Request::path).toList();
+        }
+    }
+
+    /** The quit requests a fake got, in order, as "server POST /path". */
+    static List<String> posts(FakeEnvoy fake) {
+        return fake.requests().stream().filter(r -> r.method().equals("POST")).map(Object::toString).toList();
     }
 
     private TestSupport() {
@@ -109,12 +151,11 @@ final class TestSupport {
             Path dir = Files.createTempDirectory("preflight-run");
             Path out = dir.resolve("stdout");
             Path err = dir.resolve("stderr");
-            ProcessBuilder pb = new ProcessBuilder(command)
+            ProcessBuilder pb = cleanEnvironment(new ProcessBuilder(command))
                     .redirectOutput(out.toFile())
                     .redirectError(err.toFile())
                     .redirectInput(stdin == null ? ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())
                             : ProcessBuilder.Redirect.from(stdin.toFile()));
-            TOOL_VARIABLES.forEach(pb.environment()::remove);
             pb.environment().putAll(env);
             return new Tool(pb.start(), out, err);
         }
@@ -140,27 +181,25 @@ final class TestSupport {
             return read(stderr);
         }
 
-        /** The log, read as JSON lines (ENVOY_PREFLIGHT_LOG_FORMAT=json): message to time. */
-        List<com.google.gson.JsonObject> jsonLog() {
-            return stderr().lines().map(l -> com.google.gson.JsonParser.parseString(l).getAsJsonObject()).toList();
+        /** The log's events (run with {@link #json}): each line one JSON object, or the test fails. */
+        List<JsonObject> events() {
+            return TestSupport.events(stderr());
         }
 
-        /** Milliseconds the tool itself logged between the first lines starting with from and to. */
-        long loggedMillis(String from, String to) {
-            return java.time.Duration.between(loggedAt(from), loggedAt(to)).toMillis();
+        /** The events of one kind, in order. */
+        List<JsonObject> events(String event) {
+            return TestSupport.events(stderr(), event);
         }
 
-        private java.time.Instant loggedAt(String prefix) {
-            return jsonLog().stream().filter(o -> o.get("msg").getAsString().startsWith(prefix)).findFirst()
-                    .map(o -> java.time.Instant.parse(o.get("time").getAsString()))
-                    .orElseThrow(() -> new AssertionError("no log line '" + prefix + "' in:\n" + stderr()));
+        /** The one event of this kind: fails if there is none, or more than one. */
+        JsonObject event(String event) {
+            return TestSupport.event(stderr(), event);
         }
 
-        /** The messages of the JSON log, one a line, as the text format would show them. */
-        String messages() {
-            StringBuilder b = new StringBuilder();
-            for (var o : jsonLog()) b.append(o.get("msg").getAsString()).append('\n');
-            return b.toString();
+        /** While the tool runs: the events whose lines are whole (the last may be half written). */
+        List<JsonObject> eventsSoFar() {
+            String err = stderr();
+            return TestSupport.events(err.substring(0, err.lastIndexOf('\n') + 1));
         }
 
         void signal(String name) {
@@ -190,12 +229,11 @@ final class TestSupport {
         static Terminal start(Map<String, String> env, String... args) throws IOException {
             List<String> command = new ArrayList<>(javaCommand());
             command.addAll(List.of(args));
-            String line = String.join(" ", command.stream().map(a -> "'" + a.replace("'", "'\\''") + "'").toList());
+            String line = String.join(" ", command.stream().map(TestSupport::quote).toList());
             Path output = Files.createTempFile("preflight-terminal", ".out");
             // exec: the tool leads the terminal's session itself, with no shell to catch Ctrl-C too
-            ProcessBuilder pb = new ProcessBuilder("script", "-qfec", "exec " + line, "/dev/null")
+            ProcessBuilder pb = cleanEnvironment(new ProcessBuilder("script", "-qfec", "exec " + line, "/dev/null"))
                     .redirectErrorStream(true).redirectOutput(output.toFile());
-            TOOL_VARIABLES.forEach(pb.environment()::remove);
             pb.environment().put("SHELL", "/bin/sh");
             pb.environment().putAll(env);
             return new Terminal(pb.start(), output);
@@ -234,6 +272,16 @@ final class TestSupport {
             return read(output);
         }
 
+        /** The tool's events (run with {@link #json}): its JSON lines, less what the terminal echoed (^C). */
+        List<JsonObject> events() {
+            StringBuilder json = new StringBuilder();
+            for (String line : output().replace("\r", "").lines().toList()) {
+                int start = line.indexOf("{\"time\"");
+                if (start >= 0) json.append(line.substring(start)).append('\n');
+            }
+            return TestSupport.events(json.toString());
+        }
+
         @Override
         public void close() {
             script.descendants().forEach(ProcessHandle::destroyForcibly);
@@ -246,6 +294,410 @@ final class TestSupport {
             return Files.exists(p) ? Files.readString(p, StandardCharsets.UTF_8) : "";
         } catch (IOException e) {
             throw new AssertionError(e);
+        }
+    }
+
+    /** Without the tool's variables: the developer's shell must not leak into a test's run. */
+    static ProcessBuilder cleanEnvironment(ProcessBuilder pb) {
+        TOOL_VARIABLES.forEach(pb.environment()::remove);
+        return pb;
+    }
+
+    /** One word for bash, whatever it holds. */
+    static String quote(String word) {
+        return "'" + word.replace("'", "'\\''") + "'";
+    }
+
+    // --- The log as events ----------------------------------------------------------------------
+
+    /**
+     * The tool's environment for a test that reads its decisions from the log: verbose (info lines
+     * such as app-start and ready are -v's), one JSON object a line, plus the NAME, VALUE pairs.
+     */
+    static Map<String, String> json(String... more) {
+        Map<String, String> env = env(more);
+        env.put("ENVOY_PREFLIGHT_LOGGING", "true");
+        env.put("ENVOY_PREFLIGHT_LOG_FORMAT", "json");
+        return env;
+    }
+
+    /** Each line of a JSON log as an object; a line that is not one fails the test. */
+    static List<JsonObject> events(String stderr) {
+        List<JsonObject> events = new ArrayList<>();
+        for (String line : stderr.lines().toList()) {
+            try {
+                events.add(JsonParser.parseString(line).getAsJsonObject());
+            } catch (RuntimeException e) {
+                throw new AssertionError("not a JSON object: " + line + "\nin:\n" + stderr, e);
+            }
+        }
+        return events;
+    }
+
+    /** The events of one kind (e.g. "quit"), in order. */
+    static List<JsonObject> events(String stderr, String event) {
+        return events(stderr).stream().filter(o -> is(o, event)).toList();
+    }
+
+    /** The one event of this kind: fails if there is none, or more than one. */
+    static JsonObject event(String stderr, String event) {
+        List<JsonObject> found = events(stderr, event);
+        if (found.size() != 1) throw new AssertionError(found.size() + " '" + event + "' events in:\n" + stderr);
+        return found.get(0);
+    }
+
+    /** The first event of this kind that matches: fails if there is none. */
+    static JsonObject first(List<JsonObject> events, String event, Predicate<JsonObject> matching) {
+        return events.stream().filter(o -> is(o, event) && matching.test(o)).findFirst()
+                .orElseThrow(() -> new AssertionError("no matching '" + event + "' event in:\n" + lines(events)));
+    }
+
+    /** Whether any event of this kind matches. */
+    static boolean any(List<JsonObject> events, String event, Predicate<JsonObject> matching) {
+        return events.stream().anyMatch(o -> is(o, event) && matching.test(o));
+    }
+
+    static boolean is(JsonObject o, String event) {
+        return o.has("event") && o.get("event").getAsString().equals(event);
+    }
+
+    /** The event's field as text, or null where the event has none. */
+    static String text(JsonObject o, String field) {
+        return o.has(field) && !o.get(field).isJsonNull() ? o.get(field).getAsString() : null;
+    }
+
+    /** One field of each event (null where one has none), in order: e.g. what each poll saw. */
+    static List<String> each(List<JsonObject> events, String field) {
+        return events.stream().map(o -> text(o, field)).toList();
+    }
+
+    /** An array field's items as text, e.g. the config event's set_by. */
+    static List<String> array(JsonObject o, String field) {
+        List<String> items = new ArrayList<>();
+        o.getAsJsonArray(field).forEach(e -> items.add(e.getAsString()));
+        return items;
+    }
+
+    /** The events' kinds, in order: the story of a run in one list. */
+    static List<String> kinds(List<JsonObject> events) {
+        return events.stream().map(o -> o.get("event").getAsString()).toList();
+    }
+
+    /** Milliseconds between two events, by the times the tool itself logged. */
+    static long millisBetween(JsonObject from, JsonObject to) {
+        return Duration.between(java.time.Instant.parse(from.get("time").getAsString()),
+                java.time.Instant.parse(to.get("time").getAsString())).toMillis();
+    }
+
+    /**
+     * How long a verbose run waited until its end event, by the tool's own clock: from the config
+     * line, the last one logged before the wait's clock starts, so that a limit is never shown
+     * short (the wait line comes just after the clock starts, and more so on a busy machine).
+     */
+    static long waitedMillis(List<JsonObject> events, JsonObject end) {
+        return millisBetween(first(events, "config", o -> true), end);
+    }
+
+    private static String lines(List<JsonObject> events) {
+        StringBuilder b = new StringBuilder();
+        for (JsonObject o : events) b.append(o).append('\n');
+        return b.toString();
+    }
+
+    /** A Log of the tool's own, into memory: for the parts tested in-process. */
+    static final class Captured {
+        final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        final EnvoyPreflight.Log log;
+
+        Captured(boolean verbose, EnvoyPreflight.Log.Format format) {
+            log = new EnvoyPreflight.Log(verbose, format, new PrintStream(bytes, true, StandardCharsets.UTF_8));
+        }
+
+        String text() {
+            return bytes.toString(StandardCharsets.UTF_8);
+        }
+
+        List<JsonObject> events() {
+            return TestSupport.events(text());
+        }
+    }
+
+    // --- In-process: the tool's own call(), with its streams captured -----------------------------
+
+    /** What one in-process run gave: {exit code, stdout, stderr}. */
+    record Ran(int code, String out, String err) {
+        List<JsonObject> events() {
+            return TestSupport.events(err);
+        }
+
+        JsonObject event(String event) {
+            return TestSupport.event(err, event);
+        }
+    }
+
+    /**
+     * The tool in-process, started as main() starts it (picocli only where the arguments hold an
+     * option), with env as its whole environment. Nothing writes /dev/termination-log unless env
+     * names one. For modes that start nothing, or for a failure before anything starts.
+     */
+    static Ran inProcess(Map<String, String> env, String... args) {
+        Map<String, String> all = new HashMap<>(env);
+        all.putIfAbsent("ENVOY_PREFLIGHT_TERMINATION_LOG", "off");
+        EnvoyPreflight tool = tool(all);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        tool.out = new PrintStream(out, true, StandardCharsets.UTF_8);
+        tool.err = new PrintStream(err, true, StandardCharsets.UTF_8);
+        boolean endOfOptions = args.length > 0 && args[0].equals("--");
+        int code;
+        if (endOfOptions || args.length > 0 && !args[0].startsWith("-")) {
+            tool.command = List.of(args).subList(endOfOptions ? 1 : 0, args.length);
+            code = tool.call();
+        } else {
+            code = EnvoyPreflight.commandLine(tool).execute(args);
+        }
+        return new Ran(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    // --- Fakes --------------------------------------------------------------------------------------
+
+    /** An HTTP server that answers every request with one status (and body), and records each. */
+    static final class Recorder implements AutoCloseable {
+        /** One request: "METHOD /path" as a string, its headers kept. */
+        record Request(String method, String path, Headers headers) {
+            @Override
+            public String toString() {
+                return method + " " + path;
+            }
+        }
+
+        final HttpServer server;
+        final List<Request> requests = new CopyOnWriteArrayList<>();
+
+        /** On loopback's port (0: any free one), answering status without a body. */
+        Recorder(int port, int status) throws IOException {
+            this(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), status, null);
+        }
+
+        Recorder(InetSocketAddress at, int status, String body) throws IOException {
+            server = HttpServer.create(at, 16);
+            server.createContext("/", exchange -> {
+                requests.add(new Request(exchange.getRequestMethod(), exchange.getRequestURI().getPath(),
+                        exchange.getRequestHeaders()));
+                if (body == null) {
+                    exchange.sendResponseHeaders(status, -1);
+                    exchange.close();
+                } else {
+                    FakeEnvoy.reply(exchange, status, "text/plain", body);
+                }
+            });
+            server.start();
+        }
+
+        /** On a fixed port (a sidecar's default), or the test is skipped where it is taken. */
+        static Recorder onDefaultPort(int port) throws IOException {
+            try {
+                return new Recorder(port, 200);
+            } catch (java.net.BindException e) {
+                Assumptions.abort("port " + port + " is taken here");
+                throw e;
+            }
+        }
+
+        /** Every request as "METHOD /path", in order. */
+        List<String> seen() {
+            return requests.stream().map(Request::toString).toList();
+        }
+
+        /** The values of one header, in the order of the requests that carried it. */
+        List<String> header(String name) {
+            return requests.stream().map(r -> r.headers().getFirst(name)).filter(java.util.Objects::nonNull).toList();
+        }
+
+        int port() {
+            return server.getAddress().getPort();
+        }
+
+        String url() {
+            return "http://127.0.0.1:" + port();
+        }
+
+        @Override
+        public void close() {
+            server.stop(0);
+        }
+    }
+
+    // --- The committed ./jbang launcher -------------------------------------------------------------
+
+    /** A finished process: {exit code, stdout, stderr}. */
+    record Run(int code, String out, String err) {}
+
+    /** Waits for p (at most 3 minutes: a launcher may compile or fetch), reading both its streams. */
+    static Run finish(Process p) throws Exception {
+        var out = new CompletableFuture<String>();
+        new Thread(() -> {
+            try {
+                out.complete(new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8));
+            } catch (IOException e) {
+                out.completeExceptionally(e);
+            }
+        }).start();
+        String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (!p.waitFor(180, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new AssertionError("did not finish in 180 s: " + p.info().commandLine().orElse("?"));
+        }
+        return new Run(p.exitValue(), out.get(), err);
+    }
+
+    /** The tool through this launcher, running the app command given, with env added to a clean copy of ours. */
+    static Process launch(Path launcher, Map<String, String> env, String... app) throws IOException {
+        List<String> command = new ArrayList<>(List.of(launcher.toString(),
+                repositoryRoot().resolve("EnvoyPreflight.java").toString()));
+        command.addAll(List.of(app));
+        ProcessBuilder pb = cleanEnvironment(new ProcessBuilder(command)).directory(launcher.getParent().toFile())
+                .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
+        pb.environment().remove("JAVA_HOME");
+        pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
+        pb.environment().putAll(env);
+        return pb.start();
+    }
+
+    /**
+     * The script compiled into JBang's cache first, with the suite's own launcher: JBang says
+     * "Building jar" on a first compile, and two JBangs compiling one script at once collide.
+     */
+    static void buildTheScript() throws Exception {
+        Path root = repositoryRoot();
+        ProcessBuilder pb = new ProcessBuilder(root.resolve("jbang").toString(), "build",
+                root.resolve("EnvoyPreflight.java").toString()).redirectErrorStream(true);
+        pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
+        pb.environment().remove("JAVA_HOME");
+        Run built = finish(pb.start());
+        if (built.code() != 0) throw new AssertionError("jbang build: " + built.out());
+    }
+
+    /** The JBang the suite's own launcher bootstrapped under root/.jbang (it runs this very suite). */
+    static Path jbangLib(Path root) throws IOException {
+        try (Stream<Path> dirs = Files.list(root.resolve(".jbang"))) {
+            return dirs.filter(p -> p.getFileName().toString().startsWith("jbang-cli-")).findFirst()
+                    .orElseThrow(() -> new AssertionError("no bootstrapped JBang under .jbang/"));
+        }
+    }
+
+    // --- A second JDK, for the launcher's per-JDK archives --------------------------------------------
+
+    /** A JDK: its home (as JAVA_HOME) and its feature version, as its release file says. */
+    record Jdk(Path home, int feature) {}
+
+    /** Names a second JDK's home for the launcher tests, where the search would find none or another. */
+    static final String TEST_JDK = "ENVOY_PREFLIGHT_TEST_JDK";
+
+    /** Where {@link #jdkFolders} looks, as a user would write it. */
+    static final String JDK_FOLDERS = "/usr/lib/jvm/*, /opt/java/*, /opt/jdk*, ~/.sdkman/candidates/java/*,"
+            + " ~/.jbang/cache/jdks/*";
+
+    /** Where JDKs are installed: Debian's packages, Docker images, SDKMAN!, JBang's own downloads. */
+    static List<Path> jdkFolders() {
+        Path home = Path.of(System.getProperty("user.home"));
+        List<Path> folders = new ArrayList<>();
+        for (Path parent : List.of(Path.of("/usr/lib/jvm"), Path.of("/opt/java"),
+                home.resolve(".sdkman/candidates/java"), home.resolve(".jbang/cache/jdks"))) {
+            folders.addAll(children(parent, name -> true));
+        }
+        folders.addAll(children(Path.of("/opt"), name -> name.startsWith("jdk")));
+        return folders;
+    }
+
+    /**
+     * A JDK the launcher would not pick by itself: one whose feature version differs from this
+     * JVM's and from the java on PATH (which the launcher runs without JAVA_HOME), and that the
+     * script can run on (its //JAVA line). ENVOY_PREFLIGHT_TEST_JDK if set (a wrong one fails the
+     * test), else the newest in {@link #jdkFolders}; the test is skipped, saying why, where there
+     * is none.
+     */
+    static Jdk otherJdk() {
+        int running = Runtime.version().feature();
+        int onPath = defaultJdk().map(Jdk::feature).orElse(running);
+        int needed = scriptsJavaFeature();
+        Predicate<Jdk> other = jdk -> jdk.feature() != running && jdk.feature() != onPath && jdk.feature() >= needed;
+        String given = System.getenv(TEST_JDK);
+        if (given != null && !given.isEmpty()) {
+            Jdk jdk = jdk(Path.of(given)).orElseThrow(() -> new AssertionError(TEST_JDK + "=" + given
+                    + ": no bin/java with a release file there"));
+            if (!other.test(jdk)) {
+                throw new AssertionError(TEST_JDK + "=" + given + " is JDK " + jdk.feature() + "; a second JDK must"
+                        + " differ from " + running + " (this JVM) and " + onPath + " (java on PATH), and be "
+                        + needed + " or newer");
+            }
+            return jdk;
+        }
+        Map<Path, Jdk> found = new java.util.TreeMap<>(); // by real path: the same JDK under several names once
+        for (Path folder : jdkFolders()) {
+            jdk(folder).filter(other).ifPresent(jdk -> found.putIfAbsent(realJava(folder), jdk));
+        }
+        Jdk newest = found.values().stream().max(java.util.Comparator.comparingInt(Jdk::feature)).orElse(null);
+        Assumptions.assumeTrue(newest != null, "no second JDK (" + needed + " or newer, other than "
+                + (running == onPath ? running : running + " and " + onPath) + ") in " + JDK_FOLDERS + "; set "
+                + TEST_JDK + " to one's home");
+        return newest;
+    }
+
+    /** The JDK of the java on PATH, as the launcher finds it without JAVA_HOME. */
+    static Optional<Jdk> defaultJdk() {
+        for (String entry : System.getenv().getOrDefault("PATH", "").split(":")) {
+            Path command = Path.of(entry.isEmpty() ? "." : entry, "java");
+            if (!Files.isExecutable(command)) continue;
+            try {
+                return jdk(command.toRealPath().getParent().getParent());
+            } catch (IOException e) {
+                return Optional.empty();
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** The JDK at home, read as the launcher reads it: bin/java and the release file's JAVA_VERSION. */
+    static Optional<Jdk> jdk(Path home) {
+        Path release = home.resolve("release");
+        if (!Files.isExecutable(home.resolve("bin/java")) || !Files.isReadable(release)) return Optional.empty();
+        try {
+            for (String line : Files.readAllLines(release)) {
+                var m = java.util.regex.Pattern.compile("^JAVA_VERSION=\"(?:1\\.)?(\\d+)").matcher(line);
+                if (m.find()) return Optional.of(new Jdk(home, Integer.parseInt(m.group(1))));
+            }
+        } catch (IOException e) {
+            // unreadable: not one to run
+        }
+        return Optional.empty();
+    }
+
+    /** The oldest Java the script runs on: its //JAVA line, e.g. 17 for "//JAVA 17+". */
+    static int scriptsJavaFeature() {
+        try {
+            return Files.readAllLines(repositoryRoot().resolve("EnvoyPreflight.java")).stream()
+                    .filter(l -> l.startsWith("//JAVA ")).map(l -> l.substring(7).replaceAll("\\D.*", ""))
+                    .mapToInt(Integer::parseInt).findFirst().orElse(17);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static Path realJava(Path home) {
+        try {
+            return home.resolve("bin/java").toRealPath();
+        } catch (IOException e) {
+            return home.resolve("bin/java");
+        }
+    }
+
+    private static List<Path> children(Path parent, Predicate<String> named) {
+        if (!Files.isDirectory(parent)) return List.of();
+        try (Stream<Path> all = Files.list(parent)) {
+            return all.filter(p -> named.test(p.getFileName().toString())).sorted().toList();
+        } catch (IOException e) {
+            return List.of();
         }
     }
 
