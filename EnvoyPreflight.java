@@ -875,21 +875,24 @@ public class EnvoyPreflight implements Callable<Integer> {
                     long absentLeft = onlyRefused && !absentAfter.isZero() ? nanosLeft(start, absentAfter) : Long.MAX_VALUE;
                     long giveUpLeft = nanosLeft(start, giveUp);
                     long startAnywayLeft = nanosLeft(start, startAnyway);
+                    long ms = (System.nanoTime() - start) / 1_000_000;
                     if (absentLeft <= 0) {
                         log.warn(Log.Event.ABSENT, "nothing listened at any readiness endpoint for "
                                 + Values.format(absentAfter) + ": there is no sidecar" + (appFollows ? "; starting the"
-                                + " app at once (at exit, it is quit only if it answers by then)" : ""), "target", name);
+                                + " app at once (at exit, it is quit only if it answers by then)" : ""),
+                                "target", name, "polls", polls, "ms", ms);
                         return new Result(Outcome.ABSENT, next, 0);
                     }
                     if (giveUpLeft <= 0) {
                         log.error(Log.Event.GAVE_UP, next.notReady() + " within the give-up timeout ("
-                                + Values.format(giveUp) + "); the app was not started", "target", name);
+                                + Values.format(giveUp) + "); the app was not started",
+                                "target", name, "polls", polls, "ms", ms);
                         return new Result(Outcome.GAVE_UP, next, 0);
                     }
                     if (startAnywayLeft <= 0) {
                         log.warn(Log.Event.WAIT_TIMEOUT, next.notReady() + " within the wait timeout ("
                                 + Values.format(startAnyway) + "); " + (appFollows ? "starting the app anyway"
-                                : "waiting no longer"), "target", name);
+                                : "waiting no longer"), "target", name, "polls", polls, "ms", ms);
                         return new Result(Outcome.WAIT_TIMED_OUT, next, 0);
                     }
                     long pause = Math.min(Math.min(backoff.next().toNanos(), absentLeft),
@@ -1912,9 +1915,9 @@ public class EnvoyPreflight implements Callable<Integer> {
             WAIT("waiting for a readiness target starts (target)"),
             POLL("one readiness poll (target, seen, polls)"),
             READY("a readiness target is ready (target, polls, ms)"),
-            GAVE_UP("not ready within the give-up timeout: exit 69 (target)"),
-            WAIT_TIMEOUT("not ready within the wait timeout: the app starts anyway (target)"),
-            ABSENT("every poll was refused for SIDECAR_ABSENT_AFTER: no sidecar (target)"),
+            GAVE_UP("not ready within the give-up timeout: exit 69 (target, polls, ms)"),
+            WAIT_TIMEOUT("not ready within the wait timeout: the app starts anyway (target, polls, ms)"),
+            ABSENT("every poll was refused for SIDECAR_ABSENT_AFTER: no sidecar (target, polls, ms)"),
             LATE("after an absent wait, a sidecar answers at exit, and is quit (target, seen)"),
             STOPPED("a stop signal before the app started (signal; target while waiting)"),
             APP_START("the app started (pid, command), or could not be (code, error)"),

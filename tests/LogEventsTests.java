@@ -120,10 +120,9 @@ class LogEventsTests {
         }
     }
 
+    /** A verbose JSON run, with no termination message unless the scenario asks for one. */
     static Map<String, String> json(String... pairs) {
-        Map<String, String> env = TestSupport.env(pairs);
-        env.put("ENVOY_PREFLIGHT_LOG_FORMAT", "json");
-        env.put("ENVOY_PREFLIGHT_LOGGING", "true");
+        Map<String, String> env = TestSupport.json(pairs);
         env.putIfAbsent("ENVOY_PREFLIGHT_TERMINATION_LOG", "off");
         return env;
     }
