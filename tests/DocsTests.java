@@ -354,21 +354,7 @@ class DocsTests {
 
     @Test
     void theSettingTableIsRenderedFromTheTool() throws IOException {
-        Path page = ROOT.resolve("docs/configuration.md");
-        List<String> lines = read(page);
-        int start = lines.indexOf(SETTINGS_START);
-        int end = lines.indexOf(SETTINGS_END);
-        assertTrue(start >= 0 && end > start, "docs/configuration.md: " + SETTINGS_START + " ... " + SETTINGS_END);
-        List<String> table = settingsTable();
-        if (UPDATE) {
-            List<String> rewritten = new ArrayList<>(lines.subList(0, start + 1));
-            rewritten.addAll(table);
-            rewritten.addAll(lines.subList(end, lines.size()));
-            write(page, rewritten);
-            return;
-        }
-        assertEquals(String.join("\n", table), String.join("\n", lines.subList(start + 1, end)),
-                "docs/configuration.md's setting table (UPDATE_DOCS=true ./jbang test Docs rewrites it)");
+        checkGenerated(ROOT.resolve("docs/configuration.md"), SETTINGS_START, SETTINGS_END, settingsTable());
     }
 
     static final String EXIT_CODES_START = "<!-- exit-codes:start -->";
@@ -377,23 +363,29 @@ class DocsTests {
     /** The README's one exit-code table is EnvoyPreflight.Exit's, as --help's footer is. */
     @Test
     void theExitCodeTableIsRenderedFromTheTool() throws IOException {
-        Path page = ROOT.resolve("README.md");
+        Path readme = ROOT.resolve("README.md");
+        checkGenerated(readme, EXIT_CODES_START, EXIT_CODES_END, EnvoyPreflight.Exit.table().lines().toList());
+        long tables = read(readme).stream().filter(l -> l.startsWith("| code |")).count();
+        assertEquals(1, tables, "one exit-code table in the README");
+    }
+
+    /** The lines between two markers of a page are the tool's rendering (UPDATE_DOCS=true rewrites them). */
+    static void checkGenerated(Path page, String startMarker, String endMarker, List<String> generated) throws IOException {
         List<String> lines = read(page);
-        int start = lines.indexOf(EXIT_CODES_START);
-        int end = lines.indexOf(EXIT_CODES_END);
-        assertTrue(start >= 0 && end > start, "README.md: " + EXIT_CODES_START + " ... " + EXIT_CODES_END);
-        List<String> table = EnvoyPreflight.Exit.table().lines().toList();
+        int start = lines.indexOf(startMarker);
+        int end = lines.indexOf(endMarker);
+        String name = ROOT.relativize(page).toString();
+        assertTrue(start >= 0 && end > start, name + ": " + startMarker + " ... " + endMarker);
         if (UPDATE) {
             List<String> rewritten = new ArrayList<>(lines.subList(0, start + 1));
-            rewritten.addAll(table);
+            rewritten.addAll(generated);
             rewritten.addAll(lines.subList(end, lines.size()));
             write(page, rewritten);
             return;
         }
-        assertEquals(String.join("\n", table), String.join("\n", lines.subList(start + 1, end)),
-                "README.md's exit-code table (UPDATE_DOCS=true ./jbang test Docs rewrites it)");
-        long tables = lines.stream().filter(l -> l.startsWith("| code |")).count();
-        assertEquals(1, tables, "one exit-code table in the README");
+        assertEquals(String.join("\n", generated), String.join("\n", lines.subList(start + 1, end)),
+                name + ": the block between " + startMarker + " and " + endMarker
+                        + " (UPDATE_DOCS=true ./jbang test Docs rewrites it)");
     }
 
     @Test
