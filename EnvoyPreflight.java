@@ -1791,7 +1791,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 if (!running(process)) continue;
                 log.warn(Log.Event.QUIT, name + " (pid " + process.pid() + ") still runs " + Values.format(timeout)
                         + " after SIG" + signal + ": sending KILL", "process", name, "pid", process.pid(),
-                        "signal", signal, "error", "still running", "ms", millisSince(start), "ok", false);
+                        "signal", "KILL", "error", "still running", "ms", millisSince(start), "ok", false);
                 String failure = Lifecycle.Signals.send("KILL", process);
                 if (failure == null) continue;
                 log.warn(Log.Event.QUIT, "could not KILL " + name + " (pid " + process.pid() + "): " + failure,
