@@ -4,8 +4,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.file.Files;
@@ -90,13 +88,12 @@ class LogEventsTests {
             tool.exitCode();
             record(tool);
         }
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        var log = new EnvoyPreflight.Log(true, EnvoyPreflight.Log.Format.JSON, new PrintStream(err, true));
-        new EnvoyPreflight.Quit(Duration.ofSeconds(1), log).run(new EnvoyPreflight.Quit.Plan(List.of(new EnvoyPreflight.Quit.Step() {
+        var captured = new TestSupport.Captured(true, EnvoyPreflight.Log.Format.JSON);
+        new EnvoyPreflight.Quit(Duration.ofSeconds(1), captured.log).run(new EnvoyPreflight.Quit.Plan(List.of(new EnvoyPreflight.Quit.Step() {
             public String describe() { return "POST http://127.0.0.1:15020/quitquitquit"; }
             public boolean run(EnvoyPreflight.Quit quit) { throw new IllegalStateException("a bug"); }
         }), null));
-        record(err.toString());
+        record(captured.text());
     }
 
     @AfterAll
@@ -132,10 +129,12 @@ class LogEventsTests {
     }
 
     void record(String stderr) {
-        for (String line : stderr.lines().toList()) {
-            JsonObject o = com.google.gson.JsonParser.parseString(line).getAsJsonObject();
-            seen.computeIfAbsent(o.get("event").getAsString(), e -> new ArrayList<>()).add(o);
-            printed.computeIfAbsent(o.get("event").getAsString(), e -> new ArrayList<>()).add(line);
+        List<String> lines = stderr.lines().toList();
+        List<JsonObject> events = TestSupport.events(stderr); // one a line, in the same order
+        for (int i = 0; i < lines.size(); i++) {
+            String event = events.get(i).get("event").getAsString();
+            seen.computeIfAbsent(event, e -> new ArrayList<>()).add(events.get(i));
+            printed.computeIfAbsent(event, e -> new ArrayList<>()).add(lines.get(i));
         }
     }
 
