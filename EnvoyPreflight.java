@@ -232,9 +232,19 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /** The codes that say the tool failed on its own, before any app ran: the pod is told why. */
+        static final Set<Exit> OWN = EnumSet.of(USAGE, UNAVAILABLE, SOFTWARE, NOT_EXECUTABLE, NOT_FOUND, STOPPED);
+
         static boolean ownFailure(int code) {
-            return code == USAGE.code || code == UNAVAILABLE.code || code == SOFTWARE.code || code == NOT_EXECUTABLE.code
-                    || code == NOT_FOUND.code || code > 128 && code <= 128 + 64;
+            for (Exit e : OWN) if (e.code == code) return true;
+            return code > 128 && code <= 128 + 64; // STOPPED's 128+N
+        }
+
+        /** OWN as --help says it: "2, 69, 70, 126, 127, or 128+N before the app started". */
+        static String ownCodes() {
+            List<String> shown = new ArrayList<>();
+            for (Exit e : OWN) shown.add(e.shown);
+            return String.join(", ", shown.subList(0, shown.size() - 1)) + ", or " + shown.get(shown.size() - 1)
+                    + " before the app started";
         }
 
         /** For --help's footer: "  2      bad configuration ...", wrapped under its meaning at 80 columns. */
@@ -378,9 +388,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 "Write the exit code and a newline to PATH (atomically) before the quit sequence starts, for a"
                         + " sidecar that watches a shared emptyDir. Not with --check, --dry-run or --wait-only."),
         TERMINATION_LOG("--termination-log", "PATH|off", "ENVOY_PREFLIGHT_TERMINATION_LOG", Kind.PATH,
-                "/dev/termination-log", "Where to say why when the tool fails on its own (exit 2, 69, 70, 126, 127,"
-                        + " or 128+N before the app started), for kubectl describe pod; the default only where it"
-                        + " exists and is writable; off: nowhere.");
+                "/dev/termination-log", "Where to say why when the tool fails on its own (exit " + Exit.ownCodes()
+                        + "), for kubectl describe pod; the default only where it exists and is writable; off: nowhere.");
 
         /** How a setting's text is read; a bad value throws IllegalArgumentException saying why. */
         enum Kind {
