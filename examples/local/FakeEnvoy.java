@@ -38,6 +38,8 @@ import java.util.function.Consumer;
  *     GET /ready answers 200 "ready" once LIVE, else 503; POST /shutdown answers 200 and stops
  *     every port (405 for other methods). For GENERIC_READY_ENDPOINTS and GENERIC_QUIT_ENDPOINTS.
  * </ul>
+ * A real sidecar stops listening once told to quit; {@link #stayAfterQuit} (--stay-after-quit) is the
+ * misbehaviour of one that answers the quit and keeps running (a proxy draining forever).
  * Run it: {@code jbang examples/local/FakeEnvoy.java --port 9901 --live-after 3s}
  */
 public class FakeEnvoy implements AutoCloseable {
@@ -66,6 +68,7 @@ public class FakeEnvoy implements AutoCloseable {
     private final CountDownLatch quit = new CountDownLatch(1);
     private final CountDownLatch closed = new CountDownLatch(1);
     private volatile Consumer<String> log = line -> { };
+    private volatile boolean stayAfterQuit;
 
     private FakeEnvoy(int port, Duration liveAfter) throws IOException {
         this.liveAfter = liveAfter;
@@ -113,6 +116,12 @@ public class FakeEnvoy implements AutoCloseable {
 
     public URI pilotAgentUrl() {
         return URI.create("http://127.0.0.1:" + pilotAgent.getAddress().getPort());
+    }
+
+    /** Answers every quit with 200 as before, but keeps serving: a sidecar that never leaves. */
+    public FakeEnvoy stayAfterQuit() {
+        stayAfterQuit = true;
+        return this;
     }
 
     /** Turns LIVE this long after the fake started. */
@@ -303,6 +312,7 @@ public class FakeEnvoy implements AutoCloseable {
     /** Like Envoy and pilot-agent, stop serving right after answering. */
     private void quit() {
         quit.countDown();
+        if (stayAfterQuit) return;
         new Thread(this::stopServing, "fake-envoy-quit").start();
     }
 
@@ -352,6 +362,7 @@ public class FakeEnvoy implements AutoCloseable {
         Integer genericPort = null;
         Duration liveAfter = Duration.ofSeconds(2);
         List<String> faults = new java.util.ArrayList<>();
+        boolean stay = false;
         for (int i = 0; i < args.length; i++) {
             String arg = args[i];
             String value = i + 1 < args.length ? args[i + 1] : null;
@@ -361,9 +372,13 @@ public class FakeEnvoy implements AutoCloseable {
                 case "--generic-port" -> genericPort = Integer.parseInt(require(arg, value));
                 case "--live-after" -> liveAfter = seconds(require(arg, value));
                 case "--fault" -> faults.add(require(arg, value));
+                case "--stay-after-quit" -> {
+                    stay = true;
+                    i--; // takes no value
+                }
                 case "-h", "--help" -> {
                     System.out.println("Usage: FakeEnvoy [--port N (9901)] [--live-after DUR (2s)]"
-                            + " [--pilot-agent-port N] [--generic-port N] [--fault PATH=FAULT]...\n"
+                            + " [--pilot-agent-port N] [--generic-port N] [--fault PATH=FAULT]... [--stay-after-quit]\n"
                             + "  --generic-port: GET /ready (200 once LIVE) and POST /shutdown, as Linkerd's proxy\n"
                             + "  DUR: 500ms, 3s or a number of seconds\n"
                             + "  FAULT (on the admin port): " + String.join(", ",
@@ -377,6 +392,7 @@ public class FakeEnvoy implements AutoCloseable {
         FakeEnvoy fake = FakeEnvoy.start(port, liveAfter).logTo(line -> System.err.println("fake-envoy: " + line));
         if (pilotPort != null) fake.withPilotAgent(pilotPort);
         if (genericPort != null) fake.withGenericSidecar(genericPort);
+        if (stay) fake.stayAfterQuit();
         for (String f : faults) {
             String[] pathAndFault = f.split("=", 2);
             fake.override(pathAndFault[0], fake.misbehave(Fault.parse(pathAndFault[1])));
@@ -384,6 +400,7 @@ public class FakeEnvoy implements AutoCloseable {
         System.err.println("fake-envoy: admin API on " + fake.url() + ", LIVE after " + liveAfter.toMillis()
                 + " ms" + (pilotPort == null ? "" : ", pilot-agent on " + fake.pilotAgentUrl())
                 + (genericPort == null ? "" : ", generic sidecar on " + fake.genericUrl()));
+        if (stay) fake.closed.await(); // quit answered, never left: ended by a signal
         fake.quit.await();
         Thread.sleep(100); // let the last answer leave before the JVM exits
         System.err.println("fake-envoy: quit");
