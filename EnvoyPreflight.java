@@ -107,7 +107,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             return Exit.USAGE.code;
         }
         Log log = new Log(config.on(Setting.VERBOSE), config.logFormat(), err);
-        for (String warning : config.warnings()) log.warn(Log.Event.SETTING, warning); // loops, not lambdas, at start
+        for (Config.Warning w : config.warnings()) log.warn(w.event(), w.message(), w.fields()); // no lambda at start
         return switch (config.mode()) {
             case CHECK -> check(config);
             case DRY_RUN -> dryRun(config);
@@ -133,20 +133,23 @@ public class EnvoyPreflight implements Callable<Integer> {
 
     /** Every end after an app ran, or might have: first what a watching sidecar reads, then the quit plan. */
     int shutDown(Config config, Lifecycle lifecycle, Log log, int code, Wait.Result waited) {
-        Quit.exitFile(config, code, log);
+        Quit.exitFile(config.exitFile(), code, log);
         lifecycle.buried(code); // also when the app never ran: kubexit's sidecars stop all the same
         boolean noSidecar = waited != null && waited.outcome() == Wait.Outcome.ABSENT && !Wait.cameLate(config, log);
-        new Quit(config.duration(Setting.QUIT_TIMEOUT), log).run(Quit.plan(config, code, noSidecar));
+        new Quit(config.duration(Setting.QUIT_TIMEOUT), log, lifecycle.appPid())
+                .run(Quit.plan(config, code, noSidecar), config.duration(Setting.QUIT_CONFIRM_TIMEOUT));
         return exit(log, code);
     }
 
     /** From here on, signals are ours to handle (and the app's to get); the -v log shows the settings. */
     Lifecycle watch(Config config, Log log) {
         if (log.verbose()) { // built only if shown
-            log.info(Log.Event.CONFIG, "configuration: " + String.join(", ", config.describe()),
-                    "settings", config.shown(), "set_by", config.setBy());
+            int sidecars = config.sidecars();
+            log.info(Log.Event.CONFIG, "configuration: " + String.join(", ", config.describe()) + (sidecars > 0 ? ""
+                    : "; no sidecar is configured: nothing is waited for or quit"), "settings", config.shown(),
+                    "set_by", config.setBy(), "sidecars", sidecars);
         }
-        lifecycle = new Lifecycle(log, Quit.Tombstone.of(env, log));
+        lifecycle = new Lifecycle(log, Quit.Tombstone.of(config.tombstone(), log));
         Lifecycle.Signals.install(lifecycle, log);
         return lifecycle;
     }
@@ -183,8 +186,9 @@ public class EnvoyPreflight implements Callable<Integer> {
             out.println("before start: no waiting (" + (config.on(Setting.START_WITHOUT_ENVOY) ? "start without Envoy"
                     : "no admin API") + ")");
         }
-        out.println("at exit with code 0: " + Quit.plan(config, 0, false).describe());
-        out.println("at exit with code 1: " + Quit.plan(config, 1, false).describe());
+        Duration confirm = config.duration(Setting.QUIT_CONFIRM_TIMEOUT);
+        out.println("at exit with code 0: " + Quit.plan(config, 0, false).describe(confirm));
+        out.println("at exit with code 1: " + Quit.plan(config, 1, false).describe(confirm));
         return 0;
     }
 
@@ -193,18 +197,62 @@ public class EnvoyPreflight implements Callable<Integer> {
      * message, which `kubectl describe pod` shows; after an app ran, the app's own message stands.
      */
     int tellThePod(int code) {
+        String reason = why != null ? why : Log.lastProblem();
+        if (code == Exit.USAGE.code && lifecycle == null) tellTheSidecars(code);
         boolean appRan = modes.contains(Config.Mode.QUIT_ONLY) || lifecycle != null && lifecycle.appStarted();
         if (!Exit.ownFailure(code) || appRan) return code;
-        String path = (String) Setting.TERMINATION_LOG.early(this);
+        String path = ((String) Setting.TERMINATION_LOG.early(this)).strip();
         boolean given = !path.equals(Setting.TERMINATION_LOG.defaultValue);
-        if (path.equals("off") || !given && !Files.isWritable(Path.of(path))) return code;
+        if (path.equalsIgnoreCase("off") || !given && !Files.isWritable(Path.of(path))) return code;
         try {
-            Files.writeString(Path.of(path), NAME + ": " + (why != null ? why : Log.lastProblem()) + " (exit " + code + ")\n");
+            terminationMessage(Path.of(path), NAME + ": " + reason, " (exit " + code + ")\n");
         } catch (IOException | RuntimeException e) {
             Log.forErrors(this).warn(Log.Event.TERMINATION_LOG, "could not write the termination message to " + path
                     + ": " + e.getMessage(), "path", path, "error", e.toString());
         }
         return code;
+    }
+
+    /**
+     * Only ever a regular file, never through a link, never a FIFO (an open would block without a reader);
+     * at most the 4096 bytes Kubernetes keeps, the reason first and cut to fit.
+     */
+    static void terminationMessage(Path path, String reason, String end) throws IOException {
+        if (Files.isSymbolicLink(path)) throw new IOException("a symbolic link, which is not followed");
+        if (Files.exists(path, LinkOption.NOFOLLOW_LINKS) && !Files.isRegularFile(path, LinkOption.NOFOLLOW_LINKS)) {
+            throw new IOException("not a regular file (a FIFO, folder or device)");
+        }
+        byte[] bytes = (reason + end).getBytes(StandardCharsets.UTF_8);
+        if (bytes.length > 4096) {
+            int cut = 4096 - end.length() - 3;
+            while (cut > 0 && (bytes[cut] & 0xC0) == 0x80) cut--; // not inside a character
+            bytes = (new String(bytes, 0, cut, StandardCharsets.UTF_8) + "..." + end).getBytes(StandardCharsets.UTF_8);
+        }
+        Files.write(path, bytes, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING, LinkOption.NOFOLLOW_LINKS); // a link made since: O_NOFOLLOW
+    }
+
+    /** Exit 2 tells a watching sidecar too, through whichever of the exit file and the tombstone is valid alone. */
+    private void tellTheSidecars(int code) {
+        if (!modes.isEmpty() && !modes.contains(Config.Mode.QUIT_ONLY)) return; // --check, --dry-run, --wait-only
+        Log log = Log.forErrors(this);
+        Path exitFile = null;
+        Path tombstone = null;
+        try {
+            String raw = (String) Setting.EXIT_FILE.early(this);
+            if (raw != null) exitFile = Config.fileToWrite(Setting.EXIT_FILE.variable, raw);
+        } catch (Config.Invalid e) {
+            // a bad exit file: there is nothing to write
+        }
+        try {
+            tombstone = Config.tombstone(env);
+        } catch (Config.Invalid e) {
+            // a bad tombstone: likewise
+        }
+        if (exitFile != null && exitFile.equals(tombstone)) return; // one file for both: neither would be right
+        Quit.exitFile(exitFile, code, log);
+        Quit.Tombstone grave = Quit.Tombstone.of(tombstone, log);
+        if (grave != null) grave.died(code);
     }
 
     /** Each exit code's meaning, declared once for --help and the docs; as sysexits(3) and the shell. */
@@ -304,8 +352,10 @@ public class EnvoyPreflight implements Callable<Integer> {
                     EnvoyPreflight parsed = e.getCommandLine().getCommand();
                     parsed.readFlags();
                     // a mistyped option echoes its value, which may be credentials without a scheme
+                    String meant = e instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()
+                            ? ": did you mean " + u.getSuggestions().get(0) + "?" : "";
                     Log.forErrors(parsed).error(Log.Event.INVALID, e.getMessage().replaceAll("[^\\s'\"=]*@", "***@")
-                            + " (see --help)");
+                            + meant + " (see --help)");
                     return parsed.tellThePod(Exit.USAGE.code);
                 });
     }
@@ -376,7 +426,11 @@ public class EnvoyPreflight implements Callable<Integer> {
         NEVER_KILL_ISTIO_ON_FAILURE("--never-kill-istio-on-failure", null, "NEVER_KILL_ISTIO_ON_FAILURE", Kind.BOOL,
                 false, "Don't quit anything when the exit code is not 0.", new Alias("ALWAYS_KILL_ENVOY", true)),
         QUIT_TIMEOUT("--quit-timeout", "DUR", "QUIT_REQUEST_TIMEOUT", Kind.POSITIVE_DURATION, Duration.ofSeconds(5),
-                "Time limit of each quit request."),
+                "Time limit of each quit request, and of the wait for signalled quit processes to exit."),
+        QUIT_CONFIRM_TIMEOUT("--quit-confirm-timeout", "DUR", "ENVOY_PREFLIGHT_QUIT_CONFIRM_TIMEOUT", Kind.DURATION,
+                Duration.ofSeconds(5), "After the quit: wait up to DUR until each sidecar asked to quit has gone (its"
+                        + " loopback ports refuse connections, its processes exited), trying the plan's further means"
+                        + " halfway; one still there is a warning (0: don't wait)."),
         POLL_MAX_INTERVAL("--poll-max-interval", "DUR", "ENVOY_PREFLIGHT_POLL_MAX_INTERVAL", Kind.POSITIVE_DURATION,
                 Duration.ofMillis(200), "Longest pause between two readiness polls; bounds how late the app starts after"
                         + " the sidecar is ready."),
@@ -445,7 +499,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /** The flag if given, else the variable, else its first alias set (empty is unset); each is checked. */
-        Source source(Map<Setting, String> flagValues, Map<String, String> env, List<String> warnings)
+        Source source(Map<Setting, String> flagValues, Map<String, String> env, List<Config.Warning> warnings)
                 throws Config.Invalid {
             Source chosen = flagValues.containsKey(this) ? new Source(flag(), flagValues.get(this), false) : null;
             for (Alias reading : readings) {
@@ -455,7 +509,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 value(found); // an alias is validated like its variable
                 if (chosen == null) chosen = found;
                 else if (!reading.variable().equals(variable)) {
-                    warnings.add(reading.variable() + " is set, but " + chosen.name() + " wins");
+                    warnings.add(new Config.Warning(Log.Event.SETTING, reading.variable() + " is set, but "
+                            + chosen.name() + " wins"));
                 }
             }
             return chosen != null ? chosen : new Source(variable, null, false);
@@ -517,8 +572,9 @@ public class EnvoyPreflight implements Callable<Integer> {
     }
 
     /** The accepted configuration; {@link #resolve} rejects anything it cannot use. */
-    record Config(Mode mode, Map<Setting, Object> values, List<String> setBy, List<String> warnings,
-                  List<String> command, Map<URI, Map<String, String>> headers, List<String> expanded) {
+    record Config(Mode mode, Map<Setting, Object> values, List<String> setBy, List<Warning> warnings,
+                  List<String> command, Map<Integer, Map<String, String>> headers, List<String> expanded,
+                  Path tombstone) {
         // Istio's ports: Envoy's admin API, and pilot-agent's (which quits both, since Istio 1.3).
         static final URI ISTIO_ADMIN_API = URI.create("http://127.0.0.1:15000");
         static final URI ISTIO_QUIT_API = URI.create("http://127.0.0.1:15020");
@@ -553,28 +609,39 @@ public class EnvoyPreflight implements Callable<Integer> {
         static Config resolve(EnvoyPreflight cmd) throws Invalid {
             Map<Setting, Object> values = new EnumMap<>(Setting.class);
             List<String> setBy = new ArrayList<>();
-            List<String> warnings = new ArrayList<>();
+            List<Warning> warnings = new ArrayList<>();
             Set<Setting> explicit = EnumSet.noneOf(Setting.class);
             // In the table's order, so that the first bad value reported is the first in --help.
             for (Setting s : Setting.values()) {
                 Setting.Source source = s.source(cmd.flags, cmd.env, warnings);
                 values.put(s, s.value(source));
+                if (s == Setting.EXIT_FILE && source.raw() != null) fileToWrite(source.name(), source.raw());
                 if (source.raw() != null) {
                     setBy.add(source.name());
                     explicit.add(s);
                 }
             }
-            Map<URI, Map<String, String>> headers = new HashMap<>();
+            Map<Integer, Map<String, String>> headers = new HashMap<>();
             List<String> expanded = new ArrayList<>();
             @SuppressWarnings("unchecked")
             List<Sidecar> sidecars = (List<Sidecar>) values.get(Setting.SIDECARS);
-            for (Sidecar sidecar : sidecars) expanded.add(sidecar.apply(values, explicit, headers, cmd.env));
+            // Each prepends its entries, so applied last to first they come in the order named, the user's after.
+            for (int i = sidecars.size() - 1; i >= 0; i--) {
+                expanded.add(0, sidecars.get(i).apply(values, explicit, headers, cmd.env));
+            }
+            Unknown.check(cmd.env, warnings);
             if ((Boolean) values.get(Setting.USE_ISTIO_ENDPOINT)) { // as blablacar's: each only where unset
                 values.putIfAbsent(Setting.ADMIN_API, ISTIO_ADMIN_API); // a null value counts as absent
                 values.putIfAbsent(Setting.ISTIO_QUIT_API, ISTIO_QUIT_API);
             }
+            Path tombstone = tombstone(cmd.env);
+            String exitFile = (String) values.get(Setting.EXIT_FILE);
+            if (exitFile != null && Path.of(exitFile).toAbsolutePath().normalize().equals(tombstone)) {
+                throw new Invalid("the exit file and kubexit's tombstone (KUBEXIT_GRAVEYARD/KUBEXIT_NAME) are the same"
+                        + " file, and would overwrite each other: '" + Values.shown(exitFile) + "'");
+            }
             Config config = new Config(mode(cmd), values, List.copyOf(setBy), List.copyOf(warnings),
-                    List.copyOf(cmd.command), Map.copyOf(headers), List.copyOf(expanded));
+                    List.copyOf(cmd.command), Map.copyOf(headers), List.copyOf(expanded), tombstone);
             if (config.mode == Mode.CHECK && Wait.targets(config).isEmpty()) {
                 throw new Invalid("--check: needs ENVOY_ADMIN_API or GENERIC_READY_ENDPOINTS (or --admin-api,"
                         + " --ready-endpoint)");
@@ -603,6 +670,39 @@ public class EnvoyPreflight implements Callable<Integer> {
             return mode;
         }
 
+        /** A file we write at exit: not a folder, its name short enough for the file system (255 bytes). */
+        static Path fileToWrite(String name, String raw) throws Invalid {
+            Path path = Path.of(raw).toAbsolutePath().normalize();
+            Path file = path.getFileName();
+            if (file == null || Files.isDirectory(path)) {
+                throw new Invalid(name + ": a folder, not a file: '" + Values.shown(raw) + "'");
+            }
+            if (file.toString().getBytes(StandardCharsets.UTF_8).length > 255) {
+                throw new Invalid(name + ": the file name is longer than 255 bytes: '" + Values.shown(raw) + "'");
+            }
+            return path;
+        }
+
+        /** kubexit's tombstone, $KUBEXIT_GRAVEYARD/$KUBEXIT_NAME, where both are set; else null. */
+        static Path tombstone(Map<String, String> env) throws Invalid {
+            String name = env.getOrDefault("KUBEXIT_NAME", "");
+            String graveyard = env.getOrDefault("KUBEXIT_GRAVEYARD", "");
+            if (name.isEmpty() || graveyard.isEmpty()) return null;
+            if (name.contains("/") || name.equals(".") || name.equals("..") || name.indexOf('\0') >= 0) {
+                throw new Invalid("KUBEXIT_NAME: not a file name: '" + Values.shown(name) + "'");
+            }
+            if (graveyard.indexOf('\0') >= 0 || Path.of(graveyard).toAbsolutePath().normalize().getParent() == null) {
+                throw new Invalid("KUBEXIT_GRAVEYARD: not a folder for tombstones: '" + Values.shown(graveyard) + "'");
+            }
+            return fileToWrite("KUBEXIT_GRAVEYARD/KUBEXIT_NAME", Path.of(graveyard, name).toString());
+        }
+
+        /** The exit file, if one is set. */
+        Path exitFile() {
+            String path = (String) values.get(Setting.EXIT_FILE);
+            return path == null ? null : Path.of(path).toAbsolutePath().normalize();
+        }
+
         URI url(Setting s) { return (URI) values.get(s); }
         @SuppressWarnings("unchecked")
         List<URI> urls(Setting s) { return (List<URI>) values.get(s); }
@@ -612,6 +712,15 @@ public class EnvoyPreflight implements Callable<Integer> {
         Duration duration(Setting s) { return (Duration) values.get(s); }
         Log.Format logFormat() { return (Log.Format) values.get(Setting.LOG_FORMAT); }
         boolean shouldWait() { return !on(Setting.START_WITHOUT_ENVOY) && !Wait.targets(this).isEmpty(); }
+
+        /** How many sidecar endpoints and processes are waited for or quit: 0 is a run that does neither. */
+        int sidecars() {
+            Set<Object> places = new HashSet<>(processes());
+            for (Wait.Target t : Wait.targets(this)) places.add(t.uri());
+            places.addAll(urls(Setting.GENERIC_QUIT_ENDPOINTS));
+            places.addAll(urls(Setting.CSQL_PROXY_QUIT_URLS));
+            return places.size();
+        }
 
         /** The resolved settings as "name=value" and who set them, for -v and --dry-run. */
         List<String> describe() {
@@ -636,8 +745,68 @@ public class EnvoyPreflight implements Callable<Integer> {
             return shown;
         }
 
-        /** Headers a request to uri carries (a named sidecar's, e.g. Dapr's API token); never logged. */
-        Map<String, String> headers(URI uri) { return headers.getOrDefault(uri, Map.of()); }
+        /** Nothing silent: a variable meant for us that is no setting is a warning that names the one meant. */
+        static final class Unknown {
+            /** Every variable the tool reads: the settings' and their aliases', Dapr's and kubexit's. */
+            static final List<String> KNOWN = known();
+
+            private static List<String> known() {
+                List<String> known = new ArrayList<>(List.of("DAPR_HTTP_PORT", "DAPR_API_TOKEN", "KUBEXIT_NAME",
+                        "KUBEXIT_GRAVEYARD"));
+                for (Setting s : Setting.values()) known.addAll(s.variables());
+                return List.copyOf(known);
+            }
+
+            static void check(Map<String, String> env, List<Warning> warnings) {
+                for (String name : new TreeSet<>(env.keySet())) {
+                    if (KNOWN.contains(name) || name.equals(App.MOVED) || name.startsWith(App.MOVED_VALUE)) continue;
+                    String meant = closest(name, KNOWN);
+                    if (meant == null && !name.startsWith("ENVOY_PREFLIGHT_")) continue; // not ours: none of our business
+                    warnings.add(new Warning(Log.Event.UNKNOWN_SETTING, name + " is not a setting, and is ignored"
+                            + (meant == null ? "" : ": did you mean " + meant + "?"), "name", name, "suggestion", meant));
+                }
+            }
+
+            /** The candidate nearest to word, case ignored, if it is within two edits; else null. */
+            static String closest(String word, Collection<String> candidates) {
+                String best = null;
+                int bestDistance = 3;
+                for (String c : candidates) {
+                    if (Math.abs(c.length() - word.length()) >= bestDistance) continue;
+                    int d = distance(word.toUpperCase(Locale.ROOT), c.toUpperCase(Locale.ROOT));
+                    if (d < bestDistance) {
+                        best = c;
+                        bestDistance = d;
+                    }
+                }
+                return best;
+            }
+
+            /** Levenshtein's edit distance, one row at a time. */
+            private static int distance(String a, String b) {
+                int[] row = new int[b.length() + 1];
+                for (int j = 0; j <= b.length(); j++) row[j] = j;
+                for (int i = 1; i <= a.length(); i++) {
+                    int diagonal = row[0];
+                    row[0] = i;
+                    for (int j = 1; j <= b.length(); j++) {
+                        int above = row[j];
+                        row[j] = Math.min(Math.min(row[j] + 1, row[j - 1] + 1),
+                                diagonal + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1));
+                        diagonal = above;
+                    }
+                }
+                return row[b.length()];
+            }
+        }
+
+        /** Headers a request to uri carries (a named sidecar's on its loopback port: Dapr's API token); never logged. */
+        Map<String, String> headers(URI uri) {
+            return Values.isLoopback(uri) ? headers.getOrDefault(uri.getPort(), Map.of()) : Map.of();
+        }
+
+        /** A warning found while resolving, with its event and fields. */
+        record Warning(Log.Event event, String message, Object... fields) {}
 
         /** Named sidecars: the settings a user would otherwise write, on their documented ports (docs/configuration.md). */
         enum Sidecar {
@@ -670,16 +839,22 @@ public class EnvoyPreflight implements Callable<Integer> {
                     Sidecar found = null;
                     for (Sidecar s : values()) if (s.id.equals(name.toLowerCase(Locale.ROOT))) found = s;
                     if (found == null) {
-                        throw new IllegalArgumentException("unknown sidecar '" + Values.escape(name) + "' (known: "
-                                + String.join(", ", Arrays.stream(values()).map(s -> s.id).toList()) + ")");
+                        List<String> known = Arrays.stream(values()).map(s -> s.id).toList();
+                        String meant = Unknown.closest(name, known);
+                        throw new IllegalArgumentException("unknown sidecar '" + Values.escape(name) + "'"
+                                + (meant == null ? "" : ": did you mean " + meant + "?") + " (known: "
+                                + String.join(", ", known) + ")");
                     }
                     if (!sidecars.contains(found)) sidecars.add(found);
                 }
                 return List.copyOf(sidecars);
             }
 
-            /** Sets its values where not given explicitly (lists: appended), notes its headers; says what it set. */
-            String apply(Map<Setting, Object> values, Set<Setting> explicit, Map<URI, Map<String, String>> headers,
+            /**
+             * Sets its values: a list's entries always, before the user's (a named sidecar must never lose its
+             * quit); a single value where not given explicitly. Notes its headers; says what it set.
+             */
+            String apply(Map<Setting, Object> values, Set<Setting> explicit, Map<Integer, Map<String, String>> headers,
                          Map<String, String> env) throws Invalid {
                 String port = this == DAPR ? env.getOrDefault("DAPR_HTTP_PORT", "").strip() : "";
                 if (!port.isEmpty() && !(port.matches("\\d{1,5}") && Integer.parseInt(port) >= 1 && Integer.parseInt(port) <= 65535)) {
@@ -695,15 +870,16 @@ public class EnvoyPreflight implements Callable<Integer> {
                 List<String> set = new ArrayList<>();
                 for (int i = 0; i < settingsAndValues.length; i += 2) {
                     Setting s = (Setting) settingsAndValues[i];
-                    if (explicit.contains(s)) continue; // a setting given explicitly wins
+                    if (explicit.contains(s) && !s.kind.list()) continue; // a single value given explicitly wins
                     String raw = ((String) settingsAndValues[i + 1]).replace("$DAPR_HTTP_PORT", port.isEmpty() ? "3500" : port);
                     Object own = s.value(new Setting.Source("ENVOY_PREFLIGHT_SIDECARS (" + id + ")", raw, false));
                     Object value = own;
                     if (s.kind.list()) {
-                        List<Object> merged = new ArrayList<>((List<?>) values.get(s));
-                        merged.addAll((List<?>) own);
+                        List<Object> merged = new ArrayList<>((List<?>) own);
+                        for (Object entry : (List<?>) values.get(s)) if (!merged.contains(entry)) merged.add(entry);
                         value = List.copyOf(merged);
-                        for (Object uri : (List<?>) own) if (!extra.isEmpty()) headers.put((URI) uri, extra);
+                        // every request to its port, the user's URLs too
+                        for (Object uri : (List<?>) own) if (!extra.isEmpty()) headers.put(((URI) uri).getPort(), extra);
                     } else if (values.get(s) != null) {
                         continue; // another named sidecar set it first
                     }
@@ -721,6 +897,8 @@ public class EnvoyPreflight implements Callable<Integer> {
     static final class Wait {
         /** Each poll's own limit, so that a hung endpoint never stalls the wait. */
         static final Duration POLL_TIMEOUT = Duration.ofSeconds(1);
+        /** The least time a poll starts with before a deadline: less would log a timeout of nanoseconds. */
+        static final Duration MIN_POLL = Duration.ofMillis(10);
 
         enum Outcome { READY, WAIT_TIMED_OUT, GAVE_UP, STOPPED, ABSENT }
 
@@ -797,6 +975,10 @@ public class EnvoyPreflight implements Callable<Integer> {
                 try {
                     Http.connect(uri, timeout, abort).close();
                     return new Poll(true, "connection accepted", false);
+                } catch (SocketException e) {
+                    // reset before connect() returned: it was accepted (SYN-ACK), then closed: a port that listens
+                    if (String.valueOf(e.getMessage()).startsWith("Connection reset")) return new Poll(true, "connection accepted", false);
+                    return new Poll(false, Http.describe(e, timeout), e instanceof ConnectException);
                 } catch (IOException e) {
                     return new Poll(false, Http.describe(e, timeout), e instanceof ConnectException);
                 }
@@ -811,7 +993,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** file:///PATH until the path exists (a rendered secret); a missing file is never "nothing listens". */
         record Exists(URI uri) implements Target {
             public Poll poll(Duration timeout, Http.Abort abort) {
-                boolean exists = Files.exists(Path.of(uri));
+                boolean exists = Files.exists(Path.of(uri.getPath())); // Path.of(uri) rejects non-ASCII as written
                 return new Poll(exists, exists ? "exists" : "does not exist", false);
             }
             public String what() { return "file " + uri.getPath(); }
@@ -867,19 +1049,22 @@ public class EnvoyPreflight implements Callable<Integer> {
                 log.info(Log.Event.WAIT, "waiting for " + next.waitingFor(), "target", name);
                 Backoff backoff = new Backoff(config.duration(Setting.POLL_MAX_INTERVAL),
                         ThreadLocalRandom.current()::nextDouble);
-                for (int polls = 1; ; polls++) {
+                for (int polls = 0; ; ) {
                     long left = Math.min(nanosLeft(start, giveUp), nanosLeft(start, startAnyway));
-                    Poll poll = next.poll(Duration.ofNanos(Math.max(1, Math.min(POLL_TIMEOUT.toNanos(), left))),
-                            stop.abort());
-                    if (stop.stopped()) return stopped(next, stop.signal());
-                    log.info(Log.Event.POLL, "poll " + polls + ": " + poll.seen(), "target", name, "seen", poll.seen(),
-                            "polls", polls);
-                    onlyRefused &= poll.refused();
-                    if (poll.ready()) {
-                        long ms = (System.nanoTime() - start) / 1_000_000;
-                        log.info(Log.Event.READY, next.ready() + " after " + polls + " polls in " + ms + " ms",
-                                "target", name, "polls", polls, "ms", ms);
-                        break;
+                    if (polls == 0 || left >= MIN_POLL.toNanos()) { // else the pause ran to a deadline: judge it
+                        polls++;
+                        Poll poll = next.poll(Duration.ofNanos(Math.max(MIN_POLL.toNanos(),
+                                Math.min(POLL_TIMEOUT.toNanos(), left))), stop.abort());
+                        if (stop.stopped()) return stopped(next, stop.signal());
+                        log.info(Log.Event.POLL, "poll " + polls + ": " + poll.seen(), "target", name,
+                                "seen", poll.seen(), "polls", polls);
+                        onlyRefused &= poll.refused();
+                        if (poll.ready()) {
+                            long ms = (System.nanoTime() - start) / 1_000_000;
+                            log.info(Log.Event.READY, next.ready() + " after " + polls + " polls in " + ms + " ms",
+                                    "target", name, "polls", polls, "ms", ms);
+                            break;
+                        }
                     }
                     long absentLeft = onlyRefused && !absentAfter.isZero() ? nanosLeft(start, absentAfter) : Long.MAX_VALUE;
                     long giveUpLeft = nanosLeft(start, giveUp);
@@ -904,8 +1089,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                                 : "waiting no longer"), "target", name, "polls", polls, "ms", ms);
                         return new Result(Outcome.WAIT_TIMED_OUT, next, 0);
                     }
-                    long pause = Math.min(Math.min(backoff.next().toNanos(), absentLeft),
-                            Math.min(giveUpLeft, startAnywayLeft));
+                    long nearest = Math.min(absentLeft, Math.min(giveUpLeft, startAnywayLeft));
+                    long pause = Math.min(backoff.next().toNanos(), nearest);
+                    if (nearest - pause < MIN_POLL.toNanos()) pause = nearest; // no poll too short to be answered
                     if (stop.pauseUnlessStopped(pause)) return stopped(next, stop.signal());
                 }
             }
@@ -986,8 +1172,11 @@ public class EnvoyPreflight implements Callable<Integer> {
                     json.endObject();
                     if (json.peek() != JsonToken.END_DOCUMENT) throw new MalformedJsonException("data after the object");
                     return state;
-                } catch (MalformedJsonException | IllegalStateException e) {
-                    throw new Unusable("HTTP 200 but not a JSON object (" + e.getMessage() + ")");
+                } catch (MalformedJsonException | IllegalStateException e) { // Gson's words: a hint and a URL
+                    throw new Unusable("HTTP 200 but not a JSON object");
+                } catch (EOFException e) {
+                    if (e.getMessage() != null && e.getMessage().startsWith("connection closed")) throw e; // Body's
+                    throw new Unusable("HTTP 200 but the JSON object ends early");
                 }
             }
 
@@ -1067,8 +1256,13 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         boolean appStarted() {
+            return appPid() != 0;
+        }
+
+        /** The app's pid once started, else 0: its process group and session are never a quit process's. */
+        long appPid() {
             synchronized (lock) {
-                return app != null;
+                return app == null ? 0 : app.pid();
             }
         }
 
@@ -1468,6 +1662,16 @@ public class EnvoyPreflight implements Callable<Integer> {
             } else {
                 log.info(Log.Event.SETUP, "util-linux setpriv is not on PATH: the app would outlive a SIGKILL of envoy-preflight");
             }
+            // With no terminal the app leads a session of its own, so a signal to our whole process group
+            // (timeout(1), kill -TERM -PGID) reaches it once, relayed; at a terminal ^C stays the terminal's.
+            String[] self = Lifecycle.Signals.stat("self");
+            String setsid = self != null && self[4].equals("0") ? genuine("setsid") : null;
+            if (setsid != null) {
+                launch.addAll(List.of(setsid, "--"));
+            } else if (self != null && self[4].equals("0")) {
+                log.info(Log.Event.SETUP, "util-linux setsid is not on PATH: a signal to envoy-preflight's process"
+                        + " group reaches the app twice");
+            }
             launch.addAll(command);
             return launch;
         }
@@ -1565,11 +1769,18 @@ public class EnvoyPreflight implements Callable<Integer> {
 
     // --- Quitting the sidecar at exit: a plan of steps, each able to say what it would do, and do it. ---
 
-    record Quit(Duration timeout, Log log, Map<URI, Boolean> answered) {
+    /**
+     * One quit at exit: the plan's steps, then the confirmation that each sidecar has gone. It remembers
+     * what it POSTed (each URL once), what it signalled, and what it tried, for the confirmation.
+     */
+    record Quit(Duration timeout, Log log, Map<URI, Boolean> answered, Map<String, List<ProcessHandle>> signalled,
+                Set<String> tried, long appPid) {
         static final String PILOT_AGENT = "pilot-agent";
+        /** How often the confirmation asks: a sidecar that leaves at once costs one round. */
+        static final long CONFIRM_ROUND_MS = 10;
 
-        Quit(Duration timeout, Log log) {
-            this(timeout, log, new HashMap<>());
+        Quit(Duration timeout, Log log, long appPid) {
+            this(timeout, log, new HashMap<>(), new LinkedHashMap<>(), new LinkedHashSet<>(), appPid);
         }
 
         interface Step {
@@ -1592,19 +1803,16 @@ public class EnvoyPreflight implements Callable<Integer> {
             public boolean run(Quit quit) { return quit.post(uri, headers); }
         }
 
-        /** SIGINT every process of that name, as `pkill -SIGINT name`; true if one was signalled. */
-        record SigintAll(String name) implements Step {
-            public String describe() { return "SIGINT " + name; }
-            public boolean run(Quit quit) { return quit.signalAll(name, "INT", false); }
+        /** SIGsignal to every process of that name, as `pkill -SIGINT name`, not waited for; true if one got it. */
+        record SignalAll(String name, String signal) implements Step {
+            public String describe() { return "SIG" + signal + " " + name; }
+            public boolean run(Quit quit) { return !quit.signal(name, signal, false).isEmpty(); }
         }
 
-        /** Signal every process named name, wait up to the quit timeout, KILL those left: sidecars with no quit API. */
-        record Stop(String name, String signal) implements Step {
-            /** The kernel keeps 15 characters of a name in /proc/PID/comm: a longer one would match nothing. */
+        /** One NAME[:SIGNAL] of --quit-process: a sidecar with no quit API. */
+        record Stop(String name, String signal) {
+            /** The kernel keeps 15 bytes of a name in /proc/PID/comm: a longer one would match nothing. */
             static final int COMM_LENGTH = 15;
-
-            public String describe() { return "SIG" + signal + " every " + name + " process, then KILL any left"; }
-            public boolean run(Quit quit) { return quit.signalAll(name, signal, true); }
 
             public String toString() { return name + ":" + signal; }
 
@@ -1617,9 +1825,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                     String[] parts = entries[i].split(":", 2);
                     String name = parts[0];
                     String signal = parts.length == 1 ? "TERM" : parts[1].toUpperCase(Locale.ROOT).replaceFirst("^SIG", "");
-                    if (name.isEmpty() || name.contains("/") || name.length() > COMM_LENGTH) {
+                    if (name.isEmpty() || name.contains("/") || name.getBytes(StandardCharsets.UTF_8).length > COMM_LENGTH) {
                         throw new IllegalArgumentException("entry " + (i + 1) + ": not a process name (1 to "
-                                + COMM_LENGTH + " characters, as /proc/PID/comm holds it)");
+                                + COMM_LENGTH + " bytes, as /proc/PID/comm holds it)");
                     }
                     if (!Lifecycle.Signals.isName(signal)) {
                         throw new IllegalArgumentException("entry " + (i + 1) + ": not a signal name (like TERM, INT, QUIT)");
@@ -1628,6 +1836,16 @@ public class EnvoyPreflight implements Callable<Integer> {
                 }
                 return List.copyOf(stops);
             }
+        }
+
+        /** Every --quit-process at once, one quit timeout for all, then KILL whatever is left of them. */
+        record Stops(List<Stop> stops) implements Step {
+            public String describe() {
+                return String.join(", ", stops.stream().map(s -> "SIG" + s.signal() + " every " + s.name() + " process")
+                        .toList()) + " (the eldest of each family), then KILL any left";
+            }
+
+            public boolean run(Quit quit) { return quit.stop(stops); }
         }
 
         /** Try first; if it fails, orElse. */
@@ -1641,57 +1859,103 @@ public class EnvoyPreflight implements Callable<Integer> {
             public boolean run(Quit quit) { return quit.attempt(first) || quit.attempt(orElse); }
         }
 
-        /** What happens at exit: the steps in order, or why there are none. */
-        record Plan(List<Step> steps, String nothingBecause) {
-            String describe() {
+        /**
+         * What happens at exit: the steps in order (or why there are none); the further means for a
+         * sidecar still there halfway through the confirmation; the loopback addresses that must refuse
+         * connections once it has gone (every process signalled must have exited too).
+         */
+        record Plan(List<Step> steps, String nothingBecause, List<Step> further, List<URI> addresses) {
+            Plan(List<Step> steps, String nothingBecause) {
+                this(steps, nothingBecause, List.of(), List.of());
+            }
+
+            String describe(Duration confirm) {
                 if (steps.isEmpty()) return "quit nothing (" + nothingBecause + ")";
-                return String.join("; then ", steps.stream().map(Step::describe).toList());
+                String plan = String.join("; then ", steps.stream().map(Step::describe).toList());
+                if (confirm.isZero()) return plan;
+                List<String> gone = new ArrayList<>(addresses.stream().map(URI::getAuthority).toList());
+                gone.add("each process signalled");
+                return plan + "; then confirm gone within " + Values.format(confirm) + ": " + String.join(", ", gone)
+                        + (further.isEmpty() ? "" : " (still there halfway: "
+                        + String.join(", ", further.stream().map(Step::describe).toList()) + ")");
             }
         }
 
         /** What to quit at exit with exitCode; noSidecar: the wait found none, and none answered since. */
         static Plan plan(Config config, int exitCode, boolean noSidecar) {
-            if (noSidecar) return new Plan(List.of(), "no sidecar was found");
+            String nothing = nothingToQuit(config, exitCode, noSidecar);
+            if (nothing != null) return new Plan(List.of(), nothing);
             URI admin = config.url(Setting.ADMIN_API);
-            List<URI> generic = new ArrayList<>(config.urls(Setting.GENERIC_QUIT_ENDPOINTS));
-            generic.addAll(config.urls(Setting.CSQL_PROXY_QUIT_URLS));
-            List<Stop> processes = config.processes();
-            if (admin == null && generic.isEmpty() && processes.isEmpty()) {
-                return new Plan(List.of(), "no admin API configured");
+            List<Step> steps = new ArrayList<>();
+            List<Step> further = new ArrayList<>();
+            for (Setting s : List.of(Setting.GENERIC_QUIT_ENDPOINTS, Setting.CSQL_PROXY_QUIT_URLS)) {
+                for (URI uri : config.urls(s)) steps.add(new Post(uri, config.headers(uri)));
+            }
+            if (!config.processes().isEmpty()) steps.add(new Stops(config.processes())); // before the mesh goes
+            // Without an admin API, or when told so, the generic endpoints are all there is to quit.
+            if (admin != null && !config.on(Setting.GENERIC_QUIT_ONLY)) {
+                URI envoyQuit = config.url(Setting.ENVOY_KILL_API) != null ? config.url(Setting.ENVOY_KILL_API)
+                        : Values.resolve(admin, "quitquitquit");
+                URI istio = config.url(Setting.ISTIO_QUIT_API);
+                Step pilotAgent = new SignalAll(PILOT_AGENT, "INT");
+                if (istio == null && admin.getPort() == Config.ISTIO_ADMIN_API.getPort()) {
+                    // Istio's Envoy: quitting Envoy alone leaves pilot-agent running and the pod with it
+                    // (istio#6324), so ask pilot-agent on its own port before Envoy's /quitquitquit.
+                    istio = URI.create("http://" + admin.getHost() + ":" + Config.ISTIO_QUIT_API.getPort());
+                    pilotAgent = new Fallback(pilotAgent, new Post(Values.resolve(istio, "quitquitquit")));
+                }
+                Step pkill = new Fallback(pilotAgent, new Post(envoyQuit));
+                if (config.url(Setting.ISTIO_QUIT_API) == null) {
+                    steps.add(pkill);
+                } else {
+                    Step post = new Post(Values.resolve(istio, "quitquitquit"));
+                    steps.add(config.on(Setting.ISTIO_FALLBACK_PKILL) ? new Fallback(post, pkill) : post);
+                }
+                // Istio's own order (pilot-agent takes Envoy with it), then Envoy's, then the processes.
+                if (istio != null) further.add(new Post(Values.resolve(istio, "quitquitquit")));
+                further.add(new Post(envoyQuit));
+                if (istio != null) further.add(new SignalAll(PILOT_AGENT, "TERM"));
+                further.add(new SignalAll("envoy", "TERM"));
+            }
+            return new Plan(once(steps), "generic-quit-only is set and there are no generic quit endpoints",
+                    List.copyOf(further), addresses(config, steps));
+        }
+
+        /** Why nothing is quit, or null. */
+        private static String nothingToQuit(Config config, int exitCode, boolean noSidecar) {
+            URI admin = config.url(Setting.ADMIN_API);
+            if (noSidecar) return "no sidecar was found";
+            if (admin == null && config.urls(Setting.GENERIC_QUIT_ENDPOINTS).isEmpty()
+                    && config.urls(Setting.CSQL_PROXY_QUIT_URLS).isEmpty() && config.processes().isEmpty()) {
+                return "no admin API configured";
             }
             if (admin != null && !Values.isLoopback(admin)) {
-                return new Plan(List.of(), "the admin API host " + admin.getHost()
-                        + " is not loopback, so the sidecar is not ours to quit");
+                return "the admin API host " + admin.getHost() + " is not loopback, so the sidecar is not ours to quit";
             }
-            if (config.on(Setting.NEVER_KILL_ISTIO)) return new Plan(List.of(), "never-kill-istio is set");
+            if (config.on(Setting.NEVER_KILL_ISTIO)) return "never-kill-istio is set";
             if (config.on(Setting.NEVER_KILL_ISTIO_ON_FAILURE) && exitCode != 0) {
-                return new Plan(List.of(), "never-kill-istio-on-failure is set and the exit code is " + exitCode);
+                return "never-kill-istio-on-failure is set and the exit code is " + exitCode;
             }
-            List<Step> steps = new ArrayList<>();
-            generic.forEach(uri -> steps.add(new Post(uri, config.headers(uri))));
-            steps.addAll(processes); // sidecars with no quit API, before the mesh goes
-            // Without an admin API, or when told so, the generic endpoints are all there is to quit.
-            if (admin == null || config.on(Setting.GENERIC_QUIT_ONLY)) {
-                return new Plan(once(steps), "generic-quit-only is set and there are no generic quit endpoints");
+            return null;
+        }
+
+        /** Each loopback HOST:PORT waited on or sent a quit, once, as tcp:// URIs: files and other hosts can't be judged. */
+        private static List<URI> addresses(Config config, List<Step> steps) {
+            List<URI> uris = new ArrayList<>();
+            for (Wait.Target t : Wait.targets(config)) if (!(t instanceof Wait.Exists)) uris.add(t.uri());
+            List<Step> all = new ArrayList<>(steps);
+            while (!all.isEmpty()) {
+                Step step = all.remove(0);
+                if (step instanceof Post post) uris.add(post.uri());
+                if (step instanceof Fallback f) all.addAll(0, List.of(f.first(), f.orElse()));
             }
-            URI envoyQuit = config.url(Setting.ENVOY_KILL_API) != null ? config.url(Setting.ENVOY_KILL_API)
-                    : Values.resolve(admin, "quitquitquit");
-            URI istio = config.url(Setting.ISTIO_QUIT_API);
-            Step pilotAgent = new SigintAll(PILOT_AGENT);
-            if (istio == null && admin.getPort() == Config.ISTIO_ADMIN_API.getPort()) {
-                // Istio's Envoy: quitting Envoy alone leaves pilot-agent running and the pod with it
-                // (istio#6324), so ask pilot-agent on its own port before Envoy's /quitquitquit.
-                pilotAgent = new Fallback(pilotAgent, new Post(URI.create("http://" + admin.getHost() + ":"
-                        + Config.ISTIO_QUIT_API.getPort() + "/quitquitquit")));
+            Set<URI> addresses = new LinkedHashSet<>();
+            for (URI uri : uris) {
+                if (!Values.isLoopback(uri)) continue;
+                int port = uri.getPort() > 0 ? uri.getPort() : uri.getScheme().equalsIgnoreCase("https") ? 443 : 80;
+                addresses.add(URI.create("tcp://" + uri.getHost() + ":" + port));
             }
-            Step pkill = new Fallback(pilotAgent, new Post(envoyQuit));
-            if (istio == null) {
-                steps.add(pkill);
-            } else {
-                Step post = new Post(Values.resolve(istio, "quitquitquit"));
-                steps.add(config.on(Setting.ISTIO_FALLBACK_PKILL) ? new Fallback(post, pkill) : post);
-            }
-            return new Plan(once(steps), null);
+            return List.copyOf(addresses);
         }
 
         /**
@@ -1712,21 +1976,72 @@ public class EnvoyPreflight implements Callable<Integer> {
             return List.copyOf(kept);
         }
 
-        void run(Plan plan) {
+        /** The plan's steps, then until each sidecar has gone (or confirm has passed). */
+        void run(Plan plan, Duration confirm) {
             if (plan.steps().isEmpty()) {
                 log.info(Log.Event.QUIT, "quitting nothing: " + plan.nothingBecause(), "reason", plan.nothingBecause());
                 return;
             }
             for (Step step : plan.steps()) attempt(step); // each logs its own outcome
+            if (!confirm.isZero()) confirm(plan, confirm);
         }
 
         /** Runs one step; what it throws is its failure: a bug must never skip a later step, nor change the code. */
         boolean attempt(Step step) {
+            if (!(step instanceof Fallback)) tried.add(step.describe());
             try {
                 return step.run(this);
             } catch (RuntimeException | Error e) {
                 log.error(Log.Event.INTERNAL_ERROR, "internal error in the quit step '" + step.describe() + "': " + e
                         + "; going on", "error", e.toString());
+                return false;
+            }
+        }
+
+        /**
+         * A quit counts when the sidecar has gone: each address refuses connections, each process
+         * signalled has exited. Halfway, the plan's further means are tried for what is still there.
+         */
+        void confirm(Plan plan, Duration within) {
+            long start = System.nanoTime();
+            Map<String, java.util.function.BooleanSupplier> left = new LinkedHashMap<>();
+            for (URI address : plan.addresses()) left.put(address.getAuthority(), () -> refuses(address));
+            boolean escalated = plan.further().isEmpty();
+            while (true) {
+                signalled.forEach((name, members) -> left.putIfAbsent("process " + name,
+                        () -> members.stream().noneMatch(Quit::running)));
+                for (Iterator<Map.Entry<String, java.util.function.BooleanSupplier>> i = left.entrySet().iterator();
+                     i.hasNext(); ) {
+                    Map.Entry<String, java.util.function.BooleanSupplier> target = i.next();
+                    if (!target.getValue().getAsBoolean()) continue;
+                    long ms = millisSince(start);
+                    log.info(Log.Event.GONE, target.getKey() + " has gone (" + ms + " ms)", "target", target.getKey(), "ms", ms);
+                    i.remove();
+                }
+                long elapsed = System.nanoTime() - start;
+                if (left.isEmpty() || elapsed >= within.toNanos()) break;
+                if (!escalated && elapsed >= within.toNanos() / 2) {
+                    escalated = true;
+                    for (Step step : plan.further()) attempt(step); // each POSTs only what was not sent yet
+                    continue;
+                }
+                Http.pause(CONFIRM_ROUND_MS);
+            }
+            for (String target : left.keySet()) {
+                long ms = millisSince(start);
+                log.warn(Log.Event.STILL_RUNNING, target + " is still there " + ms + " ms after the quit (tried: "
+                        + String.join("; ", tried) + ")", "target", target, "tried", List.copyOf(tried), "ms", ms);
+            }
+        }
+
+        /** Nothing listens at the address any more: a connection is refused (a timeout is someone still there). */
+        private static boolean refuses(URI address) {
+            try {
+                Http.connect(address, Duration.ofMillis(100), new Http.Abort()).close();
+                return false;
+            } catch (ConnectException e) {
+                return true;
+            } catch (IOException e) {
                 return false;
             }
         }
@@ -1759,55 +2074,69 @@ public class EnvoyPreflight implements Callable<Integer> {
             return ok;
         }
 
-        /** SIGsignal to every process named name; killLeft: KILL those left after the quit timeout. */
-        boolean signalAll(String name, String signal, boolean killLeft) {
+        /** Every --quit-process signalled at once; after one quit timeout, KILL every member still running. */
+        boolean stop(List<Stop> stops) {
             long start = System.nanoTime();
-            List<ProcessHandle> processes = processesNamed(name);
-            if (processes.isEmpty()) {
-                // pkill's pilot-agent is a guess with a fallback; a process asked for by name is missed
-                String why = killLeft ? "no process named " + name + " is visible to SIG" + signal
-                        + " (shareProcessNamespace: true?)" : "no " + name + " process is visible (shareProcessNamespace?)";
-                Object[] fields = {"process", name, "signal", signal, "error", "not visible", "ms", millisSince(start),
-                        "ok", false};
-                if (killLeft) log.warn(Log.Event.QUIT, why, fields);
-                else log.info(Log.Event.QUIT, why, fields);
-                return false;
-            }
-            List<ProcessHandle> signalled = new ArrayList<>();
-            for (ProcessHandle process : processes) {
-                String failure = Lifecycle.Signals.send(signal, process);
-                String line = "SIG" + signal + " to " + name + " (pid " + process.pid() + ")";
-                Object[] fields = {"process", name, "pid", process.pid(), "signal", signal, "error", failure,
-                        "ms", millisSince(start), "ok", failure == null};
-                if (failure != null) {
-                    log.warn(Log.Event.QUIT, "could not send " + line + ": " + failure, fields);
-                    continue;
-                }
-                log.info(Log.Event.QUIT, "sent " + line, fields);
-                signalled.add(process);
-            }
-            if (!killLeft) return !signalled.isEmpty();
-            long deadline = System.nanoTime() + timeout.toNanos();
-            while (signalled.stream().anyMatch(Quit::running) && System.nanoTime() - deadline < 0) {
-                try {
-                    Thread.sleep(20);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    break;
-                }
-            }
-            for (ProcessHandle process : signalled) {
+            List<ProcessHandle> members = new ArrayList<>();
+            for (Stop s : stops) members.addAll(signal(s.name(), s.signal(), true));
+            long deadline = start + timeout.toNanos();
+            while (members.stream().anyMatch(Quit::running) && System.nanoTime() - deadline < 0) Http.pause(20);
+            for (ProcessHandle process : members) {
                 if (!running(process)) continue;
+                String name = comm(process.pid());
                 log.warn(Log.Event.QUIT, name + " (pid " + process.pid() + ") still runs " + Values.format(timeout)
-                        + " after SIG" + signal + ": sending KILL", "process", name, "pid", process.pid(),
+                        + " after its signal: sending KILL", "process", name, "pid", process.pid(),
                         "signal", "KILL", "error", "still running", "ms", millisSince(start), "ok", false);
                 String failure = Lifecycle.Signals.send("KILL", process);
-                if (failure == null) continue;
+                if (failure == null || !running(process)) continue;
                 log.warn(Log.Event.QUIT, "could not KILL " + name + " (pid " + process.pid() + "): " + failure,
                         "process", name, "pid", process.pid(), "signal", "KILL", "error", failure,
                         "ms", millisSince(start), "ok", false);
             }
-            return !signalled.isEmpty();
+            return !members.isEmpty();
+        }
+
+        /**
+         * SIGsignal to the eldest of each family of processes named name (nginx's master, not its
+         * workers: they follow it, and HAProxy's master fails a graceful stop when a worker is
+         * signalled too). Returns every member, signalled or following; empty if none was there.
+         * A process gone before its signal has stopped, as asked: only one still running is a failure.
+         */
+        List<ProcessHandle> signal(String name, String signal, boolean asked) {
+            long start = System.nanoTime();
+            List<ProcessHandle> members = processesNamed(name);
+            if (members.isEmpty()) {
+                // pkill's pilot-agent is a guess with a fallback; a process asked for by name is missed
+                String why = asked ? "no process named " + name + " is visible to SIG" + signal
+                        + " (shareProcessNamespace: true?)" : "no " + name + " process is visible (shareProcessNamespace?)";
+                Object[] fields = {"process", name, "signal", signal, "error", "not visible", "ms", millisSince(start),
+                        "ok", false};
+                if (asked) log.warn(Log.Event.QUIT, why, fields);
+                else log.info(Log.Event.QUIT, why, fields);
+                return List.of();
+            }
+            Set<Long> family = new HashSet<>();
+            for (ProcessHandle p : members) family.add(p.pid());
+            List<ProcessHandle> reached = new ArrayList<>();
+            for (ProcessHandle process : members) {
+                String[] stat = Lifecycle.Signals.stat(Long.toString(process.pid()));
+                if (stat != null && family.contains(Long.parseLong(stat[1]))) { // its parent is one of them
+                    reached.add(process);
+                    continue;
+                }
+                String failure = Lifecycle.Signals.send(signal, process);
+                String line = "SIG" + signal + " to " + name + " (pid " + process.pid() + ")";
+                if (failure != null && running(process)) {
+                    log.warn(Log.Event.QUIT, "could not send " + line + ": " + failure, "process", name,
+                            "pid", process.pid(), "signal", signal, "error", failure, "ms", millisSince(start), "ok", false);
+                    continue;
+                }
+                log.info(Log.Event.QUIT, failure == null ? "sent " + line : line + ": it had exited already",
+                        "process", name, "pid", process.pid(), "signal", signal, "ms", millisSince(start), "ok", true);
+                reached.add(process);
+            }
+            if (!reached.isEmpty()) signalled.computeIfAbsent(name, n -> new ArrayList<>()).addAll(reached);
+            return reached;
         }
 
         private static long millisSince(long start) {
@@ -1821,22 +2150,21 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /** The exit code and a newline, before the quit sequence: a sidecar watching it starts stopping at once. */
-        static void exitFile(Config config, int code, Log log) {
-            String path = (String) config.values().get(Setting.EXIT_FILE);
+        static void exitFile(Path path, int code, Log log) {
             if (path == null) return;
             try {
-                writeAtomically(Path.of(path), code + "\n");
-                log.info(Log.Event.EXIT_FILE, "wrote exit code " + code + " to " + path, "path", path, "code", code);
+                writeAtomically(path, code + "\n");
+                log.info(Log.Event.EXIT_FILE, "wrote exit code " + code + " to " + path, "path", path.toString(), "code", code);
             } catch (IOException | RuntimeException e) {
-                log.warn(Log.Event.EXIT_FILE, "could not write the exit file " + path + ": " + e, "path", path,
+                log.warn(Log.Event.EXIT_FILE, "could not write the exit file " + path + ": " + e, "path", path.toString(),
                         "error", e.toString());
             }
         }
 
         /** A temporary name beside it, then a rename: a reader sees the old file or the whole new one. */
         static void writeAtomically(Path path, String text) throws IOException {
-            Path dir = path.toAbsolutePath().getParent();
-            Path temporary = Files.createTempFile(dir, "." + path.getFileName(), ".tmp");
+            // a short temporary name of its own: any name that fits the folder fits (Config checks the length)
+            Path temporary = Files.createTempFile(path.toAbsolutePath().getParent(), ".envoy-preflight", ".tmp");
             try {
                 Files.writeString(temporary, text);
                 // readable by a sidecar running as another user (kubexit's os.Create gives 0666 less the umask)
@@ -1855,11 +2183,8 @@ public class EnvoyPreflight implements Callable<Integer> {
          * kubexit, it makes the directory; unlike it, a failure never changes our exit code.
          */
         record Tombstone(Path file, Log log, String[] firstLine, boolean[] died) {
-            static Tombstone of(Map<String, String> env, Log log) {
-                String name = env.get("KUBEXIT_NAME");
-                String graveyard = env.get("KUBEXIT_GRAVEYARD");
-                if (name == null || name.isEmpty() || graveyard == null || graveyard.isEmpty()) return null;
-                return new Tombstone(Path.of(graveyard.replaceAll("/+$", ""), name), log, new String[1], new boolean[1]);
+            static Tombstone of(Path file, Log log) {
+                return file == null ? null : new Tombstone(file, log, new String[1], new boolean[1]);
             }
 
             void born() {
@@ -1885,10 +2210,20 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        /** Processes whose /proc/PID/comm is exactly name (pkill matches the same field), not us. */
-        static List<ProcessHandle> processesNamed(String name) {
-            long self = ProcessHandle.current().pid();
-            return ProcessHandle.allProcesses().filter(p -> p.pid() != self && name.equals(comm(p.pid()))).toList();
+        /**
+         * Processes whose /proc/PID/comm is exactly name (pkill matches the same field), except ours: the
+         * tool, its ancestors and descendants, and the app's own (its process group or session).
+         */
+        List<ProcessHandle> processesNamed(String name) {
+            ProcessHandle self = ProcessHandle.current();
+            Set<Long> ours = new HashSet<>();
+            for (Optional<ProcessHandle> p = Optional.of(self); p.isPresent(); p = p.get().parent()) ours.add(p.get().pid());
+            self.descendants().forEach(d -> ours.add(d.pid()));
+            String app = Long.toString(appPid);
+            return ProcessHandle.allProcesses().filter(p -> !ours.contains(p.pid()) && name.equals(comm(p.pid()))).filter(p -> {
+                String[] stat = Lifecycle.Signals.stat(Long.toString(p.pid()));
+                return stat != null && !stat[2].equals(app) && !stat[3].equals(app); // gone, or the app's: not ours to stop
+            }).toList();
         }
 
         private static String comm(long pid) {
@@ -1920,6 +2255,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         enum Event {
             INVALID("a bad setting, mode or argument: exit 2"),
             SETTING("a setting worth a second look: an alias that another source shadows"),
+            UNKNOWN_SETTING("a variable that is no setting, ours by its prefix or within two edits of one (name,"
+                    + " suggestion): ignored"),
             CONFIG("the resolved settings (settings, set_by)"),
             WAIT("waiting for a readiness target starts (target)"),
             POLL("one readiness poll (target, seen, polls)"),
@@ -1935,6 +2272,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             EXIT_FILE("the exit file was written (path, code), or not (path, error)"),
             TOMBSTONE("kubexit's tombstone could not be written (path, error)"),
             QUIT("one quit step: url or process (with pid, signal), status or error, ms; reason when nothing is quit"),
+            GONE("a sidecar asked to quit has gone: its port refuses connections, its processes exited (target, ms)"),
+            STILL_RUNNING("a sidecar still there when the confirm timeout passed (target, tried, ms)"),
             EXIT("the tool exits (code)"),
             TERMINATION_LOG("the termination message could not be written (path, error)"),
             SETUP("a safeguard this machine cannot give (setpriv, GNU env, the orphan reaper, a signal)"),
@@ -1987,7 +2326,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         private static String json(String level, Event event, String message, Object[] fields) {
             StringWriter line = new StringWriter();
             try (JsonWriter json = new JsonWriter(line)) {
-                json.beginObject().name("time").value(Instant.now().toString()).name("level").value(level)
+                json.beginObject().name("time").value(time(Instant.now())).name("level").value(level)
                         .name("logger").value(NAME).name("msg").value(message).name("event").value(event.id());
                 for (int i = 0; i + 1 < fields.length; i += 2) {
                     if (fields[i + 1] != null) value(json.name((String) fields[i]), fields[i + 1]);
@@ -1997,6 +2336,14 @@ public class EnvoyPreflight implements Callable<Integer> {
                 throw new UncheckedIOException(e); // a StringWriter never fails
             }
             return line.toString();
+        }
+
+        /** RFC 3339 with nine digits of fraction always: Instant.toString() drops trailing zeros. */
+        static String time(Instant t) {
+            String s = t.toString();
+            int dot = s.indexOf('.');
+            String fraction = dot < 0 ? "" : s.substring(dot + 1, s.length() - 1);
+            return s.substring(0, dot < 0 ? s.length() - 1 : dot) + "." + (fraction + "000000000").substring(0, 9) + "Z";
         }
 
         /** Numbers and booleans as JSON's own; lists as arrays, maps as objects; the rest as redacted text. */
@@ -2090,6 +2437,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** A full http(s) URL with a host, e.g. a generic quit endpoint. */
         static URI url(String raw) {
+            if (!raw.contains("://")) throw new IllegalArgumentException("not a URL: add http:// in front");
             URI uri;
             try {
                 uri = new URI(raw);
@@ -2130,7 +2478,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                         || uri.getRawQuery() != null || uri.getRawFragment() != null) {
                     throw new IllegalArgumentException("not a file URL (file:///PATH, an absolute path)");
                 }
-                Path.of(uri); // e.g. a NUL (%00): rejected here, not at the first poll
+                Path.of(uri.getPath()); // e.g. a NUL (%00): rejected here, not at the first poll
                 return uri;
             }
             if (uri.getHost() == null || uri.getPort() < 1 || uri.getPort() > 65535 || uri.getRawUserInfo() != null
@@ -2201,28 +2549,31 @@ public class EnvoyPreflight implements Callable<Integer> {
             return false;
         }
 
-        /** A URL's start: a scheme at the start of a word, so that "pa://ss" inside a password is not one. */
-        private static final Pattern URL_START = Pattern.compile("(?:^|(?<=[\\s'\"=,(\\[]))[A-Za-z][A-Za-z0-9+.-]*://");
+        /** Where a URL may start: any scheme, wherever it stands (jdbc:postgresql://, <http://, DSN:mysql://). */
+        private static final Pattern URL_START = Pattern.compile("[A-Za-z][A-Za-z0-9+.-]*://");
+        /** Where another URL surely starts: at the start of a word ("pa://ss" inside a password is none). */
+        private static final Pattern WORD_START = Pattern.compile("(?:^|(?<=[\\s'\"=,(\\[]))[A-Za-z][A-Za-z0-9+.-]*://");
 
         /**
          * Credentials (user:pass@) in any text never reach a log line or an error: from each "//" to
-         * the last '@' before the next URL, whatever lies between (a password may hold / ? # @ and
-         * spaces, and an invalid URL has no userinfo to parse). It may hide more than the password.
+         * the last '@' before the next URL that starts a word, whatever lies between (a password may
+         * hold / ? # @ and spaces, and an invalid URL has no userinfo to parse). It may hide more
+         * than the password.
          */
         static String redact(String s) {
-            if (s == null) return null;
-            Matcher m = URL_START.matcher(s);
-            if (!m.find()) return s;
+            if (s == null || !s.contains("://")) return s;
+            Matcher any = URL_START.matcher(s);
+            Matcher word = WORD_START.matcher(s);
             StringBuilder b = new StringBuilder();
             int copied = 0;
-            for (int start = m.end(); start >= 0; ) {
-                int next = m.find() ? m.start() : -1;
-                int at = s.lastIndexOf('@', (next < 0 ? s.length() : next) - 1);
+            for (int from = 0; any.find(from); ) {
+                int start = any.end();
+                int at = s.lastIndexOf('@', (word.find(start) ? word.start() : s.length()) - 1);
                 if (at >= start) {
                     b.append(s, copied, start).append("***");
                     copied = at;
                 }
-                start = next < 0 ? -1 : m.end();
+                from = Math.max(start, copied);
             }
             return b.append(s, copied, s.length()).toString();
         }
@@ -2304,6 +2655,15 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /** A thread that never keeps the JVM alive: the tool exits when the app does. */
+        /** Thread.sleep between rounds; nothing interrupts, and an interrupt would only end the pause early. */
+        static void pause(long ms) {
+            try {
+                Thread.sleep(ms);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+
         static Thread daemon(Runnable r, String name) {
             Thread t = new Thread(r, name);
             t.setDaemon(true);
@@ -2477,7 +2837,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             if (e instanceof UnknownHostException) return "unknown host " + e.getMessage();
             if (e instanceof NoRouteToHostException) return "no route to host";
             if (e instanceof EOFException) return e.getMessage();
-            return e.getClass().getSimpleName() + ": " + e.getMessage();
+            return e.getMessage() != null ? e.getMessage() : "I/O error"; // the JDK's words, not its class names
         }
 
         /**

@@ -362,7 +362,7 @@ class ExamplesTests {
                 .anyMatch(c -> String.valueOf(c.get("image")).startsWith("envoyproxy/envoy"))).findFirst()
                 .orElseThrow(() -> new AssertionError("no Job with an envoyproxy/envoy sidecar"));
         EnvoyPreflight.Config c = config(pod.wrapped());
-        assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.SigintAll("pilot-agent"),
+        assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"),
                         new EnvoyPreflight.Quit.Post(URI.create(c.url(EnvoyPreflight.Setting.ADMIN_API) + "/quitquitquit")))),
                 EnvoyPreflight.Quit.plan(c, 0, false).steps());
         // The bootstrap in the ConfigMap mounted into the Envoy container opens exactly that admin address.

@@ -425,8 +425,8 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             Files.setPosixFilePermissions(pilotAgent, PosixFilePermissions.fromString("rwxr-xr-x"));
             Process agent = new ProcessBuilder(pilotAgent.toString(), "60").start();
             try (var tool = TestSupport.Tool.start(admin(), markerApp(0))) {
-                TestSupport.await("pilot-agent to show in /proc", () -> EnvoyPreflight.Quit
-                        .processesNamed("pilot-agent").stream().anyMatch(p -> p.pid() == agent.pid()));
+                TestSupport.await("pilot-agent to show in /proc", () -> new EnvoyPreflight.Quit(Duration.ofSeconds(1),
+                        null, 0).processesNamed("pilot-agent").stream().anyMatch(p -> p.pid() == agent.pid()));
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertTrue(agent.waitFor(10, TimeUnit.SECONDS), "pilot-agent still runs");
                 assertEquals(128 + 2, agent.exitValue(), "pilot-agent should die of SIGINT");

@@ -88,11 +88,18 @@ class LogEventsTests {
             tool.exitCode();
             record(tool);
         }
+        // A sidecar that answers its quit but stays (still-running); a misspelled variable (unknown-setting).
+        try (var staying = FakeEnvoy.start(0, Duration.ZERO).stayAfterQuit();
+             var tool = TestSupport.Tool.start(json("ENVOY_ADMIN_API", staying.url().toString(), "ENVOY_ADMN_API", "x",
+                     "ENVOY_PREFLIGHT_QUIT_CONFIRM_TIMEOUT", "200ms"), "true")) {
+            tool.exitCode();
+            record(tool);
+        }
         var captured = new TestSupport.Captured(true, EnvoyPreflight.Log.Format.JSON);
-        new EnvoyPreflight.Quit(Duration.ofSeconds(1), captured.log).run(new EnvoyPreflight.Quit.Plan(List.of(new EnvoyPreflight.Quit.Step() {
+        new EnvoyPreflight.Quit(Duration.ofSeconds(1), captured.log, 0).run(new EnvoyPreflight.Quit.Plan(List.of(new EnvoyPreflight.Quit.Step() {
             public String describe() { return "POST http://127.0.0.1:15020/quitquitquit"; }
             public boolean run(EnvoyPreflight.Quit quit) { throw new IllegalStateException("a bug"); }
-        }), null));
+        }), null), Duration.ZERO);
         record(captured.text());
     }
 

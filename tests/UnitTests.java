@@ -233,7 +233,7 @@ class UnitTests {
 
         /** The pkill step: SIGINT pilot-agent, else POST the admin API's /quitquitquit. */
         private EnvoyPreflight.Quit.Step pkill(String admin) {
-            return new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.SigintAll("pilot-agent"),
+            return new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"),
                     post(admin + "/quitquitquit"));
         }
 
@@ -245,14 +245,14 @@ class UnitTests {
         @Test
         void onIstiosAdminPortWithoutTheIstioApiPilotAgentIsAskedBeforeEnvoy() throws Exception {
             var chain = new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.Fallback(
-                    new EnvoyPreflight.Quit.SigintAll("pilot-agent"), post("http://127.0.0.1:15020/quitquitquit")),
+                    new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"), post("http://127.0.0.1:15020/quitquitquit")),
                     post("http://127.0.0.1:15000/quitquitquit"));
             assertEquals(List.of(chain), steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000"));
             assertEquals("SIGINT pilot-agent, else POST http://127.0.0.1:15020/quitquitquit, else POST "
                     + "http://127.0.0.1:15000/quitquitquit", chain.describe());
             // the admin host is kept, credentials are not
             assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.Fallback(
-                            new EnvoyPreflight.Quit.SigintAll("pilot-agent"), post("http://[::1]:15020/quitquitquit")),
+                            new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"), post("http://[::1]:15020/quitquitquit")),
                             post("http://u:p@[::1]:15000/quitquitquit"))),
                     steps(0, "ENVOY_ADMIN_API", "http://u:p@[::1]:15000"));
             // with the Istio API, its fallback is today's pkill step
@@ -285,10 +285,10 @@ class UnitTests {
         @Test
         void envoyKillApiReplacesTheAdminQuitWhereverItAppears() throws Exception {
             String kill = "http://127.0.0.1:9901/quitquitquit?drain=1";
-            assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.SigintAll("pilot-agent"),
+            assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"),
                     post(kill))), steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:9901", "ENVOY_KILL_API", kill));
             assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.Fallback(
-                            new EnvoyPreflight.Quit.SigintAll("pilot-agent"), post("http://127.0.0.1:15020/quitquitquit")),
+                            new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"), post("http://127.0.0.1:15020/quitquitquit")),
                             post(kill))),
                     steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000", "ENVOY_KILL_API", kill));
         }
@@ -322,7 +322,7 @@ class UnitTests {
         @Test
         void aFallbackChainReadsAsOneLineAndANestedChainIsSetApart() {
             var chain = new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.Fallback(
-                    new EnvoyPreflight.Quit.SigintAll("pilot-agent"), post("http://h:2/q")), post("http://h:1/q"));
+                    new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"), post("http://h:2/q")), post("http://h:1/q"));
             assertEquals("SIGINT pilot-agent, else POST http://h:2/q, else POST http://h:1/q", chain.describe());
             assertEquals("POST http://h:3/q; if that fails: SIGINT pilot-agent, else POST http://h:1/quitquitquit",
                     new EnvoyPreflight.Quit.Fallback(post("http://h:3/q"), pkill("http://h:1")).describe());
@@ -434,7 +434,8 @@ class UnitTests {
         void theVariableWinsOverItsAliasWithAWarningAndTheFlagOverBoth() throws Exception {
             EnvoyPreflight f = tool("ENVOY_PREFLIGHT_LOGGING", "false", "SCUTTLE_LOGGING", "true");
             assertFalse(resolve(f).on(EnvoyPreflight.Setting.VERBOSE));
-            List<String> warnings = resolve(f).warnings(); // one, naming the alias and what shadows it
+            List<String> warnings = resolve(f).warnings().stream().map(EnvoyPreflight.Config.Warning::message)
+                    .toList(); // one, naming the alias and what shadows it
             assertEquals(1, warnings.size(), warnings.toString());
             assertTrue(warnings.get(0).contains("SCUTTLE_LOGGING") && warnings.get(0).contains("ENVOY_PREFLIGHT_LOGGING"),
                     warnings.toString());
