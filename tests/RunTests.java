@@ -18,6 +18,7 @@
 //SOURCES LogEventsTests.java
 //SOURCES DocsTests.java
 //SOURCES JobFinishesTests.java
+//SOURCES RecipesTests.java
 //RUNTIME_OPTIONS -Xmx512m
 //DESCRIPTION Runs envoy-preflight's JUnit tests and prints "N passed, N failed, N skipped".
 
