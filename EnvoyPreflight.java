@@ -384,8 +384,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                 "Envoy admin base URL, e.g. http://127.0.0.1:15000: wait for LIVE, quit at exit."),
         SIDECARS("--sidecar", "NAME", "ENVOY_PREFLIGHT_SIDECARS", Kind.SIDECAR_LIST, null,
                 "Named sidecars, each setting what a user would otherwise write, on its documented default ports:"
-                        + " istio, linkerd, cloud-sql-proxy, dapr (see docs/configuration.md). A setting given explicitly wins"
-                        + " over a sidecar's value for it. Repeatable (comma-separated lists too)."),
+                        + " istio, linkerd, cloud-sql-proxy, dapr, vault-agent, consul-dataplane (see"
+                        + " docs/configuration.md). A list gets a sidecar's entries first, then the user's; a single"
+                        + " value given explicitly wins. Repeatable (comma-separated lists too)."),
         USE_ISTIO_ENDPOINT("--use-istio-endpoint", null, "USE_ISTIO_ENDPOINT", Kind.BOOL, false,
                 "Istio's ports: the admin API defaults to http://127.0.0.1:15000 and the Istio quit API to"
                         + " http://127.0.0.1:15020, each where unset."),
@@ -819,7 +820,12 @@ public class EnvoyPreflight implements Callable<Integer> {
                     Setting.GENERIC_QUIT_ENDPOINTS, "http://127.0.0.1:9091/quitquitquit"),
             // daprd's HTTP port is DAPR_HTTP_PORT (3500 unset); DAPR_API_TOKEN, when set, goes with each request.
             DAPR("dapr", Setting.READY_ENDPOINTS, "http://127.0.0.1:$DAPR_HTTP_PORT/v1.0/healthz/outbound",
-                    Setting.GENERIC_QUIT_ENDPOINTS, "http://127.0.0.1:$DAPR_HTTP_PORT/v1.0/shutdown");
+                    Setting.GENERIC_QUIT_ENDPOINTS, "http://127.0.0.1:$DAPR_HTTP_PORT/v1.0/shutdown"),
+            // vault-k8s' injected agent: its listener on 8200, /agent/v1/quit with agent-enable-quit; no ready endpoint.
+            VAULT_AGENT("vault-agent", Setting.GENERIC_QUIT_ENDPOINTS, "http://127.0.0.1:8200/agent/v1/quit"),
+            // consul-k8s' dataplane: Envoy's admin /ready on 19000, the graceful shutdown on 20600.
+            CONSUL_DATAPLANE("consul-dataplane", Setting.READY_ENDPOINTS, "http://127.0.0.1:19000/ready",
+                    Setting.GENERIC_QUIT_ENDPOINTS, "http://127.0.0.1:20600/graceful_shutdown");
 
             final String id;
             private final Object[] settingsAndValues;
