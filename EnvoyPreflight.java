@@ -885,7 +885,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                         for (Object entry : (List<?>) values.get(s)) if (!merged.contains(entry)) merged.add(entry);
                         value = List.copyOf(merged);
                         // every request to its port, the user's URLs too
-                        for (Object uri : (List<?>) own) if (!extra.isEmpty()) headers.put(((URI) uri).getPort(), extra);
+                        if (!extra.isEmpty()) for (Object uri : (List<?>) own) headers.put(((URI) uri).getPort(), extra);
                     } else if (values.get(s) != null) {
                         continue; // another named sidecar set it first
                     }
@@ -983,7 +983,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                     return new Poll(true, "connection accepted", false);
                 } catch (SocketException e) {
                     // reset before connect() returned: it was accepted (SYN-ACK), then closed: a port that listens
-                    if (String.valueOf(e.getMessage()).startsWith("Connection reset")) return new Poll(true, "connection accepted", false);
+                    boolean reset = String.valueOf(e.getMessage()).startsWith("Connection reset");
+                    if (reset) return new Poll(true, "connection accepted", false);
                     return new Poll(false, Http.describe(e, timeout), e instanceof ConnectException);
                 } catch (IOException e) {
                     return new Poll(false, Http.describe(e, timeout), e instanceof ConnectException);
@@ -2021,7 +2022,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                     Map.Entry<String, java.util.function.BooleanSupplier> target = i.next();
                     if (!target.getValue().getAsBoolean()) continue;
                     long ms = millisSince(start);
-                    log.info(Log.Event.GONE, target.getKey() + " has gone (" + ms + " ms)", "target", target.getKey(), "ms", ms);
+                    log.info(Log.Event.GONE, target.getKey() + " has gone (" + ms + " ms)", "target", target.getKey(),
+                            "ms", ms);
                     i.remove();
                 }
                 long elapsed = System.nanoTime() - start;
@@ -2160,7 +2162,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             if (path == null) return;
             try {
                 writeAtomically(path, code + "\n");
-                log.info(Log.Event.EXIT_FILE, "wrote exit code " + code + " to " + path, "path", path.toString(), "code", code);
+                log.info(Log.Event.EXIT_FILE, "wrote exit code " + code + " to " + path, "path", path.toString(),
+                        "code", code);
             } catch (IOException | RuntimeException e) {
                 log.warn(Log.Event.EXIT_FILE, "could not write the exit file " + path + ": " + e, "path", path.toString(),
                         "error", e.toString());
@@ -2223,13 +2226,16 @@ public class EnvoyPreflight implements Callable<Integer> {
         List<ProcessHandle> processesNamed(String name) {
             ProcessHandle self = ProcessHandle.current();
             Set<Long> ours = new HashSet<>();
-            for (Optional<ProcessHandle> p = Optional.of(self); p.isPresent(); p = p.get().parent()) ours.add(p.get().pid());
+            for (Optional<ProcessHandle> p = Optional.of(self); p.isPresent(); p = p.get().parent()) {
+                ours.add(p.get().pid());
+            }
             self.descendants().forEach(d -> ours.add(d.pid()));
             String app = Long.toString(appPid);
-            return ProcessHandle.allProcesses().filter(p -> !ours.contains(p.pid()) && name.equals(comm(p.pid()))).filter(p -> {
-                String[] stat = Lifecycle.Signals.stat(Long.toString(p.pid()));
-                return stat != null && !stat[2].equals(app) && !stat[3].equals(app); // gone, or the app's: not ours to stop
-            }).toList();
+            return ProcessHandle.allProcesses().filter(p -> !ours.contains(p.pid()) && name.equals(comm(p.pid())))
+                    .filter(p -> {
+                        String[] stat = Lifecycle.Signals.stat(Long.toString(p.pid()));
+                        return stat != null && !stat[2].equals(app) && !stat[3].equals(app); // gone, or the app's
+                    }).toList();
         }
 
         private static String comm(long pid) {
