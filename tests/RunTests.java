@@ -17,6 +17,7 @@
 //SOURCES ExamplesTests.java
 //SOURCES LogEventsTests.java
 //SOURCES DocsTests.java
+//SOURCES RealSidecarsTests.java
 //RUNTIME_OPTIONS -Xmx512m
 //DESCRIPTION Runs envoy-preflight's JUnit tests and prints "N passed, N failed, N skipped".
 
