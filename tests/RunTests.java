@@ -19,6 +19,7 @@
 //SOURCES DocsTests.java
 //SOURCES JobFinishesTests.java
 //SOURCES RecipesTests.java
+//SOURCES RealSidecarsTests.java
 //RUNTIME_OPTIONS -Xmx512m
 //DESCRIPTION Runs envoy-preflight's JUnit tests and prints "N passed, N failed, N skipped".
 

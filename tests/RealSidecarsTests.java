@@ -1,0 +1,388 @@
+import com.google.gson.JsonObject;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * The real tool in front of an app, with real multi-process sidecars nobody here wrote: nginx
+ * (master and two workers) and HAProxy in master-worker mode, from Debian. Both name every process
+ * of theirs alike, and the tool signals processes by name, so each run happens in a fresh PID
+ * namespace (unshare): the tool sees only the sidecar the test started, and nothing outside is touched.
+ */
+class RealSidecarsTests {
+    @TempDir
+    Path dir;
+
+    /** What a test needs to know of one real sidecar. */
+    record Sidecar(String name, String binary, int members) {}
+
+    // --- The cases --------------------------------------------------------------------------------
+
+    @ParameterizedTest(name = "{0} ready by {1}, quit with {2}")
+    @CsvSource({"nginx, http, QUIT", "nginx, tcp, TERM", "haproxy, http, USR1", "haproxy, tcp, TERM"})
+    void aCleanQuitLeavesNoProcessAndNoWarning(String name, String readiness, String signal) throws Exception {
+        Sidecar sidecar = sidecar(name);
+        int port = TestSupport.closedPort();
+        writeConfig(sidecar, port, 0);
+        String ready = readiness.equals("http") ? "http://127.0.0.1:" + port + "/ready" : "tcp://127.0.0.1:" + port;
+        // TERM as the default (no :SIGNAL), the graceful one by name
+        String quit = signal.equals("TERM") ? name : name + ":" + signal;
+        try (Namespace run = Namespace.start(dir, sidecar, false, "--ready-endpoint", ready, "--quit-process", quit,
+                "--quit-timeout", "5s")) {
+            assertEquals(3, run.exitCode(), "the app's code: " + run.report());
+            List<JsonObject> events = run.events();
+            assertFamily(sidecar, run);
+            assertEquals(List.of(), run.left(), "none of the family may outlive the tool: " + run.report());
+            assertEquals("0", run.sidecarCode(), name + " itself exits 0 after " + signal + ": " + run.report());
+            assertEquals(List.of(), sidecarAlerts(run.sidecarLog()), name + "'s own log: " + run.report());
+            assertEquals(List.of(), problems(events), "a clean quit logs no warning: " + run.report());
+            assertGone(events, "127.0.0.1:" + port, run);
+            assertGone(events, "process " + name, run);
+        }
+    }
+
+    /**
+     * nginx's QUIT waits for the requests in flight: a request proxied to a backend that never
+     * answers keeps its worker (and so the master) running past the quit timeout, and both are KILLed.
+     */
+    @Test
+    void nginxHeldOpenPastTheQuitTimeoutIsKilledWithOneWarningPerProcess() throws Exception {
+        Sidecar nginx = sidecar("nginx");
+        int port = TestSupport.closedPort();
+        try (ServerSocket backend = new ServerSocket(0, 10, InetAddress.getLoopbackAddress());
+             Held held = new Held(backend)) {
+            writeConfig(nginx, port, backend.getLocalPort());
+            try (Namespace run = Namespace.start(dir, nginx, true, "--ready-endpoint",
+                    "http://127.0.0.1:" + port + "/ready", "--quit-process", "nginx:QUIT", "--quit-timeout", "1s")) {
+                TestSupport.await("the app to start", () -> Files.exists(dir.resolve("app-started")));
+                held.request(port);
+                Files.writeString(dir.resolve("go"), "");
+                assertEquals(3, run.exitCode(), "the app's code: " + run.report());
+                List<JsonObject> events = run.events();
+                List<String[]> family = assertFamily(nginx, run);
+                assertEquals(List.of(), run.left(), "the KILL leaves nothing: " + run.report());
+                List<JsonObject> problems = problems(events);
+                List<JsonObject> kills = problems.stream().filter(o -> TestSupport.is(o, "quit")
+                        && "KILL".equals(TestSupport.text(o, "signal"))
+                        && "still running".equals(TestSupport.text(o, "error"))).toList();
+                assertEquals(kills, problems, "no warning but the KILLs: " + run.report());
+                // the master and the worker busy with the request; the idle worker left on QUIT
+                Set<String> killed = new TreeSet<>(TestSupport.each(kills, "pid"));
+                assertEquals(2, kills.size(), "one warning per process KILLed: " + run.report());
+                assertEquals(2, killed.size(), "each KILLed once: " + run.report());
+                assertTrue(killed.contains(family.get(0)[0]), "the master is among the KILLed: " + run.report());
+                assertTrue(family.stream().map(m -> m[0]).toList().containsAll(killed), run.report());
+                for (JsonObject kill : kills) {
+                    long ms = kill.get("ms").getAsLong();
+                    // KILL once the 1s quit timeout is over; a second more is plenty for a 20 ms poll on 2 busy cores
+                    assertTrue(ms >= 1000 && ms < 2000, "KILL after the 1s quit timeout, at " + ms + " ms");
+                }
+                assertEquals("137", run.sidecarCode(), "the master died of the KILL: " + run.report());
+                assertGone(events, "127.0.0.1:" + port, run);
+                assertGone(events, "process nginx", run);
+            }
+        }
+    }
+
+    // --- Assertions ---------------------------------------------------------------------------------
+
+    /** The family as the app saw it: one head, the rest its children; returned head first. */
+    private static List<String[]> assertFamily(Sidecar sidecar, Namespace run) {
+        List<String[]> members = run.family();
+        assertEquals(sidecar.members(), members.size(),
+                sidecar.name() + "'s family while the app ran: " + run.report());
+        Set<String> pids = new TreeSet<>(members.stream().map(m -> m[0]).toList());
+        List<String[]> heads = members.stream().filter(m -> !pids.contains(m[1])).toList();
+        assertEquals(1, heads.size(), "one head: " + run.report());
+        String head = heads.get(0)[0];
+        List<String[]> children = members.stream().filter(m -> !m[0].equals(head)).toList();
+        assertTrue(children.stream().allMatch(m -> m[1].equals(head)), "children of the head: " + run.report());
+        List<String[]> family = new ArrayList<>(heads);
+        family.addAll(children);
+        return family;
+    }
+
+    private static void assertGone(List<JsonObject> events, String target, Namespace run) {
+        assertTrue(TestSupport.any(events, "gone", o -> target.equals(TestSupport.text(o, "target"))
+                && "info".equals(TestSupport.text(o, "level"))), "a 'gone' event for " + target + ": " + run.report());
+    }
+
+    /** Every warning or error of the tool's log. */
+    private static List<JsonObject> problems(List<JsonObject> events) {
+        return events.stream().filter(o -> !"info".equals(TestSupport.text(o, "level"))).toList();
+    }
+
+    /**
+     * The sidecar's own alarms. HAProxy reports the worker it ended on TERM as "[ALERT] ... exited
+     * with code 143 (Terminated)" whoever sent the TERM: its way, not a failure.
+     */
+    private static List<String> sidecarAlerts(String log) {
+        return log.lines().filter(l -> {
+            String lower = l.toLowerCase(Locale.ROOT);
+            return (lower.contains("[alert]") || lower.contains("[emerg]") || lower.contains("exit-on-failure"))
+                    && !l.contains("exited with code 143 (Terminated)");
+        }).toList();
+    }
+
+    // --- The sidecars -------------------------------------------------------------------------------
+
+    private static Sidecar sidecar(String name) {
+        unshareOrSkip();
+        String binary = binary(name);
+        // nginx: a master and worker_processes 2; HAProxy -W: a master and one worker
+        return new Sidecar(name, binary, name.equals("nginx") ? 3 : 2);
+    }
+
+    /**
+     * The sidecar's program where Debian puts it (/usr/sbin is not on every user's PATH). Missing:
+     * skipped, saying how to get it; under CI a failure, since .ci/run installs both.
+     */
+    private static String binary(String name) {
+        List<String> dirs = new ArrayList<>(List.of(System.getenv().getOrDefault("PATH", "").split(":")));
+        dirs.addAll(List.of("/usr/sbin", "/usr/local/sbin", "/sbin"));
+        for (String d : dirs) {
+            Path p = Path.of(d.isEmpty() ? "." : d, name);
+            if (Files.isExecutable(p)) return p.toAbsolutePath().toString();
+        }
+        String why = "no " + name + " on PATH or in /usr/sbin (apt-get install "
+                + (name.equals("nginx") ? "nginx-light" : name) + ")";
+        if ("true".equals(System.getenv("CI"))) fail(why + ": CI must run the real sidecars (.ci/run installs them)");
+        Assumptions.assumeTrue(false, why);
+        return null;
+    }
+
+    private static String unshareProblem;
+
+    /** A PID namespace needs privileges (root, or user namespaces): without, skipped with unshare's words. */
+    private static synchronized void unshareOrSkip() {
+        if (unshareProblem == null) {
+            try {
+                Process p = new ProcessBuilder("unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "true")
+                        .redirectErrorStream(true)
+                        .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+                String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+                unshareProblem = p.waitFor() == 0 ? "" : out;
+            } catch (IOException | InterruptedException e) {
+                unshareProblem = e.toString();
+            }
+        }
+        Assumptions.assumeTrue(unshareProblem.isEmpty(), "no PID namespace here (the tool would signal every "
+                + "nginx and haproxy of the machine): unshare --pid --fork --mount-proc: " + unshareProblem);
+    }
+
+    /**
+     * The sidecar's configuration and the command that runs it in the foreground (as a container
+     * would), on 127.0.0.1:port with GET /ready answering 200; backend: where nginx's /slow goes.
+     */
+    private void writeConfig(Sidecar sidecar, int port, int backend) throws IOException {
+        String command;
+        if (sidecar.name().equals("nginx")) {
+            Path prefix = dir.resolve("nginx");
+            Files.createDirectories(prefix);
+            // every path inside the folder: nothing of the machine's own nginx is read or written
+            StringBuilder conf = new StringBuilder("events { worker_connections 64; }\nhttp {\n  access_log off;\n");
+            for (String temp : List.of("client_body", "proxy", "fastcgi", "uwsgi", "scgi")) {
+                conf.append("  ").append(temp).append("_temp_path ").append(prefix.resolve(temp)).append(";\n");
+            }
+            conf.append("  server {\n    listen 127.0.0.1:").append(port).append(";\n")
+                    .append("    location /ready { return 200; }\n");
+            if (backend > 0) {
+                conf.append("    location /slow { proxy_pass http://127.0.0.1:").append(backend).append("; }\n");
+            }
+            conf.append("  }\n}\n");
+            Files.writeString(prefix.resolve("nginx.conf"), conf);
+            String globals = "daemon off; master_process on; worker_processes 2; pid " + prefix.resolve("nginx.pid")
+                    + "; error_log stderr;";
+            command = String.join(" ", TestSupport.quote(sidecar.binary()), "-e", "stderr", "-p",
+                    TestSupport.quote(prefix + "/"), "-c", TestSupport.quote(prefix.resolve("nginx.conf").toString()),
+                    "-g", TestSupport.quote(globals));
+        } else {
+            Path cfg = dir.resolve("haproxy.cfg");
+            Files.writeString(cfg, String.join("\n", "defaults", "  mode http", "  timeout connect 1s",
+                    "  timeout client 30s", "  timeout server 30s", "frontend ready",
+                    "  bind 127.0.0.1:" + port, "  monitor-uri /ready", ""));
+            // -W: master and worker, as in a container; -db: in the foreground
+            command = String.join(" ", TestSupport.quote(sidecar.binary()), "-W", "-db", "-f",
+                    TestSupport.quote(cfg.toString()));
+        }
+        Files.writeString(dir.resolve("sidecar.sh"), "exec " + command + "\n");
+    }
+
+    // --- One run in its own PID namespace ------------------------------------------------------------
+
+    /** "PID PPID" of each running (not zombie) process named $1, as this namespace's /proc shows it. */
+    private static final String NAMED = String.join("\n",
+            "named() {",
+            "  for p in /proc/[0-9]*; do",
+            "    [ \"$(cat \"$p/comm\" 2>/dev/null)\" = \"$1\" ] || continue",
+            "    rest=$(cat \"$p/stat\" 2>/dev/null) || continue",
+            "    rest=${rest##*) }",
+            "    state=${rest%% *}; rest=${rest#* }",
+            "    [ \"$state\" = Z ] || echo \"${p#/proc/} ${rest%% *}\"",
+            "  done",
+            "}", "");
+
+    /**
+     * pid 1 of the namespace: the sidecar in the background, then the tool in the foreground (its
+     * JSON log to tool.log), then which of the family is left ("left"), and the sidecar's own exit
+     * code. Leaving pid 1 KILLs whatever is left in the namespace.
+     */
+    private static final String INIT = String.join("\n",
+            "dir=$1 name=$2; shift 2",
+            ". \"$dir/named.sh\"",
+            "sh \"$dir/sidecar.sh\" > \"$dir/sidecar.log\" 2>&1 &",
+            "sidecar=$!",
+            "\"$@\" > \"$dir/tool.out\" 2> \"$dir/tool.log\" < /dev/null",
+            "code=$?",
+            "named \"$name\" > \"$dir/left\"",
+            "[ -s \"$dir/left\" ] || { wait \"$sidecar\"; echo $? > \"$dir/sidecar.code\"; }",
+            "exit \"$code\"", "");
+
+    /** The app: says it started, waits for the test where asked, records the family, exits 3. */
+    private static final String APP = String.join("\n",
+            "dir=$1 name=$2 hold=$3",
+            ". \"$dir/named.sh\"",
+            ": > \"$dir/app-started\"",
+            "if [ \"$hold\" = true ]; then until [ -e \"$dir/go\" ]; do sleep 0.05; done; fi",
+            "named \"$name\" > \"$dir/family\"",
+            "exit 3", "");
+
+    static final class Namespace implements AutoCloseable {
+        final Process unshare;
+        final Path dir;
+
+        private Namespace(Process unshare, Path dir) {
+            this.unshare = unshare;
+            this.dir = dir;
+        }
+
+        /**
+         * unshare --kill-child: when the test ends the run (or dies), pid 1 gets KILL, and the kernel
+         * KILLs everything left in its namespace: the sidecar never outlives the test.
+         */
+        static Namespace start(Path dir, Sidecar sidecar, boolean hold, String... toolArgs) throws IOException {
+            Files.writeString(dir.resolve("named.sh"), NAMED);
+            Files.writeString(dir.resolve("init.sh"), INIT);
+            Files.writeString(dir.resolve("app.sh"), APP);
+            List<String> command = new ArrayList<>(List.of("unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+                    "sh", dir.resolve("init.sh").toString(), dir.toString(), sidecar.name()));
+            command.addAll(TestSupport.javaCommand());
+            command.addAll(List.of(toolArgs));
+            command.addAll(List.of("--", "sh", dir.resolve("app.sh").toString(), dir.toString(), sidecar.name(),
+                    Boolean.toString(hold)));
+            ProcessBuilder pb = TestSupport.cleanEnvironment(new ProcessBuilder(command))
+                    .redirectOutput(dir.resolve("unshare.out").toFile()).redirectErrorStream(true)
+                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+            pb.environment().putAll(TestSupport.json());
+            return new Namespace(pb.start(), dir);
+        }
+
+        int exitCode() throws InterruptedException {
+            if (!unshare.waitFor(TestSupport.PATIENCE.toMillis(), TimeUnit.MILLISECONDS)) {
+                throw new AssertionError("the run did not end within " + TestSupport.PATIENCE + ": " + report());
+            }
+            return unshare.exitValue();
+        }
+
+        List<JsonObject> events() {
+            return TestSupport.events(read("tool.log"));
+        }
+
+        /** "PID PPID" of the family, as the app saw it before it exited. */
+        List<String[]> family() {
+            return read("family").lines().map(l -> l.split(" ")).toList();
+        }
+
+        /** Of the family, those running right after the tool exited. */
+        List<String> left() {
+            return read("left").lines().toList();
+        }
+
+        String sidecarCode() {
+            return read("sidecar.code").strip();
+        }
+
+        String sidecarLog() {
+            return read("sidecar.log");
+        }
+
+        String read(String name) {
+            return TestSupport.read(dir.resolve(name));
+        }
+
+        String report() {
+            StringBuilder b = new StringBuilder();
+            for (String name : List.of("tool.log", "family", "left", "sidecar.code", "sidecar.log", "unshare.out")) {
+                b.append("\n--- ").append(name).append(":\n").append(read(name));
+            }
+            return b.toString();
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            List<ProcessHandle> all = new ArrayList<>(unshare.descendants().toList());
+            unshare.destroyForcibly();
+            all.forEach(ProcessHandle::destroyForcibly);
+            unshare.waitFor(10, TimeUnit.SECONDS);
+            for (ProcessHandle p : all) p.onExit().completeOnTimeout(p, 10, TimeUnit.SECONDS).join();
+        }
+    }
+
+    /** A backend that accepts and never answers, and the client request nginx passes to it. */
+    static final class Held implements AutoCloseable {
+        final ServerSocket backend;
+        final List<Socket> accepted = new CopyOnWriteArrayList<>();
+        Socket client;
+
+        Held(ServerSocket backend) {
+            this.backend = backend;
+            Thread accept = new Thread(() -> {
+                try {
+                    while (true) accepted.add(backend.accept());
+                } catch (IOException e) {
+                    // closed: the test is over
+                }
+            }, "held-backend");
+            accept.setDaemon(true);
+            accept.start();
+        }
+
+        /** GET /slow through nginx, returning once nginx has passed it on: its worker now has a request in flight. */
+        void request(int port) throws Exception {
+            client = new Socket(InetAddress.getLoopbackAddress(), port);
+            OutputStream out = client.getOutputStream();
+            out.write("GET /slow HTTP/1.0\r\nHost: x\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            out.flush();
+            TestSupport.await("nginx to pass the request to the backend", () -> !accepted.isEmpty());
+        }
+
+        @Override
+        public void close() throws IOException {
+            backend.close();
+            if (client != null) client.close();
+            for (Socket s : accepted) s.close();
+        }
+    }
+}
