@@ -1,4 +1,5 @@
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -7,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -19,8 +21,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The committed ./jbang launcher, copied into a folder of each test's own (JBang's jars linked in,
  * so that .jbang/ starts without an archive): the archive of JBang's classes it makes on the first
  * run, on the default JDK and on a second one, two first runs at once, a read-only .jbang/, a
- * broken archive, and that none of its JVM options reach the script's JVM or the app.
+ * broken archive, and that none of its JVM options reach the script's JVM or the app. Each run gets
+ * JBang's variables set here, not the caller's.
  */
+@Tag("launcher")
 class LauncherTests {
     static final Path ROOT = TestSupport.repositoryRoot();
     static final String APP = "echo \"app $1\"";
@@ -53,8 +57,42 @@ class LauncherTests {
         return TestSupport.jbangLib(root);
     }
 
+    /**
+     * JBang's variables for a run of ours, whatever the caller has: JBang's folder (where the launcher's lock
+     * is) is the test's own, the cache is the one the suite's launcher built the script into (so the script is
+     * warm), and the Maven repository is the one its dependencies were resolved into.
+     */
+    Map<String, String> jbangVariables() {
+        Map<String, String> env = new HashMap<>();
+        env.put("JBANG_DIR", dir.resolve("jbang-dir").toString());
+        env.put("JBANG_CACHE_DIR", callersJbangCache().toString());
+        env.put("JBANG_REPO", callersMavenRepository().toString());
+        return env;
+    }
+
+    /** Where JBang puts its cache for the caller: JBANG_CACHE_DIR, else its folder's cache (JBANG_DIR, else user.home's). */
+    static Path callersJbangCache() {
+        String cache = System.getenv("JBANG_CACHE_DIR");
+        if (cache != null && !cache.isEmpty()) return Path.of(cache);
+        String folder = System.getenv("JBANG_DIR");
+        return (folder != null && !folder.isEmpty() ? Path.of(folder) : Path.of(System.getProperty("user.home"), ".jbang"))
+                .resolve("cache");
+    }
+
+    static Path callersMavenRepository() {
+        String repo = System.getenv("JBANG_REPO");
+        return repo != null && !repo.isEmpty() ? Path.of(repo) : Path.of(System.getProperty("user.home"), ".m2", "repository");
+    }
+
+    /** The tool through our launcher copy running app, with JBang's variables of {@link #jbangVariables} and env over them. */
+    Process launch(Map<String, String> env, String... app) throws IOException {
+        Map<String, String> all = jbangVariables();
+        all.putAll(env);
+        return TestSupport.launch(launcher, all, app);
+    }
+
     Process start(Map<String, String> env) throws IOException {
-        return TestSupport.launch(launcher, env, "sh", "-c", APP, "app", "ran");
+        return launch(env, "sh", "-c", APP, "app", "ran");
     }
 
     TestSupport.Run run(Map<String, String> env) throws Exception {
@@ -146,7 +184,8 @@ class LauncherTests {
         ProcessBuilder pb = new ProcessBuilder("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                 launcher.toString(), script.toString(), "ro").directory(home.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-        pb.environment().remove("JAVA_HOME");
+        // JBang's variables of its own: a cache or repository of the caller's is not this user's to write.
+        List.of("JAVA_HOME", "JBANG_CACHE_DIR", "JBANG_REPO").forEach(pb.environment()::remove);
         pb.environment().putAll(Map.of("HOME", home.toString(), "JBANG_DIR", home.resolve(".jbang").toString(),
                 "JBANG_NO_VERSION_CHECK", "true"));
         TestSupport.Run first = TestSupport.finish(pb.start()); // JBang compiles Hello.java, and says so
@@ -163,7 +202,7 @@ class LauncherTests {
     @Test
     void noOptionOfJBangsJvmReachesTheScriptsJvmOrTheApp() throws Exception {
         assertRanSilently(run(Map.of())); // the archive exists: the next run uses it
-        TestSupport.Run r = TestSupport.finish(TestSupport.launch(launcher, Map.of(), "sh", "-c", "tr '\\0' ' ' < /proc/$PPID/cmdline; echo; env"));
+        TestSupport.Run r = TestSupport.finish(launch(Map.of(), "sh", "-c", "tr '\\0' ' ' < /proc/$PPID/cmdline; echo; env"));
         assertEquals(0, r.code(), r.err());
         String jvmLine = r.out().lines().findFirst().orElseThrow();
         assertTrue(jvmLine.contains("EnvoyPreflight"), "the app's parent is the tool's JVM: " + jvmLine);
@@ -186,13 +225,13 @@ class LauncherTests {
         // A fresh clone: no .jbang/ at all. Maven fetches JBang (from its local repository, or Central).
         Path clone = Files.createDirectories(dir.resolve("clone"));
         Path fresh = Files.copy(ROOT.resolve("jbang"), clone.resolve("jbang"));
-        TestSupport.Run r = TestSupport.finish(TestSupport.launch(fresh, Map.of(), "sh", "-c", APP, "app", "ran"));
+        launcher = fresh;
+        TestSupport.Run r = TestSupport.finish(start(Map.of()));
         assertEquals(0, r.code(), r.err());
         assertEquals("app ran\n", r.out());
         assertTrue(r.err().contains("bootstrapping dev.jbang:jbang-cli:"), r.err());
         lib = TestSupport.jbangLib(clone);
         assertEquals(1, archives().size(), archives().toString());
-        launcher = fresh;
         assertRanSilently(run(Map.of()));
     }
 }
