@@ -29,8 +29,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * so that .jbang/ starts without an archive): the archive of JBang's classes it makes on the first
  * run, on the default JDK and on a second one, two first runs at once, a read-only .jbang/, a
  * broken archive, and that none of its JVM options reach the script's JVM or the app; its first-run
- * lock (bounded, said, skipped by a warm run, in JBang's own folder). Each run gets JBang's variables
- * set here, not the caller's.
+ * lock (bounded, said, skipped by a warm run, in JBang's own folder), and a locale that is UTF-8 in
+ * name only, there and in the jar image's entrypoint. Each run gets JBang's variables set here, not the caller's.
  */
 @Tag("launcher")
 class LauncherTests {
@@ -414,5 +414,50 @@ class LauncherTests {
             }
         }
         assertFalse(Files.exists(elsewhere.resolve(".jbang")), "nothing in HOME's folder");
+    }
+
+    // --- A locale that is UTF-8 in name only --------------------------------------------------------------
+
+    /** A UTF-8 locale name that is not installed: en_US.UTF-8 where it is missing, as here and in most slim images. */
+    static String missingUtf8Locale() throws Exception {
+        Process p = new ProcessBuilder("locale", "-a").start();
+        String installed = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).toLowerCase();
+        p.waitFor();
+        return installed.contains("en_us.utf8") ? "xx_XX.UTF-8" : "en_US.UTF-8";
+    }
+
+    /** The app's view: its first argument, and the locale variables it got back. */
+    static final String SHOW_LOCALE = "printf '[%s][%s][%s]' \"$1\" \"${LC_ALL-unset}\" \"${LANG-unset}\"";
+
+    @Test
+    void aLocaleUtf8InNameOnlyPassesArgumentsUnchangedThroughTheLauncherAndTheEntrypoint() throws Exception {
+        String missing = missingUtf8Locale();
+        String word = "\u00e9\u20ac";
+        Map<String, String> allNamed = new HashMap<>(Map.of("LC_ALL", missing, "LANG", missing));
+        allNamed.put("LC_CTYPE", null);
+        Map<String, String> langNamed = new HashMap<>(Map.of("LANG", missing));
+        langNamed.put("LC_ALL", null);
+        langNamed.put("LC_CTYPE", null);
+
+        for (Map<String, String> env : List.of(allNamed, langNamed)) {
+            TestSupport.Run r = TestSupport.finish(startWith(env, launcher.toString(),
+                    ROOT.resolve("EnvoyPreflight.java").toString(), "sh", "-c", SHOW_LOCALE, "sh", word));
+            assertEquals(0, r.code(), r.err());
+            assertEquals("[" + word + "][" + java.util.Objects.requireNonNullElse(env.get("LC_ALL"), "unset") + "][" + missing + "]", r.out(),
+                    "launcher, " + env);
+        }
+
+        // The jar image: the exported jar beside its entrypoint, run as the image runs it.
+        Path image = Files.createDirectories(dir.resolve("image"));
+        TestSupport.Run built = TestSupport.finish(startWith(Map.of(), launcher.toString(), "export", "fatjar", "-O",
+                image.resolve("envoy-preflight.jar").toString(), ROOT.resolve("EnvoyPreflight.java").toString()));
+        assertEquals(0, built.code(), built.err());
+        Path entrypoint = Files.copy(ROOT.resolve("examples/docker/entrypoint.sh"), image.resolve("entrypoint.sh"));
+        for (Map<String, String> env : List.of(allNamed, langNamed)) {
+            TestSupport.Run r = TestSupport.finish(startWith(env, entrypoint.toString(), "sh", "-c", SHOW_LOCALE, "sh", word));
+            assertEquals(0, r.code(), r.err());
+            assertEquals("[" + word + "][" + java.util.Objects.requireNonNullElse(env.get("LC_ALL"), "unset") + "][" + missing + "]", r.out(),
+                    "entrypoint, " + env);
+        }
     }
 }
