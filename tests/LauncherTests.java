@@ -78,21 +78,23 @@ class LauncherTests {
         return env;
     }
 
-    /** Where JBang puts its cache for the caller: JBANG_CACHE_DIR, else its folder's cache (JBANG_DIR, else user.home's). */
+    /** JBang's cache for the caller: JBANG_CACHE_DIR, else its folder's cache (JBANG_DIR, else user.home's). */
     static Path callersJbangCache() {
         String cache = System.getenv("JBANG_CACHE_DIR");
         if (cache != null && !cache.isEmpty()) return Path.of(cache);
         String folder = System.getenv("JBANG_DIR");
-        return (folder != null && !folder.isEmpty() ? Path.of(folder) : Path.of(System.getProperty("user.home"), ".jbang"))
-                .resolve("cache");
+        Path jbangFolder = folder != null && !folder.isEmpty() ? Path.of(folder)
+                : Path.of(System.getProperty("user.home"), ".jbang");
+        return jbangFolder.resolve("cache");
     }
 
     static Path callersMavenRepository() {
         String repo = System.getenv("JBANG_REPO");
-        return repo != null && !repo.isEmpty() ? Path.of(repo) : Path.of(System.getProperty("user.home"), ".m2", "repository");
+        return repo != null && !repo.isEmpty() ? Path.of(repo)
+                : Path.of(System.getProperty("user.home"), ".m2", "repository");
     }
 
-    /** The tool through our launcher copy running app, with JBang's variables of {@link #jbangVariables} and env over them. */
+    /** The tool through our launcher copy running app, with {@link #jbangVariables} and env over them. */
     Process launch(Map<String, String> env, String... app) throws IOException {
         Map<String, String> all = jbangVariables();
         all.putAll(env);
@@ -210,7 +212,8 @@ class LauncherTests {
     @Test
     void noOptionOfJBangsJvmReachesTheScriptsJvmOrTheApp() throws Exception {
         assertRanSilently(run(Map.of())); // the archive exists: the next run uses it
-        TestSupport.Run r = TestSupport.finish(launch(Map.of(), "sh", "-c", "tr '\\0' ' ' < /proc/$PPID/cmdline; echo; env"));
+        TestSupport.Run r = TestSupport.finish(launch(Map.of(), "sh", "-c",
+                "tr '\\0' ' ' < /proc/$PPID/cmdline; echo; env"));
         assertEquals(0, r.code(), r.err());
         String jvmLine = r.out().lines().findFirst().orElseThrow();
         assertTrue(jvmLine.contains("EnvoyPreflight"), "the app's parent is the tool's JVM: " + jvmLine);
@@ -218,7 +221,8 @@ class LauncherTests {
                 "Xlog:disable")) {
             assertFalse(r.out().contains(leak), leak + " leaked:\n" + r.out());
         }
-        assertTrue(jvmLine.contains(String.join(" ", TestSupport.RUNTIME_OPTIONS)), "the script's own options: " + jvmLine);
+        assertTrue(jvmLine.contains(String.join(" ", TestSupport.RUNTIME_OPTIONS)),
+                "the script's own options: " + jvmLine);
         assertFalse(r.out().contains("JBANG_JAVA_OPTIONS") || r.out().contains("JAVA_TOOL_OPTIONS"), r.out());
     }
 
@@ -245,8 +249,8 @@ class LauncherTests {
 
     // --- The first-run lock ---------------------------------------------------------------------------
 
-    /** A launcher's stderr read line by line as it comes, and its stdout whole at the end. */
-    static final class Watched {
+    /** A launcher's stderr read line by line as it comes, and its stdout whole at the end; ended on close. */
+    static final class Watched implements AutoCloseable {
         final Process process;
         final long started = System.nanoTime();
         final BlockingQueue<String> errLines = new LinkedBlockingQueue<>();
@@ -295,6 +299,13 @@ class LauncherTests {
             line("\u0000", 1); // what is left, into err
             return err.toString();
         }
+
+        /** A run the test gave up on ends with it, the JVMs it started too. */
+        @Override
+        public void close() throws InterruptedException {
+            process.descendants().forEach(ProcessHandle::destroyForcibly);
+            process.destroyForcibly().waitFor();
+        }
     }
 
     /** The launcher's lock file held by flock(1), as another launcher holds it, until closed. */
@@ -304,8 +315,10 @@ class LauncherTests {
         HeldLock(Path lock) throws IOException {
             Files.createDirectories(lock.getParent());
             // -o: the lock stays with flock itself, not with cat, which ends when its stdin closes
-            flock = new ProcessBuilder("flock", "-o", lock.toString(), "sh", "-c", "echo held; exec cat >/dev/null").start();
-            String said = new BufferedReader(new InputStreamReader(flock.getInputStream(), StandardCharsets.UTF_8)).readLine();
+            flock = new ProcessBuilder("flock", "-o", lock.toString(), "sh", "-c", "echo held; exec cat >/dev/null")
+                    .start();
+            String said = new BufferedReader(new InputStreamReader(flock.getInputStream(), StandardCharsets.UTF_8))
+                    .readLine();
             assertEquals("held", said, "flock " + lock);
         }
 
@@ -351,8 +364,8 @@ class LauncherTests {
     @Test
     void aFirstRunSaysAtOnceThatItWaitsForTheLockAndGoesOnWithoutItAfterTheBound() throws Exception {
         Path lock = dir.resolve("jbang-dir").resolve("launcher.lock");
-        try (HeldLock held = new HeldLock(lock)) {
-            Watched run = new Watched(launchCold(coldScript(), Map.of("JBANG_LAUNCHER_LOCK_TIMEOUT", "3")));
+        try (HeldLock held = new HeldLock(lock);
+             Watched run = new Watched(launchCold(coldScript(), Map.of("JBANG_LAUNCHER_LOCK_TIMEOUT", "3")))) {
             // Promised within 2 s; 4 s allowed: bash and at most one short JBang JVM come first, which a busy
             // 2-core machine may slow to twice their usual second.
             String waiting = run.line("waiting for another first run", 4);
@@ -370,8 +383,9 @@ class LauncherTests {
     void aWarmRunDoesNotWaitForAnotherRunsLock() throws Exception {
         // The lock held as by another run in JBang's phase (a warm one, or a first run that takes long):
         // this run's script is built already, so it has nothing to wait for.
-        try (HeldLock held = new HeldLock(dir.resolve("jbang-dir").resolve("launcher.lock"))) {
-            Watched run = new Watched(launch(Map.of("JBANG_LAUNCHER_LOCK_TIMEOUT", "60"), "sh", "-c", APP, "app", "ran"));
+        try (HeldLock held = new HeldLock(dir.resolve("jbang-dir").resolve("launcher.lock"));
+             Watched run = new Watched(launch(Map.of("JBANG_LAUNCHER_LOCK_TIMEOUT", "60"),
+                     "sh", "-c", APP, "app", "ran"))) {
             // Far below the 60 s bound, far above a warm run's second or two on a busy machine.
             assertEquals("app ran\n", run.finish(30), run.drained());
             assertEquals(0, run.process.exitValue(), run.drained());
@@ -393,8 +407,8 @@ class LauncherTests {
             entries.append(String.join(":", f)).append('\n');
         }
         Files.writeString(passwd, entries);
-        Assumptions.assumeTrue(new ProcessBuilder("unshare", "-m", "sh", "-c", "mount --bind " + passwd + " /etc/passwd")
-                .start().waitFor() == 0, "no private mount namespace here");
+        Assumptions.assumeTrue(new ProcessBuilder("unshare", "-m", "sh", "-c",
+                "mount --bind " + passwd + " /etc/passwd").start().waitFor() == 0, "no private mount namespace here");
         Path lock = home.resolve(".jbang").resolve("launcher.lock");
         Path script = coldScript();
         Path elsewhere = Files.createDirectories(dir.resolve("elsewhere"));
@@ -405,12 +419,14 @@ class LauncherTests {
                 env.put("JBANG_DIR", null);
                 env.put("HOME", homeVariable);
                 env.put("JBANG_LAUNCHER_LOCK_TIMEOUT", "1");
-                Watched run = new Watched(startCold(env, "unshare", "-m", "sh", "-c", "mount --bind \"$1\" /etc/passwd"
-                        + " && exec \"$2\" \"$3\" ran", "sh", passwd.toString(), launcher.toString(), script.toString()));
-                String waiting = run.line("waiting for another first run", 30);
-                assertTrue(waiting != null && waiting.contains(lock.toString()),
-                        "HOME " + homeVariable + ": the lock in " + home + "/.jbang:\n" + run.drained());
-                assertEquals("cold ran\n", run.finish(120), run.drained());
+                try (Watched run = new Watched(startCold(env, "unshare", "-m", "sh", "-c",
+                        "mount --bind \"$1\" /etc/passwd && exec \"$2\" \"$3\" ran",
+                        "sh", passwd.toString(), launcher.toString(), script.toString()))) {
+                    String waiting = run.line("waiting for another first run", 30); // where, not when, is the point
+                    assertTrue(waiting != null && waiting.contains(lock.toString()),
+                            "HOME " + homeVariable + ": the lock in " + home + "/.jbang:\n" + run.drained());
+                    assertEquals("cold ran\n", run.finish(120), run.drained());
+                }
             }
         }
         assertFalse(Files.exists(elsewhere.resolve(".jbang")), "nothing in HOME's folder");
@@ -429,6 +445,12 @@ class LauncherTests {
     /** The app's view: its first argument, and the locale variables it got back. */
     static final String SHOW_LOCALE = "printf '[%s][%s][%s]' \"$1\" \"${LC_ALL-unset}\" \"${LANG-unset}\"";
 
+    /** What SHOW_LOCALE prints when the app gets word and its own locale variables back. */
+    static String appSees(String word, Map<String, String> env) {
+        return "[" + word + "][" + java.util.Objects.requireNonNullElse(env.get("LC_ALL"), "unset") + "]["
+                + env.get("LANG") + "]";
+    }
+
     @Test
     void aLocaleUtf8InNameOnlyPassesArgumentsUnchangedThroughTheLauncherAndTheEntrypoint() throws Exception {
         String missing = missingUtf8Locale();
@@ -443,7 +465,7 @@ class LauncherTests {
             TestSupport.Run r = TestSupport.finish(startWith(env, launcher.toString(),
                     ROOT.resolve("EnvoyPreflight.java").toString(), "sh", "-c", SHOW_LOCALE, "sh", word));
             assertEquals(0, r.code(), r.err());
-            assertEquals("[" + word + "][" + java.util.Objects.requireNonNullElse(env.get("LC_ALL"), "unset") + "][" + missing + "]", r.out(),
+            assertEquals(appSees(word, env), r.out(),
                     "launcher, " + env);
         }
 
@@ -454,9 +476,10 @@ class LauncherTests {
         assertEquals(0, built.code(), built.err());
         Path entrypoint = Files.copy(ROOT.resolve("examples/docker/entrypoint.sh"), image.resolve("entrypoint.sh"));
         for (Map<String, String> env : List.of(allNamed, langNamed)) {
-            TestSupport.Run r = TestSupport.finish(startWith(env, entrypoint.toString(), "sh", "-c", SHOW_LOCALE, "sh", word));
+            TestSupport.Run r = TestSupport.finish(startWith(env, entrypoint.toString(),
+                    "sh", "-c", SHOW_LOCALE, "sh", word));
             assertEquals(0, r.code(), r.err());
-            assertEquals("[" + word + "][" + java.util.Objects.requireNonNullElse(env.get("LC_ALL"), "unset") + "][" + missing + "]", r.out(),
+            assertEquals(appSees(word, env), r.out(),
                     "entrypoint, " + env);
         }
     }
