@@ -1,7 +1,8 @@
 #!/bin/sh
 # The jar image's entrypoint: `java -jar` in front of the app, prepared as the ./jbang launcher
 # prepares the tool's JVM (see it for why): the JVM options variables are the app's, and are moved
-# aside for the tool to give back; a locale that is not UTF-8 becomes C.UTF-8 for the JVM alone.
+# aside for the tool to give back; a locale that is not UTF-8 in fact (`locale charmap`: en_US.UTF-8
+# where it is not installed is ASCII) becomes C.UTF-8 for the JVM alone.
 here=$(dirname -- "$0")
 moved=
 for name in JAVA_TOOL_OPTIONS JDK_JAVA_OPTIONS _JAVA_OPTIONS; do
@@ -11,8 +12,8 @@ for name in JAVA_TOOL_OPTIONS JDK_JAVA_OPTIONS _JAVA_OPTIONS; do
     moved="$moved $name"
   fi
 done
-case "${LC_ALL:-${LC_CTYPE:-${LANG:-}}}" in
-  *[Uu][Tt][Ff]-8* | *[Uu][Tt][Ff]8*) ;;
+case $(locale charmap 2>/dev/null) in
+  [Uu][Tt][Ff]-8 | [Uu][Tt][Ff]8) ;;
   *)
     [ -n "${LC_ALL+set}" ] && export "ENVOY_PREFLIGHT_APP_LC_ALL=$LC_ALL"
     export LC_ALL=C.UTF-8
