@@ -2022,7 +2022,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     Map.Entry<String, java.util.function.BooleanSupplier> target = i.next();
                     if (!target.getValue().getAsBoolean()) continue;
                     long ms = millisSince(start);
-                    log.info(Log.Event.GONE, target.getKey() + " has gone (" + ms + " ms)", "target", target.getKey(),
+                    log.info(Log.Event.GONE, target.getKey() + " has gone after " + ms + " ms", "target", target.getKey(),
                             "ms", ms);
                     i.remove();
                 }
@@ -2037,7 +2037,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             for (String target : left.keySet()) {
                 long ms = millisSince(start);
-                log.warn(Log.Event.STILL_RUNNING, target + " is still there " + ms + " ms after the quit (tried: "
+                log.warn(Log.Event.STILL_RUNNING, target + " is still there after " + ms + " ms (tried: "
                         + String.join("; ", tried) + ")", "target", target, "tried", List.copyOf(tried), "ms", ms);
             }
         }

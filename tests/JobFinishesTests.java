@@ -419,6 +419,30 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
     @Nested
     class ProcessGroup {
         @Test
+        void timeoutsTermReachesTheAppOnce() throws Exception {
+            // timeout(1) sends TERM to its child, then to its whole process group: the app got both, and our relay
+            var app = new TestSupport.SignalApp(dir);
+            List<String> command = new java.util.ArrayList<>(List.of("timeout", "-s", "TERM", "1.5"));
+            command.addAll(TestSupport.javaCommand());
+            command.add("--start-without-envoy");
+            command.addAll(List.of(app.command(0)));
+            Process p = TestSupport.cleanEnvironment(new ProcessBuilder(command))
+                    .redirectOutput(dir.resolve("out").toFile()).redirectError(dir.resolve("err").toFile())
+                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+            try {
+                app.awaitSignal("TERM");
+                Thread.sleep(500); // a second TERM comes within milliseconds of the first
+                app.stop();
+                assertTrue(p.waitFor(20, TimeUnit.SECONDS));
+                assertEquals(List.of("TERM"), app.received(), TestSupport.read(dir.resolve("err")));
+            } finally {
+                app.stop();
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
+                p.destroyForcibly();
+            }
+        }
+
+        @Test
         void aSignalToTheWholeGroupReachesTheAppOnce() throws Exception {
             var app = new TestSupport.SignalApp(dir);
             String tool = String.join(" ", TestSupport.javaCommand().stream().map(TestSupport::quote).toList());
