@@ -2,8 +2,11 @@ import com.google.gson.JsonObject;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.net.DatagramPacket;
@@ -20,7 +23,10 @@ import java.util.concurrent.TimeUnit;
 import java.util.jar.Attributes;
 import java.util.jar.JarEntry;
 import java.util.jar.JarOutputStream;
+import java.util.jar.JarFile;
 import java.util.jar.Manifest;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -70,6 +76,57 @@ class ContainerTests {
     @BeforeAll
     static void theScriptIsBuilt() throws Exception {
         TestSupport.buildTheScript();
+    }
+
+    static final Path JAR_IMAGE = ROOT.resolve("examples/docker/Dockerfile.jar");
+
+    /** Where the jar image's jar is built, once for the class; gone after it. */
+    @TempDir
+    static Path built;
+    static Path imageJar;
+
+    /**
+     * The jar as examples/docker/Dockerfile.jar builds it, from the Dockerfile's own text: its RUN
+     * step that exports the jar, run from the repository's root (which holds what the build stage
+     * COPYs into its WORKDIR), with /out a folder of ours; the jar is the file the final stage COPYs.
+     */
+    static synchronized Path imageJar() throws Exception {
+        if (imageJar != null && Files.exists(imageJar)) return imageJar;
+        String dockerfile = Files.readString(JAR_IMAGE).replace("\\\n", " ");
+        assertTrue(dockerfile.contains("COPY jbang jbang-catalog.json EnvoyPreflight.java ./"), dockerfile);
+        String out = built.resolve("out").toString();
+        var result = bash(Map.of(), buildStep().replace("/out/", out + "/"));
+        assertEquals(0, result.code(), result.out() + result.err());
+        Matcher copy = Pattern.compile("(?m)^COPY --from=build (\\S+) /opt/envoy-preflight/envoy-preflight\\.jar$")
+                .matcher(dockerfile);
+        assertTrue(copy.find(), "the final stage takes the jar from the build stage");
+        imageJar = Path.of(copy.group(1).replace("/out/", out + "/"));
+        return imageJar;
+    }
+
+    /** The jar image's build step that exports the jar: one RUN, its continuation lines joined. */
+    static String buildStep() throws IOException {
+        Matcher run = Pattern.compile("(?m)^RUN (\\./jbang export fatjar .*)$")
+                .matcher(Files.readString(JAR_IMAGE).replace("\\\n", " "));
+        assertTrue(run.find(), "a RUN step with jbang export fatjar in " + JAR_IMAGE);
+        return run.group(1);
+    }
+
+    /** The jar image's entrypoint beside its jar, in a folder that stands for /opt/envoy-preflight. */
+    Path entrypoint() throws Exception {
+        Path image = Files.createDirectories(dir.resolve("image"));
+        Files.copy(imageJar(), image.resolve("envoy-preflight.jar"));
+        return Files.copy(ROOT.resolve("examples/docker/entrypoint.sh"), image.resolve("entrypoint.sh"));
+    }
+
+    /** The java of the installed JDK of that feature version; the test is skipped, saying why, where there is none. */
+    static Path javaOf(int feature) {
+        for (Path home : TestSupport.jdkFolders()) {
+            var jdk = TestSupport.jdk(home);
+            if (jdk.isPresent() && jdk.get().feature() == feature) return home.resolve("bin/java");
+        }
+        Assumptions.assumeTrue(false, "no JDK " + feature + " in " + TestSupport.JDK_FOLDERS);
+        return null;
     }
 
     // --- 1. The app's JVM options stay the app's ---------------------------------------------------
@@ -159,18 +216,15 @@ class ContainerTests {
         }
 
         @Test
+        @Tag("launcher")
         void theJarImagesEntrypointKeepsTheAgentForTheApp() throws Exception {
             // No Docker here: the jar the image builds, beside its entrypoint, run as the image runs it.
-            Path image = Files.createDirectories(dir.resolve("image"));
-            var built = bash(Map.of(), "./jbang export fatjar -O " + TestSupport.quote(image.resolve("envoy-preflight.jar").toString())
-                    + " EnvoyPreflight.java");
-            assertEquals(0, built.code(), built.err());
-            String dockerfile = Files.readString(ROOT.resolve("examples/docker/Dockerfile.jar"));
+            String dockerfile = Files.readString(JAR_IMAGE);
             assertTrue(dockerfile.contains("COPY examples/docker/entrypoint.sh /opt/envoy-preflight/entrypoint.sh"), dockerfile);
             assertTrue(dockerfile.contains("ENTRYPOINT [\"/opt/envoy-preflight/entrypoint.sh\"]"), dockerfile);
             var options = java.util.regex.Pattern.compile("PREFLIGHT_JAVA_OPTIONS=\"([^\"]*)\"").matcher(dockerfile);
             assertTrue(options.find());
-            Path entrypoint = Files.copy(ROOT.resolve("examples/docker/entrypoint.sh"), image.resolve("entrypoint.sh"));
+            Path entrypoint = entrypoint();
             Path agent = agent();
             ProcessBuilder pb = TestSupport.cleanEnvironment(new ProcessBuilder(entrypoint.toString(), "sh", "-c",
                     javaApp() + "; " + SHOW)).redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
@@ -399,6 +453,56 @@ class ContainerTests {
                 unshare.descendants().forEach(ProcessHandle::destroyForcibly);
                 unshare.destroyForcibly();
             }
+        }
+    }
+
+    // --- 8. The jar image's jar, built as the Dockerfile and the docs build it -----------------------
+
+    @Nested
+    @Tag("launcher")
+    class ExportedJar {
+        @ParameterizedTest(name = "{displayName}, JDK {0}")
+        @ValueSource(ints = {17, 25})
+        void asPid1UnderPlainJavaJarAHundredOrphansLeaveNoZombieAndTheAppsExitCodeStays(int feature) throws Exception {
+            assumeWorks("no PID namespace can be made here", "unshare", "--pid", "--fork", "--mount-proc", "true");
+            Path java = javaOf(feature);
+            String app = "for i in $(seq 100); do (sleep 0.2 &); done; "
+                    // until every sleep has died (a zombie is dead), then two of the reaper's rounds
+                    + "while grep -l '^Name:.sleep' /proc/[0-9]*/status 2>/dev/null | xargs -r grep -L '^State:.Z'"
+                    + " 2>/dev/null | grep -q .; do sleep 0.05; done; sleep 1;"
+                    + " echo \"left: $(" + Pid1.ZOMBIES + ")\"; exit 7";
+            var r = bash(Map.of(), "unshare --pid --fork --mount-proc " + TestSupport.quote(java.toString())
+                    + " -jar " + TestSupport.quote(imageJar().toString()) + " --start-without-envoy -- sh -c "
+                    + TestSupport.quote(app));
+            assertEquals("left: 0\n", r.out(), r.err());
+            assertEquals(7, r.code(), r.err());
+            assertEquals("", r.err(), "no warning that orphans cannot be reaped");
+        }
+
+        @Test
+        void theJarsManifestHasEveryEntryOfTheScriptsManifestLines() throws Exception {
+            Map<String, String> expected = new java.util.LinkedHashMap<>();
+            for (String line : Files.readAllLines(ROOT.resolve("EnvoyPreflight.java"))) {
+                if (!line.startsWith("//MANIFEST ")) continue;
+                for (String entry : line.substring(11).trim().split("\\s+")) {
+                    expected.put(entry.substring(0, entry.indexOf('=')), entry.substring(entry.indexOf('=') + 1));
+                }
+            }
+            assertFalse(expected.isEmpty(), "the script's //MANIFEST lines");
+            try (JarFile jar = new JarFile(imageJar().toFile())) {
+                Attributes main = jar.getManifest().getMainAttributes();
+                expected.forEach((name, value) -> assertEquals(value, main.getValue(name), name));
+                assertEquals("EnvoyPreflight", main.getValue(Attributes.Name.MAIN_CLASS));
+            }
+        }
+
+        @Test
+        void theDocsBuildTheJarWithTheDockerfilesOwnStep() throws Exception {
+            String docs = Files.readString(ROOT.resolve("docs/containers.md"));
+            String step = buildStep().replaceAll("\\s+", " ");
+            boolean shown = Pattern.compile("(?s)```bash\n(.*?)```").matcher(docs).results().map(b -> b.group(1))
+                    .anyMatch(block -> block.replace("\\\n", " ").replaceAll("\\s+", " ").strip().equals(step));
+            assertTrue(shown, "docs/containers.md shows the build step of Dockerfile.jar as it is: " + step);
         }
     }
 
