@@ -238,6 +238,56 @@ class ContainerTests {
         }
     }
 
+    /** The JVM options variables reach the app as the bytes they were, UTF-8 or not (docs/containers.md). */
+    @Nested
+    class JavaOptionsBytes {
+        /** For bash: bytes that are not UTF-8 (ff fe), after a newline; and what od shows of them. */
+        static final String NOT_UTF8 = "$'-Dx=a\\n\\xff\\xfe end'";
+        static final String NOT_UTF8_HEX = " 2d 44 78 3d 61 0a ff fe 20 65 6e 64 \n";
+        /** The app: each of the three variables in hex, one a line. */
+        static final String SHOW_BYTES = "for v in \"$JAVA_TOOL_OPTIONS\" \"$JDK_JAVA_OPTIONS\" \"$_JAVA_OPTIONS\"; do"
+                + " printf %s \"$v\" | od -An -v -tx1 | tr -s ' \\n' ' '; echo; done";
+        static final String WHICH = "JAVA_TOOL_OPTIONS, JDK_JAVA_OPTIONS, _JAVA_OPTIONS (ef bf bd is U+FFFD)";
+
+        /** What the app shows with all three set to NOT_UTF8, started by the shell words start. */
+        String shownBy(String start) throws Exception {
+            var r = bash(Map.of(), "JAVA_TOOL_OPTIONS=" + NOT_UTF8 + " JDK_JAVA_OPTIONS=" + NOT_UTF8
+                    + " _JAVA_OPTIONS=" + NOT_UTF8 + " " + start + " sh -c " + TestSupport.quote(SHOW_BYTES));
+            assertEquals(0, r.code(), r.err());
+            return r.out();
+        }
+
+        @Test
+        void optionsThatAreNotUtf8ReachTheAppByteForByteThroughTheLauncher() throws Exception {
+            assertEquals(NOT_UTF8_HEX.repeat(3), shownBy("./jbang EnvoyPreflight.java --"), WHICH);
+        }
+
+        @Test
+        @Tag("launcher")
+        void optionsThatAreNotUtf8ReachTheAppByteForByteThroughTheJarImagesEntrypoint() throws Exception {
+            // plain `java -jar`, no PREFLIGHT_JAVA_OPTIONS: what the jar's manifest opens is enough
+            assertEquals(NOT_UTF8_HEX.repeat(3), shownBy(TestSupport.quote(entrypoint().toString())), WHICH);
+        }
+
+        @Test
+        void withoutJavaLangOpenedValidUtf8StaysExactAndOtherBytesBecomeReplacementCharacters() throws Exception {
+            // As docs/containers.md says: the tool's JVM started by hand without --add-opens.
+            List<String> command = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java")));
+            command.addAll(TestSupport.RUNTIME_OPTIONS);
+            assertTrue(command.removeIf(o -> o.startsWith("--add-opens")), "the script opens java.lang");
+            command.addAll(List.of("-cp", System.getProperty("java.class.path"), "EnvoyPreflight", "--"));
+            String tool = String.join(" ", command.stream().map(TestSupport::quote).toList());
+            var r = bash(Map.of(), "ENVOY_PREFLIGHT_MOVED='JAVA_TOOL_OPTIONS JDK_JAVA_OPTIONS'"
+                    + " ENVOY_PREFLIGHT_APP_JAVA_TOOL_OPTIONS=" + NOT_UTF8
+                    + " ENVOY_PREFLIGHT_APP_JDK_JAVA_OPTIONS='-Da=\u00e9 \u65e5\u672c' "
+                    + tool + " sh -c " + TestSupport.quote(SHOW_BYTES));
+            assertEquals(0, r.code(), r.err());
+            assertEquals(" 2d 44 78 3d 61 0a ef bf bd ef bf bd 20 65 6e 64 \n"
+                    + " 2d 44 61 3d c3 a9 20 e6 97 a5 e6 9c ac \n"
+                    + "\n", r.out(), "JAVA_TOOL_OPTIONS, JDK_JAVA_OPTIONS (valid UTF-8), _JAVA_OPTIONS (unset)");
+        }
+    }
+
     // --- 2. Any locale -----------------------------------------------------------------------------
 
     @Nested
