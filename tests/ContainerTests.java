@@ -556,6 +556,36 @@ class ContainerTests {
         }
     }
 
+    /** The start-up figures the container docs and the images' comments give are the bench's. */
+    @Nested
+    class Figures {
+        @Test
+        void everyTimeInTheContainerDocsAndImagesIsTheBenchsAndNamesItsMachine() throws IOException {
+            String performance = Files.readString(ROOT.resolve("docs/performance.md"));
+            Matcher run = Pattern.compile("(?m)^(\\d{4}-\\d{2}-\\d{2}), (\\d+ cores \\([^)]*\\))").matcher(performance);
+            assertTrue(run.find(), "docs/performance.md names the date and machine of its bench run");
+            String table = String.join("\n", performance.lines().filter(l -> l.startsWith("|")).toList());
+            Pattern time = Pattern.compile("(\\d+(?:\\.\\d+)?)(\\s*[-\u2013]\\s*\\d+(?:\\.\\d+)?)? (s|ms)\\b");
+            for (String file : List.of("docs/containers.md", "examples/docker/Dockerfile.jar",
+                    "examples/docker/Dockerfile")) {
+                String text = Files.readString(ROOT.resolve(file));
+                Matcher m = time.matcher(text);
+                boolean any = false;
+                while (m.find()) {
+                    any = true;
+                    String figure = "(?<![\\d.])" + Pattern.quote(m.group(1)) + "(?![\\d.])";
+                    assertTrue(m.group(2) == null, file + ": '" + m.group() + "' is a range, not a bench figure");
+                    assertTrue(Pattern.compile(figure).matcher(table).find(),
+                            file + ": '" + m.group() + "' is not a figure of the bench's table in docs/performance.md");
+                }
+                if (any) {
+                    assertTrue(text.contains(run.group(1)) && text.contains(run.group(2)), file + " gives times:"
+                            + " it names the bench run's date and machine, " + run.group(1) + ", " + run.group(2));
+                }
+            }
+        }
+    }
+
     // --- 9. Cold caches --------------------------------------------------------------------------------
 
     @Nested
