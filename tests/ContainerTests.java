@@ -2,8 +2,11 @@ import com.google.gson.JsonObject;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.net.DatagramPacket;
@@ -20,7 +23,10 @@ import java.util.concurrent.TimeUnit;
 import java.util.jar.Attributes;
 import java.util.jar.JarEntry;
 import java.util.jar.JarOutputStream;
+import java.util.jar.JarFile;
 import java.util.jar.Manifest;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -70,6 +76,57 @@ class ContainerTests {
     @BeforeAll
     static void theScriptIsBuilt() throws Exception {
         TestSupport.buildTheScript();
+    }
+
+    static final Path JAR_IMAGE = ROOT.resolve("examples/docker/Dockerfile.jar");
+
+    /** Where the jar image's jar is built, once for the class; gone after it. */
+    @TempDir
+    static Path built;
+    static Path imageJar;
+
+    /**
+     * The jar as examples/docker/Dockerfile.jar builds it, from the Dockerfile's own text: its RUN
+     * step that exports the jar, run from the repository's root (which holds what the build stage
+     * COPYs into its WORKDIR), with /out a folder of ours; the jar is the file the final stage COPYs.
+     */
+    static synchronized Path imageJar() throws Exception {
+        if (imageJar != null && Files.exists(imageJar)) return imageJar;
+        String dockerfile = Files.readString(JAR_IMAGE).replace("\\\n", " ");
+        assertTrue(dockerfile.contains("COPY jbang jbang-catalog.json EnvoyPreflight.java ./"), dockerfile);
+        String out = built.resolve("out").toString();
+        var result = bash(Map.of(), buildStep().replace("/out/", out + "/"));
+        assertEquals(0, result.code(), result.out() + result.err());
+        Matcher copy = Pattern.compile("(?m)^COPY --from=build (\\S+) /opt/envoy-preflight/envoy-preflight\\.jar$")
+                .matcher(dockerfile);
+        assertTrue(copy.find(), "the final stage takes the jar from the build stage");
+        imageJar = Path.of(copy.group(1).replace("/out/", out + "/"));
+        return imageJar;
+    }
+
+    /** The jar image's build step that exports the jar: one RUN, its continuation lines joined. */
+    static String buildStep() throws IOException {
+        Matcher run = Pattern.compile("(?m)^RUN (\\./jbang export fatjar .*)$")
+                .matcher(Files.readString(JAR_IMAGE).replace("\\\n", " "));
+        assertTrue(run.find(), "a RUN step with jbang export fatjar in " + JAR_IMAGE);
+        return run.group(1);
+    }
+
+    /** The jar image's entrypoint beside its jar, in a folder that stands for /opt/envoy-preflight. */
+    Path entrypoint() throws Exception {
+        Path image = Files.createDirectories(dir.resolve("image"));
+        Files.copy(imageJar(), image.resolve("envoy-preflight.jar"));
+        return Files.copy(ROOT.resolve("examples/docker/entrypoint.sh"), image.resolve("entrypoint.sh"));
+    }
+
+    /** The java of the installed JDK of that feature version; the test is skipped, saying why, where there is none. */
+    static Path javaOf(int feature) {
+        for (Path home : TestSupport.jdkFolders()) {
+            var jdk = TestSupport.jdk(home);
+            if (jdk.isPresent() && jdk.get().feature() == feature) return home.resolve("bin/java");
+        }
+        Assumptions.assumeTrue(false, "no JDK " + feature + " in " + TestSupport.JDK_FOLDERS);
+        return null;
     }
 
     // --- 1. The app's JVM options stay the app's ---------------------------------------------------
@@ -159,18 +216,15 @@ class ContainerTests {
         }
 
         @Test
+        @Tag("launcher")
         void theJarImagesEntrypointKeepsTheAgentForTheApp() throws Exception {
             // No Docker here: the jar the image builds, beside its entrypoint, run as the image runs it.
-            Path image = Files.createDirectories(dir.resolve("image"));
-            var built = bash(Map.of(), "./jbang export fatjar -O " + TestSupport.quote(image.resolve("envoy-preflight.jar").toString())
-                    + " EnvoyPreflight.java");
-            assertEquals(0, built.code(), built.err());
-            String dockerfile = Files.readString(ROOT.resolve("examples/docker/Dockerfile.jar"));
+            String dockerfile = Files.readString(JAR_IMAGE);
             assertTrue(dockerfile.contains("COPY examples/docker/entrypoint.sh /opt/envoy-preflight/entrypoint.sh"), dockerfile);
             assertTrue(dockerfile.contains("ENTRYPOINT [\"/opt/envoy-preflight/entrypoint.sh\"]"), dockerfile);
             var options = java.util.regex.Pattern.compile("PREFLIGHT_JAVA_OPTIONS=\"([^\"]*)\"").matcher(dockerfile);
             assertTrue(options.find());
-            Path entrypoint = Files.copy(ROOT.resolve("examples/docker/entrypoint.sh"), image.resolve("entrypoint.sh"));
+            Path entrypoint = entrypoint();
             Path agent = agent();
             ProcessBuilder pb = TestSupport.cleanEnvironment(new ProcessBuilder(entrypoint.toString(), "sh", "-c",
                     javaApp() + "; " + SHOW)).redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
@@ -181,6 +235,56 @@ class ContainerTests {
             assertEquals("hello from java\n-javaagent:" + agent + "=" + dir.resolve("loads") + "|unset|unset|unset|", r.out());
             assertEquals(List.of("Hello"), loads(), "the tool's JVM did not load it");
             assertEquals(1, r.err().split("Picked up JAVA_TOOL_OPTIONS", -1).length - 1, "said by the app's JVM alone: " + r.err());
+        }
+    }
+
+    /** The JVM options variables reach the app as the bytes they were, UTF-8 or not (docs/containers.md). */
+    @Nested
+    class JavaOptionsBytes {
+        /** For bash: bytes that are not UTF-8 (ff fe), after a newline; and what od shows of them. */
+        static final String NOT_UTF8 = "$'-Dx=a\\n\\xff\\xfe end'";
+        static final String NOT_UTF8_HEX = " 2d 44 78 3d 61 0a ff fe 20 65 6e 64 \n";
+        /** The app: each of the three variables in hex, one a line. */
+        static final String SHOW_BYTES = "for v in \"$JAVA_TOOL_OPTIONS\" \"$JDK_JAVA_OPTIONS\" \"$_JAVA_OPTIONS\"; do"
+                + " printf %s \"$v\" | od -An -v -tx1 | tr -s ' \\n' ' '; echo; done";
+        static final String WHICH = "JAVA_TOOL_OPTIONS, JDK_JAVA_OPTIONS, _JAVA_OPTIONS (ef bf bd is U+FFFD)";
+
+        /** What the app shows with all three set to NOT_UTF8, started by the shell words start. */
+        String shownBy(String start) throws Exception {
+            var r = bash(Map.of(), "JAVA_TOOL_OPTIONS=" + NOT_UTF8 + " JDK_JAVA_OPTIONS=" + NOT_UTF8
+                    + " _JAVA_OPTIONS=" + NOT_UTF8 + " " + start + " sh -c " + TestSupport.quote(SHOW_BYTES));
+            assertEquals(0, r.code(), r.err());
+            return r.out();
+        }
+
+        @Test
+        void optionsThatAreNotUtf8ReachTheAppByteForByteThroughTheLauncher() throws Exception {
+            assertEquals(NOT_UTF8_HEX.repeat(3), shownBy("./jbang EnvoyPreflight.java --"), WHICH);
+        }
+
+        @Test
+        @Tag("launcher")
+        void optionsThatAreNotUtf8ReachTheAppByteForByteThroughTheJarImagesEntrypoint() throws Exception {
+            // plain `java -jar`, no PREFLIGHT_JAVA_OPTIONS: what the jar's manifest opens is enough
+            assertEquals(NOT_UTF8_HEX.repeat(3), shownBy(TestSupport.quote(entrypoint().toString())), WHICH);
+        }
+
+        @Test
+        void withoutJavaLangOpenedValidUtf8StaysExactAndOtherBytesBecomeReplacementCharacters() throws Exception {
+            // As docs/containers.md says: the tool's JVM started by hand without --add-opens.
+            List<String> command = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java")));
+            command.addAll(TestSupport.RUNTIME_OPTIONS);
+            assertTrue(command.removeIf(o -> o.startsWith("--add-opens")), "the script opens java.lang");
+            command.addAll(List.of("-cp", System.getProperty("java.class.path"), "EnvoyPreflight", "--"));
+            String tool = String.join(" ", command.stream().map(TestSupport::quote).toList());
+            var r = bash(Map.of(), "ENVOY_PREFLIGHT_MOVED='JAVA_TOOL_OPTIONS JDK_JAVA_OPTIONS'"
+                    + " ENVOY_PREFLIGHT_APP_JAVA_TOOL_OPTIONS=" + NOT_UTF8
+                    + " ENVOY_PREFLIGHT_APP_JDK_JAVA_OPTIONS='-Da=\u00e9 \u65e5\u672c' "
+                    + tool + " sh -c " + TestSupport.quote(SHOW_BYTES));
+            assertEquals(0, r.code(), r.err());
+            assertEquals(" 2d 44 78 3d 61 0a ef bf bd ef bf bd 20 65 6e 64 \n"
+                    + " 2d 44 61 3d c3 a9 20 e6 97 a5 e6 9c ac \n"
+                    + "\n", r.out(), "JAVA_TOOL_OPTIONS, JDK_JAVA_OPTIONS (valid UTF-8), _JAVA_OPTIONS (unset)");
         }
     }
 
@@ -367,12 +471,20 @@ class ContainerTests {
         }
 
         @Test
-        void aHundredRunsWhoseOrphansDieWithTheAppEachKeepTheAppsExitCode() throws Exception {
-            String app = "for j in 1 2 3; do (sleep 0.0$j &); done; sleep 0.02; exit $1";
-            var r = bash(Map.of(), "for i in $(seq 100); do " + asPid1(app) + " sh $((i % 120 + 3)); echo $?; done");
+        void runsWhoseAppExitsAsOrphansDieAtTheReapersRoundEachKeepTheAppsExitCode() throws Exception {
+            // The reaper acts only at its rounds (at the app's start, then every PERIOD_MS), so a run
+            // puts the app's code at stake only where the app exits as a round reaps its orphans.
+            // A hundred runs of a 20 ms app all met the first round alone; ten aimed ones are enough:
+            // their apps exit, with orphans dying around them, from 450 to 540 ms, 10 ms apart, so
+            // that one of them exits within 5 ms of the second round wherever the JVM's start puts it.
+            assertEquals(500, EnvoyPreflight.App.Orphans.PERIOD_MS, "the sweep is centred on the second round");
+            // $2 ms: when the app exits, its orphans 10 ms before, with it, and 10 ms after
+            String app = "for d in $(($2 - 10)) $2 $(($2 + 10)); do (sleep 0.$d &); done; sleep 0.$2; exit $1";
+            var r = bash(Map.of(), "for i in $(seq 0 9); do " + asPid1(app) + " sh $((i + 3)) $((450 + 10 * i));"
+                    + " echo $?; done");
             assertEquals(0, r.code(), r.err());
             List<String> expected = new ArrayList<>();
-            for (int i = 1; i <= 100; i++) expected.add(String.valueOf(i % 120 + 3));
+            for (int i = 0; i <= 9; i++) expected.add(String.valueOf(i + 3));
             assertEquals(expected, r.out().lines().toList(), r.err());
         }
 
@@ -398,6 +510,86 @@ class ContainerTests {
             } finally {
                 unshare.descendants().forEach(ProcessHandle::destroyForcibly);
                 unshare.destroyForcibly();
+            }
+        }
+    }
+
+    // --- 8. The jar image's jar, built as the Dockerfile and the docs build it -----------------------
+
+    @Nested
+    @Tag("launcher")
+    class ExportedJar {
+        @ParameterizedTest(name = "{displayName}, JDK {0}")
+        @ValueSource(ints = {17, 25})
+        void asPid1UnderPlainJavaJarAHundredOrphansLeaveNoZombieAndTheAppsExitCodeStays(int feature) throws Exception {
+            assumeWorks("no PID namespace can be made here", "unshare", "--pid", "--fork", "--mount-proc", "true");
+            Path java = javaOf(feature);
+            String app = "for i in $(seq 100); do (sleep 0.2 &); done; "
+                    // until every sleep has died (a zombie is dead), then two of the reaper's rounds
+                    + "while grep -l '^Name:.sleep' /proc/[0-9]*/status 2>/dev/null | xargs -r grep -L '^State:.Z'"
+                    + " 2>/dev/null | grep -q .; do sleep 0.05; done; sleep 1;"
+                    + " echo \"left: $(" + Pid1.ZOMBIES + ")\"; exit 7";
+            var r = bash(Map.of(), "unshare --pid --fork --mount-proc " + TestSupport.quote(java.toString())
+                    + " -jar " + TestSupport.quote(imageJar().toString()) + " --start-without-envoy -- sh -c "
+                    + TestSupport.quote(app));
+            assertEquals("left: 0\n", r.out(), r.err());
+            assertEquals(7, r.code(), r.err());
+            assertEquals("", r.err(), "no warning that orphans cannot be reaped");
+        }
+
+        @Test
+        void theJarsManifestHasEveryEntryOfTheScriptsManifestLines() throws Exception {
+            Map<String, String> expected = new java.util.LinkedHashMap<>();
+            for (String line : Files.readAllLines(ROOT.resolve("EnvoyPreflight.java"))) {
+                if (!line.startsWith("//MANIFEST ")) continue;
+                for (String entry : line.substring(11).trim().split("\\s+")) {
+                    expected.put(entry.substring(0, entry.indexOf('=')), entry.substring(entry.indexOf('=') + 1));
+                }
+            }
+            assertFalse(expected.isEmpty(), "the script's //MANIFEST lines");
+            try (JarFile jar = new JarFile(imageJar().toFile())) {
+                Attributes main = jar.getManifest().getMainAttributes();
+                expected.forEach((name, value) -> assertEquals(value, main.getValue(name), name));
+                assertEquals("EnvoyPreflight", main.getValue(Attributes.Name.MAIN_CLASS));
+            }
+        }
+
+        @Test
+        void theDocsBuildTheJarWithTheDockerfilesOwnStep() throws Exception {
+            String docs = Files.readString(ROOT.resolve("docs/containers.md"));
+            String step = buildStep().replaceAll("\\s+", " ");
+            boolean shown = Pattern.compile("(?s)```bash\n(.*?)```").matcher(docs).results().map(b -> b.group(1))
+                    .anyMatch(block -> block.replace("\\\n", " ").replaceAll("\\s+", " ").strip().equals(step));
+            assertTrue(shown, "docs/containers.md shows the build step of Dockerfile.jar as it is: " + step);
+        }
+    }
+
+    /** The start-up figures the container docs and the images' comments give are the bench's. */
+    @Nested
+    class Figures {
+        @Test
+        void everyTimeInTheContainerDocsAndImagesIsTheBenchsAndNamesItsMachine() throws IOException {
+            String performance = Files.readString(ROOT.resolve("docs/performance.md"));
+            Matcher run = Pattern.compile("(?m)^(\\d{4}-\\d{2}-\\d{2}), (\\d+ cores \\([^)]*\\))").matcher(performance);
+            assertTrue(run.find(), "docs/performance.md names the date and machine of its bench run");
+            String table = String.join("\n", performance.lines().filter(l -> l.startsWith("|")).toList());
+            Pattern time = Pattern.compile("(\\d+(?:\\.\\d+)?)(\\s*[-\u2013]\\s*\\d+(?:\\.\\d+)?)? (s|ms)\\b");
+            for (String file : List.of("docs/containers.md", "examples/docker/Dockerfile.jar",
+                    "examples/docker/Dockerfile")) {
+                String text = Files.readString(ROOT.resolve(file));
+                Matcher m = time.matcher(text);
+                boolean any = false;
+                while (m.find()) {
+                    any = true;
+                    String figure = "(?<![\\d.])" + Pattern.quote(m.group(1)) + "(?![\\d.])";
+                    assertTrue(m.group(2) == null, file + ": '" + m.group() + "' is a range, not a bench figure");
+                    assertTrue(Pattern.compile(figure).matcher(table).find(),
+                            file + ": '" + m.group() + "' is not a figure of the bench's table in docs/performance.md");
+                }
+                if (any) {
+                    assertTrue(text.contains(run.group(1)) && text.contains(run.group(2)), file + " gives times:"
+                            + " it names the bench run's date and machine, " + run.group(1) + ", " + run.group(2));
+                }
             }
         }
     }
