@@ -207,8 +207,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         try {
             terminationMessage(Path.of(path), NAME + ": " + reason, " (exit " + code + ")\n");
         } catch (IOException | RuntimeException e) {
+            String error = Values.reason(e);
             Log.forErrors(this).warn(Log.Event.TERMINATION_LOG, "could not write the termination message to " + path
-                    + ": " + e.getMessage(), "path", path, "error", e.toString());
+                    + ": " + error, "path", path, "error", error);
         }
         return code;
     }
@@ -1521,12 +1522,35 @@ public class EnvoyPreflight implements Callable<Integer> {
                     .redirectError(stdio(2, ProcessBuilder.Redirect.to(DEV_NULL)));
             Map<String, String> env = pb.environment();
             String moved = env.remove(MOVED);
+            Map<Object, Object> raw = moved == null ? Map.of() : undecoded(env);
             for (String name : moved == null ? new String[0] : moved.split(" ")) {
+                Object bytes = null; // the value as the JVM read it: put() would encode its text again
+                for (var e : raw.entrySet()) if (e.getKey().toString().equals(MOVED_VALUE + name)) bytes = e.getValue();
                 String value = env.remove(MOVED_VALUE + name);
-                if (value != null) env.put(name, value); // empty stays empty
-                else env.remove(name); // unset stays unset
+                if (value == null) {
+                    env.remove(name); // unset stays unset
+                    continue;
+                }
+                env.put(name, value); // empty stays empty
+                for (var e : raw.entrySet()) if (bytes != null && e.getKey().toString().equals(name)) e.setValue(bytes);
             }
             return pb;
+        }
+
+        /**
+         * The JDK's own map under pb.environment(), whose values keep the bytes they were read as
+         * (a JVM option that is not UTF-8 reaches the app as it was); empty where java.lang is not
+         * open to us (the reaper's --add-opens): then such bytes become U+FFFD (docs/containers.md).
+         */
+        @SuppressWarnings("unchecked")
+        private static Map<Object, Object> undecoded(Map<String, String> env) {
+            try {
+                java.lang.reflect.Field m = env.getClass().getDeclaredField("m"); // ProcessEnvironment's
+                m.setAccessible(true);
+                return (Map<Object, Object>) m.get(env);
+            } catch (ReflectiveOperationException | RuntimeException e) {
+                return Map.of();
+            }
         }
 
         /**
@@ -2165,8 +2189,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 log.info(Log.Event.EXIT_FILE, "wrote exit code " + code + " to " + path, "path", path.toString(),
                         "code", code);
             } catch (IOException | RuntimeException e) {
-                log.warn(Log.Event.EXIT_FILE, "could not write the exit file " + path + ": " + e, "path", path.toString(),
-                        "error", e.toString());
+                log.warn(Log.Event.EXIT_FILE, "could not write the exit file " + path + ": " + Values.reason(e),
+                        "path", path.toString(), "error", Values.reason(e));
             }
         }
 
@@ -2213,8 +2237,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                     Files.createDirectories(file.getParent());
                     writeAtomically(file, yaml);
                 } catch (IOException | RuntimeException e) {
-                    log.warn(Log.Event.TOMBSTONE, "could not write kubexit's tombstone " + file + ": " + e,
-                            "path", file.toString(), "error", e.toString());
+                    log.warn(Log.Event.TOMBSTONE, "could not write kubexit's tombstone " + file + ": "
+                            + Values.reason(e), "path", file.toString(), "error", Values.reason(e));
                 }
             }
         }
@@ -2379,6 +2403,14 @@ public class EnvoyPreflight implements Callable<Integer> {
     /** Reading values as the Go original and scuttle read them, and keeping credentials out of logs. */
     static final class Values {
         private Values() {
+        }
+
+        /** Why a file could not be written, in our words: the JDK's exception names its class and our temporary file. */
+        static String reason(Exception e) {
+            if (e instanceof NoSuchFileException) return "its folder does not exist";
+            if (e instanceof AccessDeniedException) return "permission denied";
+            if (e instanceof FileSystemException f && f.getReason() != null) return f.getReason();
+            return e.getMessage() != null ? e.getMessage() : "failed";
         }
 
         /** true or false in any case, nothing else. */

@@ -558,7 +558,8 @@ class DocsTests {
             Run add = jbang(systemPath, "catalog", "add", "--name", "org", catalog);
             assertEquals(0, add.exitCode(), add.output());
             assertTrue(add.output().contains("Catalog 'org' added to '" + home.resolve(".jbang/jbang-catalog.json") + "'"), add.output());
-            assertEquals(Set.of(".jbang/jbang-catalog.json", ".jbang/launcher.lock"), files().keySet(), "catalog add writes only its file");
+            // the launcher's lock is in JBANG_DIR or the passwd home's .jbang, not the -Duser.home this test gives JBang
+            assertEquals(Set.of(".jbang/jbang-catalog.json"), files().keySet(), "catalog add writes only its file");
             assertTrue(files().get(".jbang/jbang-catalog.json").replaceAll("\\s", "")
                     .contains("\"org\":{\"catalog-ref\":\"" + catalog + "\"}"), files().toString());
             Run byName = jbang(systemPath, "envoy-preflight@org", "--", "echo", "hello from the app");
