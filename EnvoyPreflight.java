@@ -1246,6 +1246,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         private final Object lock = new Object();
         private final Http.Abort abort = new Http.Abort();
         private Phase phase = Phase.WAITING;
+        private Signals.Sig lastStop; // the last TERM, INT or HUP relayed, and when
+        private long lastStopNanos;
         private int stopSignal;
         private Process app;
         /** One thread sends every signal, so they reach the app in the order we got them. */
@@ -1305,7 +1307,15 @@ public class EnvoyPreflight implements Callable<Integer> {
             synchronized (lock) {
                 if (phase == Phase.EXITED) {
                     signal(sig, false, "received after the app exited; ignored");
+                } else if (phase == Phase.RUNNING && sig.stops() && sig == lastStop
+                        && System.nanoTime() - lastStopNanos < 100_000_000L) {
+                    // timeout(1) sends TERM to us and then to our group: one signal, delivered twice
+                    signal(sig, false, "again within 100 ms (sent to us and to our process group); relayed once");
                 } else if (phase == Phase.RUNNING) {
+                    if (sig.stops()) {
+                        lastStop = sig;
+                        lastStopNanos = System.nanoTime();
+                    }
                     relayLocked(sig);
                 } else if (sig.stops()) {
                     // Before the app runs, TERM/INT/HUP mean "don't start it": stop the wait now.
@@ -1693,13 +1703,14 @@ public class EnvoyPreflight implements Callable<Integer> {
             } else {
                 log.info(Log.Event.SETUP, "util-linux setpriv is not on PATH: the app would outlive a SIGKILL of envoy-preflight");
             }
-            // With no terminal the app leads a session of its own, so a signal to our whole process group
-            // (timeout(1), kill -TERM -PGID) reaches it once, relayed; at a terminal ^C stays the terminal's.
+            // Unless we are a terminal's foreground group (^C, ^Z and fg stay the terminal's), the app leads a
+            // session of its own: a signal to our whole group (timeout(1), kill -TERM -PGID) reaches it once, relayed.
             String[] self = Lifecycle.Signals.stat("self");
-            String setsid = self != null && self[4].equals("0") ? genuine("setsid") : null;
+            boolean foreground = self != null && self[5].equals(self[2]); // tpgid is pgrp; -1 with no terminal
+            String setsid = self != null && !foreground ? genuine("setsid") : null;
             if (setsid != null) {
                 launch.addAll(List.of(setsid, "--"));
-            } else if (self != null && self[4].equals("0")) {
+            } else if (self != null && !foreground) {
                 log.info(Log.Event.SETUP, "util-linux setsid is not on PATH: a signal to envoy-preflight's process"
                         + " group reaches the app twice");
             }

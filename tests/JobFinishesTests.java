@@ -57,7 +57,8 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(4, tool.exitCode(), tool.stderr());
                 List<JsonObject> still = tool.events("still-running");
                 // addresses only: a pilot-agent process of another test may be visible here, and TERMed (issue 21)
-                assertEquals(List.of("127.0.0.1:" + fake.url().getPort(), "127.0.0.1:" + fake.pilotAgentUrl().getPort()),
+                assertEquals(List.of("127.0.0.1:" + fake.url().getPort(), "127.0.0.1:" + fake.pilotAgentUrl().getPort())
+                        .stream().sorted().toList(),
                         TestSupport.each(still, "target").stream().filter(t -> !t.startsWith("process ")).sorted().toList());
                 for (JsonObject o : still) {
                     assertEquals("warning", TestSupport.text(o, "level"));
@@ -422,7 +423,8 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
         void timeoutsTermReachesTheAppOnce() throws Exception {
             // timeout(1) sends TERM to its child, then to its whole process group: the app got both, and our relay
             var app = new TestSupport.SignalApp(dir);
-            List<String> command = new java.util.ArrayList<>(List.of("timeout", "-s", "TERM", "1.5"));
+            // 6 s: the app must have started by then (a TERM before its start means "don't start it"), even loaded
+            List<String> command = new java.util.ArrayList<>(List.of("timeout", "-s", "TERM", "6"));
             command.addAll(TestSupport.javaCommand());
             command.add("--start-without-envoy");
             command.addAll(List.of(app.command(0)));
