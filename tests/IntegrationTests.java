@@ -488,7 +488,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertEquals("only this\n", tool.stdout());
                 List<String> steps = TestSupport.kinds(tool.events()).stream().distinct().toList();
-                assertEquals(List.of("config", "wait", "poll", "ready", "app-start", "app-exit", "quit", "exit"), steps);
+                assertEquals(List.of("config", "wait", "poll", "ready", "app-start", "app-exit", "quit", "gone", "exit"), steps);
                 assertEquals(fake.url().toString(), tool.event("config").getAsJsonObject("settings").get("admin-api")
                         .getAsString());
                 assertEquals(fake.pilotAgentUrl() + "/quitquitquit", tool.event("quit").get("url").getAsString());
@@ -576,6 +576,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         void credentialsInUrlsAreNeverPrinted() throws Exception {
             Map<String, String> env = admin("ISTIO_QUIT_API", "http://agent:hunter2@127.0.0.1:"
                     + TestSupport.closedPort());
+            env.put("ENVOY_PREFLIGHT_QUIT_CONFIRM_TIMEOUT", "0"); // the quit API is closed on purpose: nothing to confirm
             env.put("ENVOY_ADMIN_API", "http://admin:s3cret@127.0.0.1:" + fake.url().getPort());
             String expected = "Basic " + java.util.Base64.getEncoder().encodeToString("admin:s3cret".getBytes());
             fake.override("/server_info", exchange -> { // LIVE only for the right credentials
