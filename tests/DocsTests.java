@@ -215,17 +215,22 @@ class DocsTests {
         ProcessBuilder pb = new ProcessBuilder("bash", "-c", prelude + script).directory(ROOT.toFile())
                 .redirectErrorStream(true).redirectOutput(log.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+        TestSupport.cleanEnvironment(pb);
         pb.environment().put("DOCS_LOG", log.toString());
-        Process p = pb.start();
-        try {
-            assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the commands did not finish:\n" + TestSupport.read(log));
+        String printed;
+        // the tool SIGINTs every pilot-agent it sees (a loopback admin API, no Istio one): only the block's
+        try (var ns = TestSupport.PidNamespace.create()) {
+            Process p = ns.start(pb);
+            try {
+                assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the commands did not finish:\n" + TestSupport.read(log));
+            } finally {
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
+                p.destroyForcibly();
+            }
         } finally {
-            p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly();
+            printed = TestSupport.read(log);
+            Files.delete(log);
         }
-        String printed = TestSupport.read(log);
-        Files.delete(log);
         List<String> out = new ArrayList<>();
         for (String line : printed.split("\n", -1)) {
             for (var port : ports.entrySet()) {

@@ -25,6 +25,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The examples a platform engineer copies: every manifest parses and is configured as it says. */
 class ExamplesTests {
+    @org.junit.jupiter.api.io.TempDir
+    Path tmp;
+
     static final Path ROOT = TestSupport.repositoryRoot();
 
     /** One pod template of a Job or CronJob, with the file it came from. */
@@ -279,7 +282,7 @@ class ExamplesTests {
     @SuppressWarnings("unchecked")
     void theExitFileShippersWatcherStopsItWhenTheJobEnds() throws Exception {
         Pod pod = named("log-shipper-exit-file-job.yaml");
-        Path dir = Files.createTempDirectory("exit-file-pod");
+        Path dir = Files.createDirectory(tmp.resolve("exit-file-pod"));
         Path shared = Files.createDirectories(dir.resolve("shared"));
         Path fluentBit = fakeFluentBit(dir);
         String watcher = ((List<String>) pod.container("fluent-bit").get("args")).get(0)
@@ -307,18 +310,18 @@ class ExamplesTests {
     void theQuitProcessShipperIsSignalledThroughTheSharedProcessNamespace() throws Exception {
         Pod pod = named("log-shipper-quit-process-job.yaml");
         assertEquals(true, pod.spec().get("shareProcessNamespace"));
-        Path dir = Files.createTempDirectory("quit-process-pod");
-        Process shipper = new ProcessBuilder(fakeFluentBit(dir).toString()).start();
-        try (java.net.ServerSocket forward = new java.net.ServerSocket(0, 8, java.net.InetAddress.getLoopbackAddress())) {
+        Path dir = Files.createDirectory(tmp.resolve("quit-process-pod"));
+        // the pod's shared process namespace: one of the test's own, so that only its shipper is signalled
+        try (var ns = TestSupport.PidNamespace.create();
+             var forward = new java.net.ServerSocket(0, 8, java.net.InetAddress.getLoopbackAddress())) {
+            Process shipper = ns.start(new ProcessBuilder(fakeFluentBit(dir).toString()));
             TestSupport.await("the shipper", () -> Files.exists(dir.resolve("shipping")));
             Map<String, String> env = mapped(pod, Map.of(":24224", ":" + forward.getLocalPort()));
-            try (var tool = TestSupport.Tool.start(env, ROOT.resolve("examples/docker/job.sh").toString())) {
+            try (var tool = TestSupport.Tool.in(ns, env, ROOT.resolve("examples/docker/job.sh").toString())) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
             }
             assertTrue(shipper.waitFor(10, TimeUnit.SECONDS), "the shipper still runs");
             assertEquals("TERM\n", TestSupport.read(dir.resolve("signals")));
-        } finally {
-            shipper.destroyForcibly();
         }
     }
 
@@ -414,7 +417,7 @@ class ExamplesTests {
         // No Docker engine here: the Dockerfile's own steps, run on this machine in a folder that
         // stands for the image's /opt/envoy-preflight, with its ENV pointed at folders of the test's.
         String dockerfile = Files.readString(ROOT.resolve("examples/docker/Dockerfile")).replace("\\\n", " ");
-        Path image = Files.createTempDirectory("image");
+        Path image = Files.createDirectory(tmp.resolve("image"));
         Path work = Files.createDirectories(image.resolve("opt/envoy-preflight"));
         Map<String, String> env = new java.util.HashMap<>();
         env.put("JBANG_DIR", image.resolve("opt/jbang").toString());
@@ -488,18 +491,34 @@ class ExamplesTests {
     /** Runs a README block as bash in the clone (with set -e); returns its output, having checked it exits 0. */
     static String runLaptopCycle(String commands) throws Exception {
         Path log = Files.createTempFile("laptop-cycle", ".log");
+        try {
+            return runLaptopCycle(commands, log);
+        } finally {
+            Files.deleteIfExists(log);
+        }
+    }
+
+    static String runLaptopCycle(String commands, Path log) throws Exception {
         ProcessBuilder pb = new ProcessBuilder("bash", "-c", "set -e\n" + commands)
                 .directory(ROOT.toFile())
                 .redirectErrorStream(true)
                 .redirectOutput(log.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+        TestSupport.cleanEnvironment(pb);
         pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
-        Process p = pb.start();
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the cycle did not finish:\n" + TestSupport.read(log));
-        String out = TestSupport.read(log);
-        assertEquals(0, p.exitValue(), out);
-        return out;
+        // the tool SIGINTs every pilot-agent it sees (a loopback admin API, no Istio one): only the cycle's
+        try (var ns = TestSupport.PidNamespace.create()) {
+            Process p = ns.start(pb);
+            try {
+                assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the cycle did not finish:\n" + TestSupport.read(log));
+            } finally {
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
+                p.destroyForcibly();
+            }
+            String out = TestSupport.read(log);
+            assertEquals(0, p.exitValue(), out);
+            return out;
+        }
     }
 
     @Test

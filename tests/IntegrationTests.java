@@ -423,21 +423,24 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         void thePkillStepSendsSigintToPilotAgentAndThenLeavesTheAdminApiAlone() throws Exception {
             Path pilotAgent = Files.copy(Path.of("/bin/sleep"), dir.resolve("pilot-agent"));
             Files.setPosixFilePermissions(pilotAgent, PosixFilePermissions.fromString("rwxr-xr-x"));
-            Process agent = new ProcessBuilder(pilotAgent.toString(), "60").start();
-            try (var tool = TestSupport.Tool.start(admin(), markerApp(0))) {
-                TestSupport.await("pilot-agent to show in /proc", () -> EnvoyPreflight.Quit
-                        .processesNamed("pilot-agent").stream().anyMatch(p -> p.pid() == agent.pid()));
-                assertEquals(0, tool.exitCode(), tool.stderr());
-                assertTrue(agent.waitFor(10, TimeUnit.SECONDS), "pilot-agent still runs");
-                assertEquals(128 + 2, agent.exitValue(), "pilot-agent should die of SIGINT");
-                assertEquals(List.of(), posts());
-                JsonObject sent = tool.event("quit");
-                assertEquals("pilot-agent", sent.get("process").getAsString());
-                assertEquals(agent.pid(), sent.get("pid").getAsLong());
-                assertEquals("INT", sent.get("signal").getAsString());
-                assertFalse(sent.has("error"), sent.toString());
-            } finally {
-                agent.destroyForcibly();
+            // In a PID namespace of the test's own: the tool SIGINTs every pilot-agent it sees.
+            try (var ns = TestSupport.PidNamespace.create()) {
+                Process agent = ns.start(new ProcessBuilder(pilotAgent.toString(), "60"));
+                ProcessHandle inside = TestSupport.PidNamespace.inside(agent);
+                TestSupport.await("pilot-agent to show in /proc",
+                        () -> "pilot-agent".equals(TestSupport.comm(inside.pid())));
+                long pid = TestSupport.PidNamespace.pidInside(inside.pid());
+                try (var tool = TestSupport.Tool.in(ns, admin(), markerApp(0))) {
+                    assertEquals(0, tool.exitCode(), tool.stderr());
+                    assertTrue(agent.waitFor(10, TimeUnit.SECONDS), "pilot-agent still runs");
+                    assertEquals(128 + 2, agent.exitValue(), "pilot-agent should die of SIGINT");
+                    assertEquals(List.of(), posts());
+                    JsonObject sent = tool.event("quit");
+                    assertEquals("pilot-agent", sent.get("process").getAsString());
+                    assertEquals(pid, sent.get("pid").getAsLong());
+                    assertEquals("INT", sent.get("signal").getAsString());
+                    assertFalse(sent.has("error"), sent.toString());
+                }
             }
         }
 

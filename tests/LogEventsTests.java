@@ -35,11 +35,12 @@ class LogEventsTests {
     /** The same lines as printed, by event: the samples are compared with these. */
     final Map<String, List<String>> printed = new LinkedHashMap<>();
     FakeEnvoy fake;
+    @org.junit.jupiter.api.io.TempDir
+    Path dir;
 
     @BeforeAll
     void runTheScenarios() throws Exception {
         fake = FakeEnvoy.start(0, Duration.ZERO).withPilotAgent(0);
-        Path dir = Files.createTempDirectory("log-events");
         String admin = fake.url().toString();
         // A cycle: config, wait, poll, ready, app-start, signal (relayed), app-exit (by USR1), exit-file, quit, exit.
         try (var tool = TestSupport.Tool.start(json("ENVOY_ADMIN_API", admin,
