@@ -58,6 +58,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
             }
         }
 
+        @org.junit.jupiter.api.Tag("fast")
         @Test
         void checkAsksThemToo() throws Exception {
             try (ServerSocket listener = new ServerSocket(0, 8, InetAddress.getLoopbackAddress())) {
@@ -204,6 +205,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
             assertTrue(help.replaceAll("\\s+", " ").contains("at most 15 characters"), help);
         }
 
+        @org.junit.jupiter.api.Tag("fast")
         @Test
         void itRunsAfterTheQuitEndpointsAndBeforeIstioAndDryRunShowsIt() {
             var r = TestSupport.inProcess(TestSupport.env("GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:9091/quitquitquit",
@@ -418,6 +420,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
             }
         }
 
+        @org.junit.jupiter.api.Tag("fast")
         @Test
         void anExplicitSettingWinsAndDryRunShowsWhatEachNameSet() {
             var r = TestSupport.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "linkerd,cloud-sql-proxy",

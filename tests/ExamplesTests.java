@@ -108,6 +108,7 @@ class ExamplesTests {
         return EnvoyPreflight.Config.resolve(TestSupport.tool(env(container), args.toArray(String[]::new)));
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void everyManifestParsesAndNamesItsKind() {
         assertFalse(documents.isEmpty());
@@ -119,6 +120,7 @@ class ExamplesTests {
         assertTrue(pods.size() >= 3, "Jobs and CronJobs: " + pods.size());
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void everyWrappedContainerIsAcceptedByTheToolAndQuitsALoopbackSidecar() throws Exception {
         for (Pod pod : pods) {
@@ -137,6 +139,7 @@ class ExamplesTests {
         }
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void restartPolicyAndBackoffLimitAreChosenDeliberately() throws Exception {
         for (Pod pod : pods) {
@@ -150,6 +153,7 @@ class ExamplesTests {
         }
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void istioPodsWaitForTheirConfigurationAndQuitPilotAgentLast() throws Exception {
         List<Pod> istio = pods.stream().filter(p -> "true".equals(p.annotations().get("sidecar.istio.io/inject")))
@@ -173,6 +177,7 @@ class ExamplesTests {
         assertTrue(istioJob.contains("holdApplicationUntilProxyStarts"), "istio-job.yaml says why it waits on 15021");
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void theLinkerdJobWaitsOnItsProxyAndShutsItDownWithTheEndpointEnabled() throws Exception {
         Pod pod = pods.stream().filter(p -> "enabled".equals(p.annotations().get("linkerd.io/inject"))).findFirst()
@@ -188,6 +193,7 @@ class ExamplesTests {
         assertEquals(EnvoyPreflight.Quit.plan(c, 0, false).steps(), EnvoyPreflight.Quit.plan(c, 1, false).steps(), "failures too");
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     @SuppressWarnings("unchecked")
     void theTwoSidecarJobStartsTheCloudSqlProxyWithThePortsTheToolUses() throws Exception {
@@ -233,6 +239,7 @@ class ExamplesTests {
         }
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     @SuppressWarnings("unchecked")
     void aPodFailurePolicyFailsTheJobAtOnceOnlyForTheToolsConfigurationCodes() throws Exception {
@@ -358,6 +365,7 @@ class ExamplesTests {
                 .findFirst().orElseThrow(() -> new AssertionError("no Job with Istio and the Cloud SQL Auth Proxy"));
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     @SuppressWarnings("unchecked")
     void thePlainEnvoyJobStopsEnvoyThroughTheAdminPortItsBootstrapOpens() throws Exception {
@@ -384,6 +392,7 @@ class ExamplesTests {
         assertTrue(String.valueOf(envoy.get("args")).contains("/etc/envoy/envoy.yaml"), envoy.toString());
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void theCronJobNeverOverlapsAndBoundsItsWait() throws Exception {
         Map<String, Object> cron = documents.stream().filter(d -> "CronJob".equals(d.get("kind"))).findFirst()
@@ -395,6 +404,7 @@ class ExamplesTests {
         assertTrue(!c.duration(EnvoyPreflight.Setting.WAIT_TIMEOUT).isZero() || !c.duration(EnvoyPreflight.Setting.GIVE_UP_TIMEOUT).isZero(), "a wait timeout");
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void theImagesRunWhatTheManifestsAskFor() throws IOException {
         for (String dockerfile : List.of("Dockerfile", "Dockerfile.jar")) {
@@ -412,6 +422,7 @@ class ExamplesTests {
         assertEquals(TestSupport.RUNTIME_OPTIONS, List.of(m.group(1).split(" ")));
     }
 
+    @org.junit.jupiter.api.Tag("launcher")
     @Test
     void theJBangImagesBuildStepsMakeTheLaunchersArchiveAndItsEntrypointRunsOffline() throws Exception {
         // No Docker engine here: the Dockerfile's own steps, run on this machine in a folder that
@@ -465,6 +476,7 @@ class ExamplesTests {
         assertEquals("from the image\n", out, "offline, and nothing but the app's output");
     }
 
+    @org.junit.jupiter.api.Tag("launcher")
     @Test
     void theReadmesLaptopCycleWithASidecarThatIsNotEnvoyRunsEndToEnd() throws Exception {
         String commands = readmeBashBlockAfter("A sidecar that is not Envoy");
@@ -521,6 +533,7 @@ class ExamplesTests {
         }
     }
 
+    @org.junit.jupiter.api.Tag("launcher")
     @Test
     void theReadmesLaptopCycleRunsEndToEnd() throws Exception {
         // The three commands exactly as the README shows them, on a free port instead of 9901.

@@ -537,6 +537,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             }
         }
 
+        @org.junit.jupiter.api.Tag("fast")
         @Test
         void anInternalErrorIsLoggedInTheAskedFormatAndExits70() {
             var err = new java.io.ByteArrayOutputStream();
@@ -554,6 +555,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             assertEquals("java.lang.IllegalStateException: a bug of ours", line.get("error").getAsString());
         }
 
+        @org.junit.jupiter.api.Tag("fast")
         @Test
         void textLinesSayWhoAndTheLevelUnlessItIsInfo() {
             var logged = new TestSupport.Captured(true, EnvoyPreflight.Log.Format.TEXT);
@@ -563,6 +565,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             assertEquals("envoy-preflight: a\nenvoy-preflight: warning: b\nenvoy-preflight: error: c\n", logged.text());
         }
 
+        @org.junit.jupiter.api.Tag("fast")
         @Test
         void jsonLinesCarryAnyTextIntact() {
             var logged = new TestSupport.Captured(false, EnvoyPreflight.Log.Format.JSON);
@@ -693,6 +696,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
     // --- through JBang -------------------------------------------------------------------------
 
+    @org.junit.jupiter.api.Tag("launcher")
     @Nested
     class ThroughJBang {
         final Path root = TestSupport.repositoryRoot();

@@ -173,6 +173,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
             return new EnvoyPreflight.App(List.of(command), logged.log);
         }
 
+        @org.junit.jupiter.api.Tag("fast")
         @Test
         void aStopSignalBetweenLiveAndTheStartMeansTheAppNeverStarts() {
             // In-process, so the window is exact: the wait is over, run() has not started the app.
@@ -183,6 +184,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
             assertEquals("TERM", logged.events().get(0).get("signal").getAsString());
         }
 
+        @org.junit.jupiter.api.Tag("fast")
         @Test
         void anotherSignalBetweenLiveAndTheStartIsDroppedNotSentToTheNewApp() {
             lifecycle.onSignal(EnvoyPreflight.Lifecycle.Signals.Sig.USR1);

@@ -23,6 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The pure parts: parsing, judgements, the backoff schedule and the quit plan. */
+@org.junit.jupiter.api.Tag("fast")
 class UnitTests {
 
     @Nested
