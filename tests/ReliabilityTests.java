@@ -54,9 +54,28 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
             };
         }
 
+        /** Every fault but HUGE_BODY, whose 10 MB must be parsed within the poll's 1 s: it needs the CPU. */
+        static Stream<String> idleFaults() {
+            return faults().filter(f -> !f.equals("HUGE_BODY"));
+        }
+
+        /**
+         * Each run waits out its 1200 ms timeout, idle: the runs go side by side (RunTests runs tests
+         * that ask for it in parallel), which leaves each window its margin: the tool's own clock.
+         */
         @ParameterizedTest(name = "{0}")
-        @MethodSource("ReliabilityTests#faults")
+        @MethodSource("idleFaults")
+        @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
         void theWaitGoesOnUntilItsTimeoutAndTheAppStillRuns(String fault) throws Exception {
+            waitsUntilItsTimeoutAndTheAppStillRuns(fault);
+        }
+
+        @Test
+        void theWaitGoesOnPastAHugeBodyUntilItsTimeoutAndTheAppStillRuns() throws Exception {
+            waitsUntilItsTimeoutAndTheAppStillRuns("HUGE_BODY");
+        }
+
+        void waitsUntilItsTimeoutAndTheAppStillRuns(String fault) throws Exception {
             String admin = fault.equals("REFUSED") ? refusedUrl() : fake.url().toString();
             if (!fault.equals("REFUSED")) fake.override("/server_info", fake.misbehave(FakeEnvoy.Fault.valueOf(fault)));
             Map<String, String> env = TestSupport.json("ENVOY_ADMIN_API", admin, "WAIT_FOR_ENVOY_TIMEOUT", "1200ms",
@@ -418,20 +437,24 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
             assertTrue(fds <= fds0 + 8, "descriptors: " + fds0 + " before, " + fds + " after 3000 polls");
         }
 
+        /**
+         * 3000 polls apart (at about 2 ms a poll: 6 s, where 9000 took 19 s): a thread or a descriptor
+         * left by one poll in a thousand still shows, and so do 1.4 kB a poll of memory.
+         */
         @Test
-        void theToolsRssThreadsAndDescriptorsStayFlatOverTenThousandPolls() throws Exception {
+        void theToolsRssThreadsAndDescriptorsStayFlatOverThousandsOfPolls() throws Exception {
             fake.forceState("INITIALIZING");
             Map<String, String> env = TestSupport.env("ENVOY_ADMIN_API", fake.url().toString(),
                     "ENVOY_PREFLIGHT_POLL_MAX_INTERVAL", "1ms", "NEVER_KILL_ISTIO", "true");
             try (var tool = TestSupport.Tool.start(env, "true")) {
-                long[] at1000 = sampleAt(tool, 1_000);
-                long[] at10000 = sampleAt(tool, 10_000);
+                long[] before = sampleAt(tool, 500); // warmed up: the JIT has compiled the poll
+                long[] after = sampleAt(tool, 3_500);
                 tool.signal("TERM");
                 assertEquals(143, tool.exitCode());
-                assertTrue(at10000[0] - at1000[0] < 4 << 10, "VmRSS kB " + at1000[0] + " -> " + at10000[0]);
+                assertTrue(after[0] - before[0] < 4 << 10, "VmRSS kB " + before[0] + " -> " + after[0]);
                 // JIT compiler threads come and go: a leak would only ever add
-                assertTrue(at10000[1] <= at1000[1], "threads " + at1000[1] + " -> " + at10000[1]);
-                assertTrue(at10000[2] <= at1000[2], "descriptors " + at1000[2] + " -> " + at10000[2]);
+                assertTrue(after[1] <= before[1], "threads " + before[1] + " -> " + after[1]);
+                assertTrue(after[2] <= before[2], "descriptors " + before[2] + " -> " + after[2]);
             }
         }
 

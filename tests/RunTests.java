@@ -60,7 +60,13 @@ public class RunTests {
         LauncherDiscoveryRequestBuilder request = LauncherDiscoveryRequestBuilder.request()
                 .selectors(DiscoverySelectors.selectClasspathRoots(Set.of(jar)))
                 // JUnit's own discovery would also pick up classes of the sourced scripts: only ours.
-                .filters(ClassNameFilter.includeClassNamePatterns(".*Tests"));
+                .filters(ClassNameFilter.includeClassNamePatterns(".*Tests"))
+                // one test at a time, but for those marked @Execution(CONCURRENT): tests that wait, idle
+                .configurationParameter("junit.jupiter.execution.parallel.enabled", "true")
+                .configurationParameter("junit.jupiter.execution.parallel.mode.default", "same_thread")
+                .configurationParameter("junit.jupiter.execution.parallel.mode.classes.default", "same_thread")
+                .configurationParameter("junit.jupiter.execution.parallel.config.strategy", "fixed")
+                .configurationParameter("junit.jupiter.execution.parallel.config.fixed.parallelism", "4");
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--tag" -> request.filters(TagFilter.includeTags(args[++i]));
