@@ -75,6 +75,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             long t0 = System.nanoTime();
             try (var tool = TestSupport.Tool.start(admin("WAIT_FOR_ENVOY_TIMEOUT", "700ms"), markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
+                // a lower bound only: a busy machine makes it later, never earlier
                 assertTrue(System.nanoTime() - t0 >= TimeUnit.MILLISECONDS.toNanos(700));
                 assertTrue(appStarted());
                 JsonObject timedOut = tool.event("wait-timeout");
@@ -99,6 +100,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 assertTrue(tool.events("wait-timeout").isEmpty(), "the give-up timeout wins: " + tool.stderr());
                 assertTrue(tool.events("app-start").isEmpty(), tool.stderr());
                 long ms = TestSupport.waitedMillis(tool.events(), gaveUp);
+                // by the tool's own clock (no JVM start in it): 2x the limit is scheduling latency to spare
                 assertTrue(ms >= 800 && ms < 1600, "gave up after " + ms + " ms of an 800 ms limit");
                 assertEquals(List.of("admin POST /quitquitquit"), posts(), "the sidecar is still told to quit");
             }
@@ -123,6 +125,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                     markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 long ms = (System.nanoTime() - fake.requests().get(0).nanos()) / 1_000_000;
+                // 2x the timeout: after it come only the app (sh) and the JVM's exit, tens of ms when idle
                 assertTrue(ms < 3000, "exited " + ms + " ms after the first poll; the wait timeout is 1500 ms");
                 assertEquals("no answer within 1s", seen(tool).get(0));
                 assertTrue(appStarted());
@@ -309,6 +312,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 tool.signal("TERM");
                 assertEquals(143, tool.exitCode(), tool.stderr());
                 long ms = (System.nanoTime() - t0) / 1_000_000;
+                // the point is "before the poll's 1 s timeout"; the abort and the exit take about 100 ms idle
                 assertTrue(ms < 900, "exited " + ms + " ms after TERM, more than a poll's timeout");
             }
         }
@@ -394,6 +398,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
                 long hang = fake.requests().stream().filter(r -> r.path().equals("/hang")).findFirst().orElseThrow().nanos();
                 long next = fake.requests().stream().filter(r -> r.server().equals("pilot-agent")).findFirst().orElseThrow().nanos();
                 long ms = (next - hang) / 1_000_000;
+                // by the fake's clock, between two requests: 2x the limit leaves 400 ms for one new connection
                 assertTrue(ms < 800, "the hung request held the next step " + ms + " ms; its limit is 400 ms");
                 List<JsonObject> quits = tool.events("quit");
                 assertEquals(List.of(refused, fake.url() + "/hang", fake.pilotAgentUrl() + "/quitquitquit"),
