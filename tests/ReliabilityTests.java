@@ -62,15 +62,19 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
         /**
          * Each run waits out its 1200 ms timeout, idle: the runs go side by side (RunTests runs tests
          * that ask for it in parallel), which leaves each window its margin: the tool's own clock.
+         * Never beside the huge bodies, whose parsing within a poll's 1 s needs the CPU.
          */
         @ParameterizedTest(name = "{0}")
         @MethodSource("idleFaults")
         @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
+        @org.junit.jupiter.api.parallel.ResourceLock(value = "huge-bodies",
+                mode = org.junit.jupiter.api.parallel.ResourceAccessMode.READ)
         void theWaitGoesOnUntilItsTimeoutAndTheAppStillRuns(String fault) throws Exception {
             waitsUntilItsTimeoutAndTheAppStillRuns(fault);
         }
 
         @Test
+        @org.junit.jupiter.api.parallel.ResourceLock("huge-bodies")
         void theWaitGoesOnPastAHugeBodyUntilItsTimeoutAndTheAppStillRuns() throws Exception {
             waitsUntilItsTimeoutAndTheAppStillRuns("HUGE_BODY");
         }
@@ -96,6 +100,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @org.junit.jupiter.api.parallel.ResourceLock("huge-bodies")
         void aHugeLiveBodyIsReadInSmallMemory() throws Exception {
             // 10 MB of JSON through a 64 MB heap: streamed, never held.
             fake.override("/server_info", exchange -> {
@@ -239,7 +244,9 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
             }
         }
 
+        /** Waits out a 5 s bound, idle: beside the other tests of this class (RunTests runs it in parallel). */
         @Test
+        @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
         void aKillHelperThatHangsIsGivenUpWithinItsBound() throws Exception {
             // The shell that would send USR1 never returns and keeps its stderr open.
             var app = new TestSupport.SignalApp(dir);

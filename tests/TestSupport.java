@@ -992,6 +992,17 @@ final class TestSupport {
         return env;
     }
 
+    /**
+     * From when (epoch ms) a tool could have seen a sidecar that is ready from readyAtMillis: then,
+     * or at its first poll if that came later (its JVM slow to start on a busy machine), so that a
+     * start-up budget counts the tool's reaction, not its JVM's start.
+     */
+    static long readySeenFrom(long readyAtMillis, List<FakeEnvoy.Request> polls) {
+        long first = polls.stream().mapToLong(FakeEnvoy.Request::nanos).min()
+                .orElseThrow(() -> new AssertionError("no poll"));
+        return Math.max(readyAtMillis, System.currentTimeMillis() - (System.nanoTime() - first) / 1_000_000);
+    }
+
     /** Thread.sleep for handlers that may not throw InterruptedException. */
     static void sleep(long ms) {
         try {
