@@ -632,6 +632,11 @@ final class TestSupport {
         return events.stream().map(o -> o.get("event").getAsString()).toList();
     }
 
+    /** When the tool logged an event, in epoch milliseconds. */
+    static long epochMillis(JsonObject event) {
+        return java.time.Instant.parse(event.get("time").getAsString()).toEpochMilli();
+    }
+
     /** Milliseconds between two events, by the times the tool itself logged. */
     static long millisBetween(JsonObject from, JsonObject to) {
         return Duration.between(java.time.Instant.parse(from.get("time").getAsString()),
