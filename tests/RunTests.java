@@ -192,6 +192,12 @@ public class RunTests {
                 "-cp", System.getProperty("java.class.path"), RunTests.class.getName()));
         command.addAll(List.of(args));
         Process suite = new ProcessBuilder(command).inheritIO().start();
+        // a TERM to this JVM alone (a CI's timeout) ends the suite too, and its folder
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            suite.descendants().forEach(ProcessHandle::destroyForcibly);
+            suite.destroyForcibly();
+            deleteTree(tmp);
+        }));
         try {
             return suite.waitFor();
         } finally {
