@@ -328,7 +328,8 @@ final class TestSupport {
         /** Starts pb inside, in pb's working directory (nsenter forks it there; its exit code is pb's). */
         Process start(ProcessBuilder pb) throws IOException {
             Path wd = (pb.directory() != null ? pb.directory().toPath() : Path.of("")).toAbsolutePath();
-            List<String> command = new ArrayList<>(List.of("nsenter", "-t", Long.toString(init), "-p", "-m", "--wd=" + wd));
+            List<String> command = new ArrayList<>(List.of("nsenter", "-t", Long.toString(init), "-p", "-m",
+                    "--wd=" + wd));
             command.addAll(pb.command());
             return pb.command(command).start();
         }
