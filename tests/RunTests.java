@@ -186,6 +186,8 @@ public class RunTests {
      */
     static int inAFolderOfItsOwn(String[] args) throws Exception {
         Path tmp = Files.createTempDirectory("preflight-suite-");
+        // others may pass through, as through /tmp: a test runs the launcher as another user from a folder in it
+        Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
         List<String> command = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java")));
         command.addAll(java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments());
         command.addAll(List.of("-Djava.io.tmpdir=" + tmp, "-Dpreflight.suite=" + tmp.getFileName(),
