@@ -181,6 +181,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
                 Bad.flags(List.of("--wait-only", "--quit-only"), "--wait-only", "--quit-only"));
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Nested
     class ExitTwo {
         /**
@@ -219,6 +220,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
 
     // --- 1. Ports ---------------------------------------------------------------------------------------
 
+    @org.junit.jupiter.api.Tag("fast")
     @Nested
     class Ports {
         @Test
@@ -231,6 +233,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
 
     // --- 2. One step never stops the next ---------------------------------------------------------------
 
+    @org.junit.jupiter.api.Tag("fast")
     @Nested
     class IsolatedSteps {
         @Test
@@ -261,6 +264,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
 
     // --- 3. No secret is ever printed -------------------------------------------------------------------
 
+    @org.junit.jupiter.api.Tag("fast")
     @Nested
     class Secrets {
         static final List<String> PASSWORDS = List.of("s3cr#t", "s3/cr", "s3?cr", "s3@cr", "s3%cr", "s3 cr",
@@ -397,6 +401,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
 
     // --- 7. Durations as Go reads them -----------------------------------------------------------------------
 
+    @org.junit.jupiter.api.Tag("fast")
     @Nested
     class Durations {
         @ParameterizedTest

@@ -93,6 +93,7 @@ class DocsTests {
         Files.writeString(p, String.join("\n", lines) + "\n", StandardCharsets.UTF_8);
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void theReadmeIsAtMost250Lines() {
         // A newcomer's page: the rest belongs in docs/.
@@ -100,6 +101,7 @@ class DocsTests {
         assertTrue(lines <= 250, "README.md has " + lines + " lines; move a subject to docs/");
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void everyBlockNamesItsLanguageAndEveryTextBlockIsATranscript() throws IOException {
         // The rule that makes "every shown output is checked" hold: output may only be shown in a
@@ -215,17 +217,22 @@ class DocsTests {
         ProcessBuilder pb = new ProcessBuilder("bash", "-c", prelude + script).directory(ROOT.toFile())
                 .redirectErrorStream(true).redirectOutput(log.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+        TestSupport.cleanEnvironment(pb);
         pb.environment().put("DOCS_LOG", log.toString());
-        Process p = pb.start();
-        try {
-            assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the commands did not finish:\n" + TestSupport.read(log));
+        String printed;
+        // the tool SIGINTs every pilot-agent it sees (a loopback admin API, no Istio one): only the block's
+        try (var ns = TestSupport.PidNamespace.create()) {
+            Process p = ns.start(pb);
+            try {
+                assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the commands did not finish:\n" + TestSupport.read(log));
+            } finally {
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
+                p.destroyForcibly();
+            }
         } finally {
-            p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly();
+            printed = TestSupport.read(log);
+            Files.delete(log);
         }
-        String printed = TestSupport.read(log);
-        Files.delete(log);
         List<String> out = new ArrayList<>();
         for (String line : printed.split("\n", -1)) {
             for (var port : ports.entrySet()) {
@@ -302,6 +309,7 @@ class DocsTests {
         return out;
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void theNormaliserKeepsWhatMattersAndCollapsesRepeatedPolls() {
         // A stale line must fail; only counts and timings may differ.
@@ -352,6 +360,7 @@ class DocsTests {
         return s.replace("|", "\\|");
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void theSettingTableIsRenderedFromTheTool() throws IOException {
         checkGenerated(ROOT.resolve("docs/configuration.md"), SETTINGS_START, SETTINGS_END, settingsTable());
@@ -361,6 +370,7 @@ class DocsTests {
     static final String EXIT_CODES_END = "<!-- exit-codes:end -->";
 
     /** The README's one exit-code table is EnvoyPreflight.Exit's, as --help's footer is. */
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void theExitCodeTableIsRenderedFromTheTool() throws IOException {
         Path readme = ROOT.resolve("README.md");
@@ -388,6 +398,7 @@ class DocsTests {
                         + " (UPDATE_DOCS=true ./jbang test Docs rewrites it)");
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void everySettingAndItsAliasesAreNamedInTheDocs() throws IOException {
         // Beyond the table: the variables a migrating user greps for.
@@ -427,6 +438,7 @@ class DocsTests {
         return anchors;
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void everyRelativeLinkAndAnchorLeadsSomewhere() throws IOException {
         // Sections moved between the README and docs/: a link left behind must fail here, not on a reader.
@@ -472,6 +484,7 @@ class DocsTests {
      * install`, run with the committed launcher in a scratch home folder (JBang's own user.home
      * too: it does not read $HOME), so that the claims stay true and nobody's real shell files move.
      */
+    @org.junit.jupiter.api.Tag("launcher")
     @Nested
     class Install {
         Path home;

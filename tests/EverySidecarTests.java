@@ -58,6 +58,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
             }
         }
 
+        @org.junit.jupiter.api.Tag("fast")
         @Test
         void checkAsksThemToo() throws Exception {
             try (ServerSocket listener = new ServerSocket(0, 8, InetAddress.getLoopbackAddress())) {
@@ -106,7 +107,20 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
 
     @Nested
     class QuitBySignal {
-        /** A process named name that records each signal it gets, and ignores TERM if asked to. */
+        /** The tool signals every process of a name it sees: here, only those in this namespace. */
+        TestSupport.PidNamespace ns;
+
+        @org.junit.jupiter.api.BeforeEach
+        void ownNamespace() throws Exception {
+            ns = TestSupport.PidNamespace.create();
+        }
+
+        @org.junit.jupiter.api.AfterEach
+        void endNamespace() {
+            ns.close(); // and with it every process left inside, a test that failed midway too
+        }
+
+        /** A process named name in ns that records each signal it gets, and ignores TERM if asked to. */
         Process sidecar(String name, boolean ignoresTerm) throws Exception {
             Path exe = dir.resolve(name);
             Files.writeString(exe, String.join("\n", "#!/bin/bash",
@@ -115,9 +129,14 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
                     "touch \"$0.ready\"",
                     "while true; do sleep 0.05; done", ""));
             Files.setPosixFilePermissions(exe, PosixFilePermissions.fromString("rwxr-xr-x"));
-            Process p = new ProcessBuilder(exe.toString()).start();
+            Process p = ns.start(new ProcessBuilder(exe.toString()));
             TestSupport.await(name + " to start", () -> Files.exists(dir.resolve(name + ".ready")));
             return p;
+        }
+
+        /** The pid the tool logs for a sidecar: the namespace's. */
+        long pidInside(Process sidecar) throws Exception {
+            return TestSupport.PidNamespace.pidInside(TestSupport.PidNamespace.inside(sidecar).pid());
         }
 
         List<String> signals(String name) {
@@ -129,25 +148,26 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         void eachProcessOfThatNameGetsTheSignalAndTheToolWaitsForIt() throws Exception {
             Process shipper = sidecar("fake-shipper", false);
             Process other = sidecar("other-sidecar", false);
-            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_QUIT_PROCESSES", "fake-shipper:INT"), "true")) {
+            long shipperPid = pidInside(shipper);
+            Map<String, String> env = TestSupport.json("GENERIC_QUIT_PROCESSES", "fake-shipper:INT");
+            try (var tool = TestSupport.Tool.in(ns, env, "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertTrue(shipper.waitFor(5, TimeUnit.SECONDS), "the shipper still runs");
                 assertEquals(List.of("INT"), signals("fake-shipper"));
                 assertTrue(other.isAlive(), "another name was signalled");
                 JsonObject sent = tool.event("quit");
                 assertEquals("fake-shipper", sent.get("process").getAsString());
-                assertEquals(shipper.pid(), sent.get("pid").getAsLong());
+                assertEquals(shipperPid, sent.get("pid").getAsLong());
                 assertEquals("INT", sent.get("signal").getAsString());
                 assertFalse(sent.has("error"), sent.toString());
-            } finally {
-                other.destroyForcibly();
             }
         }
 
         @Test
         void oneThatIgnoresTermIsKilledWhenTheQuitTimeoutRunsOut() throws Exception {
             Process stubborn = sidecar("stubborn", true);
-            try (var tool = TestSupport.Tool.start(TestSupport.json("GENERIC_QUIT_PROCESSES", "stubborn",
+            long stubbornPid = pidInside(stubborn);
+            try (var tool = TestSupport.Tool.in(ns, TestSupport.json("GENERIC_QUIT_PROCESSES", "stubborn",
                     "QUIT_REQUEST_TIMEOUT", "1s"), "sh", "-c", "exit 3")) {
                 assertEquals(3, tool.exitCode(), tool.stderr());
                 assertTrue(stubborn.waitFor(5, TimeUnit.SECONDS), "still alive");
@@ -157,8 +177,9 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
                 // the KILL is one warning (sending it), and a second line only if it could not be sent
                 assertEquals(Arrays.asList("TERM", "KILL"), TestSupport.each(steps, "signal"), tool.stderr());
                 assertEquals(Arrays.asList(null, "still running"), TestSupport.each(steps, "error"), tool.stderr());
-                for (JsonObject step : steps) assertEquals(stubborn.pid(), step.get("pid").getAsLong());
+                for (JsonObject step : steps) assertEquals(stubbornPid, step.get("pid").getAsLong());
                 long ms = TestSupport.millisBetween(steps.get(0), steps.get(1));
+                // by the tool's own clock; the second bound is 2x the timeout: KILL is sent as soon as it runs out
                 assertTrue(ms >= 900 && ms < 2000, "KILL " + ms + " ms after TERM, with a 1s timeout");
             }
         }
@@ -166,7 +187,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         @Test
         void noSuchProcessIsSaidClearlyAndChangesNothing() throws Exception {
             Map<String, String> env = TestSupport.env("GENERIC_QUIT_PROCESSES", "no-such-proc", "ENVOY_PREFLIGHT_LOG_FORMAT", "json");
-            try (var tool = TestSupport.Tool.start(env, "sh", "-c", "exit 4")) { // not verbose: a warning shows anyway
+            try (var tool = TestSupport.Tool.in(ns, env, "sh", "-c", "exit 4")) { // not verbose: a warning shows anyway
                 assertEquals(4, tool.exitCode(), tool.stderr());
                 JsonObject missed = tool.event("quit");
                 assertEquals("warning", missed.get("level").getAsString());
@@ -184,6 +205,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
             assertTrue(help.replaceAll("\\s+", " ").contains("at most 15 characters"), help);
         }
 
+        @org.junit.jupiter.api.Tag("fast")
         @Test
         void itRunsAfterTheQuitEndpointsAndBeforeIstioAndDryRunShowsIt() {
             var r = TestSupport.inProcess(TestSupport.env("GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:9091/quitquitquit",
@@ -398,6 +420,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
             }
         }
 
+        @org.junit.jupiter.api.Tag("fast")
         @Test
         void anExplicitSettingWinsAndDryRunShowsWhatEachNameSet() {
             var r = TestSupport.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "linkerd,cloud-sql-proxy",

@@ -25,6 +25,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The examples a platform engineer copies: every manifest parses and is configured as it says. */
 class ExamplesTests {
+    @org.junit.jupiter.api.io.TempDir
+    Path tmp;
+
     static final Path ROOT = TestSupport.repositoryRoot();
 
     /** One pod template of a Job or CronJob, with the file it came from. */
@@ -105,6 +108,7 @@ class ExamplesTests {
         return EnvoyPreflight.Config.resolve(TestSupport.tool(env(container), args.toArray(String[]::new)));
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void everyManifestParsesAndNamesItsKind() {
         assertFalse(documents.isEmpty());
@@ -116,6 +120,7 @@ class ExamplesTests {
         assertTrue(pods.size() >= 3, "Jobs and CronJobs: " + pods.size());
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void everyWrappedContainerIsAcceptedByTheToolAndQuitsALoopbackSidecar() throws Exception {
         for (Pod pod : pods) {
@@ -134,6 +139,7 @@ class ExamplesTests {
         }
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void restartPolicyAndBackoffLimitAreChosenDeliberately() throws Exception {
         for (Pod pod : pods) {
@@ -147,6 +153,7 @@ class ExamplesTests {
         }
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void istioPodsWaitForTheirConfigurationAndQuitPilotAgentLast() throws Exception {
         List<Pod> istio = pods.stream().filter(p -> "true".equals(p.annotations().get("sidecar.istio.io/inject")))
@@ -170,6 +177,7 @@ class ExamplesTests {
         assertTrue(istioJob.contains("holdApplicationUntilProxyStarts"), "istio-job.yaml says why it waits on 15021");
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void theLinkerdJobWaitsOnItsProxyAndShutsItDownWithTheEndpointEnabled() throws Exception {
         Pod pod = pods.stream().filter(p -> "enabled".equals(p.annotations().get("linkerd.io/inject"))).findFirst()
@@ -185,6 +193,7 @@ class ExamplesTests {
         assertEquals(EnvoyPreflight.Quit.plan(c, 0, false).steps(), EnvoyPreflight.Quit.plan(c, 1, false).steps(), "failures too");
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     @SuppressWarnings("unchecked")
     void theTwoSidecarJobStartsTheCloudSqlProxyWithThePortsTheToolUses() throws Exception {
@@ -230,6 +239,7 @@ class ExamplesTests {
         }
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     @SuppressWarnings("unchecked")
     void aPodFailurePolicyFailsTheJobAtOnceOnlyForTheToolsConfigurationCodes() throws Exception {
@@ -279,7 +289,7 @@ class ExamplesTests {
     @SuppressWarnings("unchecked")
     void theExitFileShippersWatcherStopsItWhenTheJobEnds() throws Exception {
         Pod pod = named("log-shipper-exit-file-job.yaml");
-        Path dir = Files.createTempDirectory("exit-file-pod");
+        Path dir = Files.createDirectory(tmp.resolve("exit-file-pod"));
         Path shared = Files.createDirectories(dir.resolve("shared"));
         Path fluentBit = fakeFluentBit(dir);
         String watcher = ((List<String>) pod.container("fluent-bit").get("args")).get(0)
@@ -307,18 +317,18 @@ class ExamplesTests {
     void theQuitProcessShipperIsSignalledThroughTheSharedProcessNamespace() throws Exception {
         Pod pod = named("log-shipper-quit-process-job.yaml");
         assertEquals(true, pod.spec().get("shareProcessNamespace"));
-        Path dir = Files.createTempDirectory("quit-process-pod");
-        Process shipper = new ProcessBuilder(fakeFluentBit(dir).toString()).start();
-        try (java.net.ServerSocket forward = new java.net.ServerSocket(0, 8, java.net.InetAddress.getLoopbackAddress())) {
+        Path dir = Files.createDirectory(tmp.resolve("quit-process-pod"));
+        // the pod's shared process namespace: one of the test's own, so that only its shipper is signalled
+        try (var ns = TestSupport.PidNamespace.create();
+             var forward = new java.net.ServerSocket(0, 8, java.net.InetAddress.getLoopbackAddress())) {
+            Process shipper = ns.start(new ProcessBuilder(fakeFluentBit(dir).toString()));
             TestSupport.await("the shipper", () -> Files.exists(dir.resolve("shipping")));
             Map<String, String> env = mapped(pod, Map.of(":24224", ":" + forward.getLocalPort()));
-            try (var tool = TestSupport.Tool.start(env, ROOT.resolve("examples/docker/job.sh").toString())) {
+            try (var tool = TestSupport.Tool.in(ns, env, ROOT.resolve("examples/docker/job.sh").toString())) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
             }
             assertTrue(shipper.waitFor(10, TimeUnit.SECONDS), "the shipper still runs");
             assertEquals("TERM\n", TestSupport.read(dir.resolve("signals")));
-        } finally {
-            shipper.destroyForcibly();
         }
     }
 
@@ -355,6 +365,7 @@ class ExamplesTests {
                 .findFirst().orElseThrow(() -> new AssertionError("no Job with Istio and the Cloud SQL Auth Proxy"));
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     @SuppressWarnings("unchecked")
     void thePlainEnvoyJobStopsEnvoyThroughTheAdminPortItsBootstrapOpens() throws Exception {
@@ -381,6 +392,7 @@ class ExamplesTests {
         assertTrue(String.valueOf(envoy.get("args")).contains("/etc/envoy/envoy.yaml"), envoy.toString());
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void theCronJobNeverOverlapsAndBoundsItsWait() throws Exception {
         Map<String, Object> cron = documents.stream().filter(d -> "CronJob".equals(d.get("kind"))).findFirst()
@@ -392,6 +404,7 @@ class ExamplesTests {
         assertTrue(!c.duration(EnvoyPreflight.Setting.WAIT_TIMEOUT).isZero() || !c.duration(EnvoyPreflight.Setting.GIVE_UP_TIMEOUT).isZero(), "a wait timeout");
     }
 
+    @org.junit.jupiter.api.Tag("fast")
     @Test
     void theImagesRunWhatTheManifestsAskFor() throws IOException {
         for (String dockerfile : List.of("Dockerfile", "Dockerfile.jar")) {
@@ -409,12 +422,13 @@ class ExamplesTests {
         assertEquals(TestSupport.RUNTIME_OPTIONS, List.of(m.group(1).split(" ")));
     }
 
+    @org.junit.jupiter.api.Tag("launcher")
     @Test
     void theJBangImagesBuildStepsMakeTheLaunchersArchiveAndItsEntrypointRunsOffline() throws Exception {
         // No Docker engine here: the Dockerfile's own steps, run on this machine in a folder that
         // stands for the image's /opt/envoy-preflight, with its ENV pointed at folders of the test's.
         String dockerfile = Files.readString(ROOT.resolve("examples/docker/Dockerfile")).replace("\\\n", " ");
-        Path image = Files.createTempDirectory("image");
+        Path image = Files.createDirectory(tmp.resolve("image"));
         Path work = Files.createDirectories(image.resolve("opt/envoy-preflight"));
         Map<String, String> env = new java.util.HashMap<>();
         env.put("JBANG_DIR", image.resolve("opt/jbang").toString());
@@ -462,6 +476,7 @@ class ExamplesTests {
         assertEquals("from the image\n", out, "offline, and nothing but the app's output");
     }
 
+    @org.junit.jupiter.api.Tag("launcher")
     @Test
     void theReadmesLaptopCycleWithASidecarThatIsNotEnvoyRunsEndToEnd() throws Exception {
         String commands = readmeBashBlockAfter("A sidecar that is not Envoy");
@@ -488,20 +503,37 @@ class ExamplesTests {
     /** Runs a README block as bash in the clone (with set -e); returns its output, having checked it exits 0. */
     static String runLaptopCycle(String commands) throws Exception {
         Path log = Files.createTempFile("laptop-cycle", ".log");
+        try {
+            return runLaptopCycle(commands, log);
+        } finally {
+            Files.deleteIfExists(log);
+        }
+    }
+
+    static String runLaptopCycle(String commands, Path log) throws Exception {
         ProcessBuilder pb = new ProcessBuilder("bash", "-c", "set -e\n" + commands)
                 .directory(ROOT.toFile())
                 .redirectErrorStream(true)
                 .redirectOutput(log.toFile())
                 .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
-        TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
+        TestSupport.cleanEnvironment(pb);
         pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
-        Process p = pb.start();
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the cycle did not finish:\n" + TestSupport.read(log));
-        String out = TestSupport.read(log);
-        assertEquals(0, p.exitValue(), out);
-        return out;
+        // the tool SIGINTs every pilot-agent it sees (a loopback admin API, no Istio one): only the cycle's
+        try (var ns = TestSupport.PidNamespace.create()) {
+            Process p = ns.start(pb);
+            try {
+                assertTrue(p.waitFor(120, TimeUnit.SECONDS), "the cycle did not finish:\n" + TestSupport.read(log));
+            } finally {
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
+                p.destroyForcibly();
+            }
+            String out = TestSupport.read(log);
+            assertEquals(0, p.exitValue(), out);
+            return out;
+        }
     }
 
+    @org.junit.jupiter.api.Tag("launcher")
     @Test
     void theReadmesLaptopCycleRunsEndToEnd() throws Exception {
         // The three commands exactly as the README shows them, on a free port instead of 9901.

@@ -129,15 +129,32 @@ final class TestSupport {
         return root;
     }
 
+    /**
+     * The real program as a separate process, its stdout and stderr in files of a folder of its own
+     * (deleted by close, which keeps what they held). A run whose quit plan signals processes by name
+     * (pkill's pilot-agent, --quit-process) runs in a PID namespace of its own, where it sees only its
+     * own processes: pids that it or its app logs are then the namespace's (see PidNamespace).
+     */
     static final class Tool implements AutoCloseable {
+        /** The tool's JVM; or, in a namespace, nsenter in front of it (same exit code, same streams). */
         final Process process;
         final Path stdout;
         final Path stderr;
+        private final Path folder;
+        private final String mark;
+        private final PidNamespace namespace;
+        private final boolean ownsNamespace;
+        private String out;
+        private String err;
 
-        private Tool(Process process, Path stdout, Path stderr) {
+        private Tool(Process process, Path folder, String mark, PidNamespace namespace, boolean ownsNamespace) {
             this.process = process;
-            this.stdout = stdout;
-            this.stderr = stderr;
+            this.folder = folder;
+            this.stdout = folder.resolve("stdout");
+            this.stderr = folder.resolve("stderr");
+            this.mark = mark;
+            this.namespace = namespace;
+            this.ownsNamespace = ownsNamespace;
         }
 
         static Tool start(Map<String, String> env, String... args) throws IOException {
@@ -146,18 +163,38 @@ final class TestSupport {
 
         /** Starts the tool with env added to a clean copy of ours; stdin from a file or nothing. */
         static Tool start(Map<String, String> env, Path stdin, String... args) throws IOException {
+            PidNamespace ns = signalsByName(env, args) ? PidNamespace.create() : null;
+            try {
+                return start(ns, true, env, stdin, args);
+            } catch (IOException | RuntimeException | Error e) {
+                if (ns != null) ns.close();
+                throw e;
+            }
+        }
+
+        /** Starts the tool in ns (a test's own, for processes it starts there too); ns stays the test's to close. */
+        static Tool in(PidNamespace ns, Map<String, String> env, String... args) throws IOException {
+            return start(ns, false, env, null, args);
+        }
+
+        private static Tool start(PidNamespace ns, boolean owned, Map<String, String> env, Path stdin, String... args)
+                throws IOException {
             List<String> command = new ArrayList<>(javaCommand());
             command.addAll(List.of(args));
-            Path dir = Files.createTempDirectory("preflight-run");
-            Path out = dir.resolve("stdout");
-            Path err = dir.resolve("stderr");
+            Path folder = Files.createTempDirectory("preflight-run");
             ProcessBuilder pb = cleanEnvironment(new ProcessBuilder(command))
-                    .redirectOutput(out.toFile())
-                    .redirectError(err.toFile())
+                    .redirectOutput(folder.resolve("stdout").toFile())
+                    .redirectError(folder.resolve("stderr").toFile())
                     .redirectInput(stdin == null ? ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile())
                             : ProcessBuilder.Redirect.from(stdin.toFile()));
             pb.environment().putAll(env);
-            return new Tool(pb.start(), out, err);
+            String mark = pb.environment().get(MARK);
+            try {
+                return new Tool(ns == null ? pb.start() : ns.start(pb), folder, mark, ns, owned);
+            } catch (IOException | RuntimeException e) {
+                deleteTree(folder);
+                throw e;
+            }
         }
 
         /** Runs to the end and returns the exit code (fails the test if it hangs). */
@@ -169,16 +206,28 @@ final class TestSupport {
             return process.exitValue();
         }
 
+        /** The tool JVM's pid, as this test sees it (in a namespace: not the pid the tool sees for itself). */
         long pid() {
-            return process.pid();
+            if (namespace == null) return process.pid();
+            long[] jvm = {0};
+            try {
+                await("the tool's JVM under nsenter", () -> {
+                    jvm[0] = process.children().mapToLong(ProcessHandle::pid).findFirst().orElse(0);
+                    return jvm[0] != 0;
+                });
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new AssertionError(e);
+            }
+            return jvm[0];
         }
 
         String stdout() {
-            return read(stdout);
+            return out != null ? out : read(stdout);
         }
 
         String stderr() {
-            return read(stderr);
+            return err != null ? err : read(stderr);
         }
 
         /** The log's events (run with {@link #json}): each line one JSON object, or the test fails. */
@@ -206,10 +255,117 @@ final class TestSupport {
             TestSupport.kill(name, pid());
         }
 
+        /**
+         * Ends the tool, what it started (also what left its process tree: an app the kernel TERMs
+         * when the tool dies is reparented out of reach, but carries the run's mark), and its folder.
+         */
         @Override
         public void close() {
             process.descendants().forEach(ProcessHandle::destroyForcibly);
             process.destroyForcibly();
+            if (ownsNamespace && namespace != null) namespace.close();
+            endMarked(mark);
+            if (out == null) {
+                out = read(stdout);
+                err = read(stderr);
+                deleteTree(folder);
+            }
+        }
+    }
+
+    /**
+     * Whether the tool would signal processes by name at exit (pkill's pilot-agent, --quit-process),
+     * which would reach every such process on the machine: its --dry-run says so, in-process. A run
+     * whose dry run fails is taken as one that might.
+     */
+    static boolean signalsByName(Map<String, String> env, String... args) {
+        List<String> dry = new ArrayList<>(List.of("--dry-run"));
+        dry.addAll(List.of(args));
+        Ran plan = inProcess(env, dry.toArray(String[]::new));
+        return plan.code() != 0 || plan.out().lines().anyMatch(l -> l.startsWith("at exit") && l.contains("SIG"));
+    }
+
+    /**
+     * A PID namespace of the test's own, with /proc of its own: a process started in it sees only
+     * the others started in it, so a tool that signals processes by name reaches only the test's.
+     * Its init ends when this JVM closes its stdin (close, or this JVM's death), and with it the
+     * kernel ends every process left inside. Skips the test, saying why, where none can be made.
+     */
+    static final class PidNamespace implements AutoCloseable {
+        final Process unshare;
+        final long init;
+
+        private PidNamespace(Process unshare, long init) {
+            this.unshare = unshare;
+            this.init = init;
+        }
+
+        static PidNamespace create() throws IOException {
+            Process unshare = new ProcessBuilder("unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+                    "sh", "-c", "read -r x").redirectErrorStream(true).start();
+            long[] init = {0};
+            try {
+                // once the child runs sh, its /proc is mounted: nsenter may enter
+                long until = System.nanoTime() + PATIENCE.toNanos();
+                while (init[0] == 0 && unshare.isAlive() && System.nanoTime() < until) {
+                    unshare.children().filter(c -> "sh".equals(comm(c.pid()))).findFirst()
+                            .ifPresent(c -> init[0] = c.pid());
+                    if (init[0] == 0) Thread.sleep(5);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            if (init[0] == 0) {
+                unshare.destroyForcibly();
+                String why = unshare.isAlive() ? "" : new String(unshare.getInputStream().readAllBytes(),
+                        StandardCharsets.UTF_8).strip();
+                Assumptions.abort("no PID namespace can be made here (unshare --pid --fork --mount-proc: " + why
+                        + "); this run would signal processes by name outside the test's own");
+            }
+            return new PidNamespace(unshare, init[0]);
+        }
+
+        /** Starts pb inside, in pb's working directory (nsenter forks it there; its exit code is pb's). */
+        Process start(ProcessBuilder pb) throws IOException {
+            Path wd = (pb.directory() != null ? pb.directory().toPath() : Path.of("")).toAbsolutePath();
+            List<String> command = new ArrayList<>(List.of("nsenter", "-t", Long.toString(init), "-p", "-m",
+                    "--wd=" + wd));
+            command.addAll(pb.command());
+            return pb.command(command).start();
+        }
+
+        /** The pid of a process started inside (as this test sees it) as the namespace shows it: NSpid's last. */
+        static long pidInside(long pid) {
+            String status = read(Path.of("/proc/" + pid + "/status"));
+            String nspid = status.lines().filter(l -> l.startsWith("NSpid:")).findFirst()
+                    .orElseThrow(() -> new AssertionError("no NSpid for " + pid));
+            String[] pids = nspid.substring(6).trim().split("\\s+");
+            return Long.parseLong(pids[pids.length - 1]);
+        }
+
+        /** The process started inside by start(): nsenter's child, which runs pb's command. */
+        static ProcessHandle inside(Process started) throws InterruptedException {
+            ProcessHandle[] child = {null};
+            await("the process under nsenter", () -> {
+                child[0] = started.children().findFirst().orElse(null);
+                return child[0] != null;
+            });
+            return child[0];
+        }
+
+        @Override
+        public void close() {
+            try {
+                unshare.getOutputStream().close(); // the init's read ends: the kernel ends the rest
+            } catch (IOException e) {
+                // already closed
+            }
+            try {
+                if (!unshare.waitFor(PATIENCE.toMillis(), TimeUnit.MILLISECONDS)) unshare.destroyForcibly();
+            } catch (InterruptedException e) {
+                unshare.destroyForcibly();
+                Thread.currentThread().interrupt();
+            }
         }
     }
 
@@ -220,10 +376,13 @@ final class TestSupport {
     static final class Terminal implements AutoCloseable {
         final Process script;
         final Path output;
+        private final String mark;
+        private String kept;
 
-        private Terminal(Process script, Path output) {
+        private Terminal(Process script, Path output, String mark) {
             this.script = script;
             this.output = output;
+            this.mark = mark;
         }
 
         static Terminal start(Map<String, String> env, String... args) throws IOException {
@@ -236,7 +395,12 @@ final class TestSupport {
                     .redirectErrorStream(true).redirectOutput(output.toFile());
             pb.environment().put("SHELL", "/bin/sh");
             pb.environment().putAll(env);
-            return new Terminal(pb.start(), output);
+            try {
+                return new Terminal(pb.start(), output, pb.environment().get(MARK));
+            } catch (IOException e) {
+                Files.deleteIfExists(output);
+                throw e;
+            }
         }
 
         /** Types text at the terminal (e.g. Ctrl-C as "\u0003"). */
@@ -269,7 +433,7 @@ final class TestSupport {
         }
 
         String output() {
-            return read(output);
+            return kept != null ? kept : read(output);
         }
 
         /** The tool's events (run with {@link #json}): its JSON lines, less what the terminal echoed (^C). */
@@ -286,6 +450,11 @@ final class TestSupport {
         public void close() {
             script.descendants().forEach(ProcessHandle::destroyForcibly);
             script.destroyForcibly();
+            endMarked(mark);
+            if (kept == null) {
+                kept = read(output);
+                deleteTree(output);
+            }
         }
     }
 
@@ -297,10 +466,91 @@ final class TestSupport {
         }
     }
 
-    /** Without the tool's variables: the developer's shell must not leak into a test's run. */
+    /**
+     * Without the tool's variables: the developer's shell must not leak into a test's run. With a
+     * mark of its own ({@link #MARK}), which every process it starts inherits.
+     */
     static ProcessBuilder cleanEnvironment(ProcessBuilder pb) {
         TOOL_VARIABLES.forEach(pb.environment()::remove);
+        pb.environment().put(MARK, SUITE + "-" + RUNS.incrementAndGet());
         return pb;
+    }
+
+    // --- What a test leaves behind ------------------------------------------------------------------
+
+    /**
+     * A variable each run the tests start carries, "SUITE-N": a process that left the run's tree
+     * (reparented when its parent died) is still found by it, for close() and for the suite's last check.
+     * Not ENVOY_PREFLIGHT_*: the tool would take it for a misspelt setting of its own.
+     */
+    static final String MARK = "PREFLIGHT_TEST_MARK";
+
+    /** This suite run's name (RunTests sets it), the prefix of every mark. */
+    static final String SUITE = System.getProperty("preflight.suite",
+            "preflight-suite-" + ProcessHandle.current().pid());
+
+    private static final java.util.concurrent.atomic.AtomicLong RUNS = new java.util.concurrent.atomic.AtomicLong();
+
+    /** Live processes (not zombies) whose environment has MARK=value, or MARK=value... if prefix. */
+    static List<ProcessHandle> marked(String value, boolean prefix) {
+        byte[] wanted = (MARK + "=" + value).getBytes(StandardCharsets.UTF_8);
+        return ProcessHandle.allProcesses().filter(p -> {
+            byte[] environ;
+            try {
+                environ = Files.readAllBytes(Path.of("/proc/" + p.pid() + "/environ"));
+            } catch (IOException | RuntimeException e) {
+                return false; // gone, or not ours to read
+            }
+            for (int start = 0; start < environ.length; ) {
+                int end = start;
+                while (end < environ.length && environ[end] != 0) end++;
+                if (end - start >= wanted.length && java.util.Arrays.equals(environ, start, start + wanted.length,
+                        wanted, 0, wanted.length) && (prefix || end - start == wanted.length)) {
+                    return alive(p);
+                }
+                start = end + 1;
+            }
+            return false;
+        }).toList();
+    }
+
+    /** Running, not a zombie that waits for its parent. */
+    static boolean alive(ProcessHandle p) {
+        String status;
+        try {
+            status = Files.readString(Path.of("/proc/" + p.pid() + "/status"), StandardCharsets.ISO_8859_1);
+        } catch (IOException e) {
+            return false; // gone
+        }
+        return p.isAlive() && !status.contains("\nState:\tZ");
+    }
+
+    /** Ends every process of one run (by its mark), and waits until they are gone. */
+    static void endMarked(String mark) {
+        if (mark == null) return;
+        List<ProcessHandle> left = marked(mark, false);
+        left.forEach(ProcessHandle::destroyForcibly);
+        long until = System.nanoTime() + PATIENCE.toNanos();
+        while (left.stream().anyMatch(TestSupport::alive) && System.nanoTime() < until) sleep(5);
+    }
+
+    /** A process's name as /proc/PID/comm holds it, or null once it is gone. */
+    static String comm(long pid) {
+        try {
+            return Files.readString(Path.of("/proc/" + pid + "/comm")).strip();
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    /** Deletes a file or a folder with everything in it; what is gone already is fine. */
+    static void deleteTree(Path path) {
+        if (!Files.exists(path, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return;
+        try (Stream<Path> all = Files.walk(path)) {
+            for (Path p : all.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
+        } catch (IOException e) {
+            throw new AssertionError("could not delete " + path + ": " + e, e);
+        }
     }
 
     /** One word for bash, whatever it holds. */
@@ -381,6 +631,11 @@ final class TestSupport {
     /** The events' kinds, in order: the story of a run in one list. */
     static List<String> kinds(List<JsonObject> events) {
         return events.stream().map(o -> o.get("event").getAsString()).toList();
+    }
+
+    /** When the tool logged an event, in epoch milliseconds. */
+    static long epochMillis(JsonObject event) {
+        return java.time.Instant.parse(event.get("time").getAsString()).toEpochMilli();
     }
 
     /** Milliseconds between two events, by the times the tool itself logged. */
@@ -741,6 +996,17 @@ final class TestSupport {
         Map<String, String> env = new HashMap<>();
         for (int i = 0; i < keyValues.length; i += 2) env.put(keyValues[i], keyValues[i + 1]);
         return env;
+    }
+
+    /**
+     * From when (epoch ms) a tool could have seen a sidecar that is ready from readyAtMillis: then,
+     * or at its first poll if that came later (its JVM slow to start on a busy machine), so that a
+     * start-up budget counts the tool's reaction, not its JVM's start.
+     */
+    static long readySeenFrom(long readyAtMillis, List<FakeEnvoy.Request> polls) {
+        long first = polls.stream().mapToLong(FakeEnvoy.Request::nanos).min()
+                .orElseThrow(() -> new AssertionError("no poll"));
+        return Math.max(readyAtMillis, System.currentTimeMillis() - (System.nanoTime() - first) / 1_000_000);
     }
 
     /** Thread.sleep for handlers that may not throw InterruptedException. */

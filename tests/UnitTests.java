@@ -23,6 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The pure parts: parsing, judgements, the backoff schedule and the quit plan. */
+@org.junit.jupiter.api.Tag("fast")
 class UnitTests {
 
     @Nested
@@ -499,9 +500,9 @@ class UnitTests {
     @Nested
     class CommandLookup {
         @Test
-        void findsTheFirstExecutableOnPathLikeAShell() throws IOException {
-            Path a = Files.createTempDirectory("path-a");
-            Path b = Files.createTempDirectory("path-b");
+        void findsTheFirstExecutableOnPathLikeAShell(@org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
+            Path a = Files.createDirectory(dir.resolve("path-a"));
+            Path b = Files.createDirectory(dir.resolve("path-b"));
             Path plain = Files.writeString(a.resolve("tool"), "#!/bin/sh\n");
             Path exec = Files.writeString(b.resolve("tool"), "#!/bin/sh\n");
             Files.setPosixFilePermissions(exec, PosixFilePermissions.fromString("rwxr-xr-x"));
@@ -514,10 +515,9 @@ class UnitTests {
         }
 
         @Test
-        void missingIs127AndADirectoryIs126() throws IOException {
+        void missingIs127AndADirectoryIs126(@org.junit.jupiter.api.io.TempDir Path dir) throws IOException {
             assertEquals(127, EnvoyPreflight.App.resolve("no-such-command-here", "/usr/bin:/bin").exitCode());
             assertEquals(127, EnvoyPreflight.App.resolve("./no/such/file", "/bin").exitCode());
-            Path dir = Files.createTempDirectory("a-dir");
             assertEquals(126, EnvoyPreflight.App.resolve(dir.toString(), "/bin").exitCode());
             assertEquals(0, EnvoyPreflight.App.resolve("sh", "/nonexistent::/bin:/usr/bin").exitCode());
         }
