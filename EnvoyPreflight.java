@@ -186,9 +186,13 @@ public class EnvoyPreflight implements Callable<Integer> {
             out.println("before start: no waiting (" + (config.on(Setting.START_WITHOUT_ENVOY) ? "start without Envoy"
                     : "no admin API") + ")");
         }
+        Quit.Plan success = Quit.plan(config, 0, false);
+        Quit.Plan failure = Quit.plan(config, 1, false);
+        out.println("at exit with code 0: " + success.describe());
+        out.println("at exit with code 1: " + failure.describe());
         Duration confirm = config.duration(Setting.QUIT_CONFIRM_TIMEOUT);
-        out.println("at exit with code 0: " + Quit.plan(config, 0, false).describe(confirm));
-        out.println("at exit with code 1: " + Quit.plan(config, 1, false).describe(confirm));
+        String confirmation = success.steps().isEmpty() ? failure.confirmation(confirm) : success.confirmation(confirm);
+        if (confirmation != null) out.println("after the quit: " + confirmation);
         return 0;
     }
 
@@ -417,8 +421,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                         + " POSTed at exit after the generic quit endpoints."),
         QUIT_PROCESSES("--quit-process", "NAME[:SIGNAL]", "GENERIC_QUIT_PROCESSES", Kind.PROCESS_LIST, null,
                 "At exit, after the quit endpoints: send SIGNAL (default TERM) to every process whose"
-                        + " /proc/PID/comm is NAME (at most 15 characters, as the kernel keeps it: a longer NAME is"
-                        + " rejected), wait up to the quit timeout, then KILL those left. Needs"
+                        + " /proc/PID/comm is NAME (at most 15 bytes, as the kernel keeps it: a longer NAME is"
+                        + " rejected), the eldest of a family of one name only, all names at once; wait up to the quit"
+                        + " timeout, then KILL those left. Never the tool, its ancestors, the app or its own. Needs"
                         + " shareProcessNamespace: true; a SIGNAL other than TERM is sent with the shell's kill (bash or"
                         + " sh on PATH). Repeatable (comma-separated lists too)."),
         GENERIC_QUIT_ONLY("--generic-quit-only", null, "GENERIC_QUIT_ONLY", Kind.BOOL, false,
@@ -1911,15 +1916,19 @@ public class EnvoyPreflight implements Callable<Integer> {
                 this(steps, nothingBecause, List.of(), List.of());
             }
 
-            String describe(Duration confirm) {
+            String describe() {
                 if (steps.isEmpty()) return "quit nothing (" + nothingBecause + ")";
-                String plan = String.join("; then ", steps.stream().map(Step::describe).toList());
-                if (confirm.isZero()) return plan;
+                return String.join("; then ", steps.stream().map(Step::describe).toList());
+            }
+
+            /** For --dry-run: what must be gone after the steps, and the further means; null if nothing is confirmed. */
+            String confirmation(Duration within) {
+                if (steps.isEmpty() || within.isZero()) return null;
                 List<String> gone = new ArrayList<>(addresses.stream().map(URI::getAuthority).toList());
                 gone.add("each process signalled");
-                return plan + "; then confirm gone within " + Values.format(confirm) + ": " + String.join(", ", gone)
-                        + (further.isEmpty() ? "" : " (still there halfway: "
-                        + String.join(", ", further.stream().map(Step::describe).toList()) + ")");
+                return "confirm gone within " + Values.format(within) + ": " + String.join(", ", gone) + (further.isEmpty()
+                        ? "" : " (still there halfway: " + String.join(", ", further.stream().map(Step::describe).toList())
+                        + ")");
             }
         }
 

@@ -202,7 +202,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         @Test
         void theHelpSaysANameHasAtMost15Characters() {
             String help = EnvoyPreflight.commandLine(new EnvoyPreflight()).getUsageMessage();
-            assertTrue(help.replaceAll("\\s+", " ").contains("at most 15 characters"), help);
+            assertTrue(help.replaceAll("\\s+", " ").contains("at most 15 bytes"), help);
         }
 
         @org.junit.jupiter.api.Tag("fast")
@@ -213,7 +213,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
                     "ENVOY_ADMIN_API", "http://127.0.0.1:15000"), "--dry-run", "true");
             assertEquals(0, r.code(), r.err());
             assertTrue(r.out().contains("at exit with code 0: POST http://127.0.0.1:9091/quitquitquit; then SIGTERM every vector"
-                    + " process, then KILL any left; then SIGINT every fluent-bit process, then KILL any left; then POST"
+                    + " process, SIGINT every fluent-bit process (the eldest of each family), then KILL any left; then POST"
                     + " http://127.0.0.1:15020/quitquitquit\n"), r.out());
         }
     }
@@ -422,16 +422,19 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
 
         @org.junit.jupiter.api.Tag("fast")
         @Test
-        void anExplicitSettingWinsAndDryRunShowsWhatEachNameSet() {
+        void theUsersListEntriesComeAfterTheSidecarsAndDryRunShowsWhatEachNameSet() {
+            // issue 20: a list set by the user no longer drops a named sidecar's entries (its quit above all)
             var r = TestSupport.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "linkerd,cloud-sql-proxy",
                     "GENERIC_READY_ENDPOINTS", "http://127.0.0.1:8080/ok"), "--dry-run", "true");
             assertEquals(0, r.code(), r.err());
-            assertTrue(r.out().contains("ready-endpoints=[http://127.0.0.1:8080/ok]\n"), r.out());
+            assertTrue(r.out().contains("ready-endpoints=[http://127.0.0.1:4191/ready, http://127.0.0.1:9090/readiness,"
+                    + " http://127.0.0.1:8080/ok]\n"), r.out());
             assertTrue(r.out().contains("generic-quit-endpoints=[http://127.0.0.1:4191/shutdown,"
                     + " http://127.0.0.1:9091/quitquitquit]\n"), r.out());
-            assertTrue(r.out().contains("sidecar linkerd: generic-quit-endpoints=[http://127.0.0.1:4191/shutdown]\n"), r.out());
-            assertTrue(r.out().contains("sidecar cloud-sql-proxy: generic-quit-endpoints=[http://127.0.0.1:9091/quitquitquit]\n"),
-                    r.out());
+            assertTrue(r.out().contains("sidecar linkerd: ready-endpoints=[http://127.0.0.1:4191/ready],"
+                    + " generic-quit-endpoints=[http://127.0.0.1:4191/shutdown]\n"), r.out());
+            assertTrue(r.out().contains("sidecar cloud-sql-proxy: ready-endpoints=[http://127.0.0.1:9090/readiness],"
+                    + " generic-quit-endpoints=[http://127.0.0.1:9091/quitquitquit]\n"), r.out());
         }
     }
 

@@ -251,24 +251,32 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
             Path b = dir.resolve("stubborn-b");
             Files.copy(Path.of("/bin/bash"), a);
             Files.copy(Path.of("/bin/bash"), b);
-            Process pa = new ProcessBuilder(a.toString(), "-c", "trap '' TERM; while :; do sleep 0.05; done").start();
-            Process pb = new ProcessBuilder(b.toString(), "-c", "trap '' TERM; while :; do sleep 0.05; done").start();
-            try {
-                TestSupport.await("both to run", () -> comm(pa.pid()).equals("stubborn-a") && comm(pb.pid()).equals("stubborn-b"));
+            // in a PID namespace of the test's own: the tool signals every process of those names it sees
+            try (var ns = TestSupport.PidNamespace.create()) {
+                Process pa = ns.start(new ProcessBuilder(a.toString(), "-c", "trap '' TERM; while :; do sleep 0.05; done"));
+                Process pb = ns.start(new ProcessBuilder(b.toString(), "-c", "trap '' TERM; while :; do sleep 0.05; done"));
+                ProcessHandle ia = TestSupport.PidNamespace.inside(pa);
+                ProcessHandle ib = TestSupport.PidNamespace.inside(pb);
+                TestSupport.await("both to run", () -> comm(ia.pid()).equals("stubborn-a") && comm(ib.pid()).equals("stubborn-b"));
                 long start = System.nanoTime();
-                try (var tool = TestSupport.Tool.start(json("GENERIC_QUIT_PROCESSES", "stubborn-a,stubborn-b",
+                try (var tool = TestSupport.Tool.in(ns, json("GENERIC_QUIT_PROCESSES", "stubborn-a,stubborn-b",
                         "QUIT_REQUEST_TIMEOUT", "1500ms", "ENVOY_PREFLIGHT_QUIT_CONFIRM_TIMEOUT", "1s"), "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
                     long ms = (System.nanoTime() - start) / 1_000_000;
                     // one shared 1.5 s timeout, not two in a row (3 s): the tool's start-up is in the margin
                     assertTrue(ms < 2900, ms + " ms");
+                    assertEquals(2, tool.events("quit").stream().filter(o -> "KILL".equals(TestSupport.text(o, "signal")))
+                            .count(), tool.stderr());
                 }
-                assertTrue(pa.waitFor(5, TimeUnit.SECONDS) && pb.waitFor(5, TimeUnit.SECONDS));
-            } finally {
-                pa.destroyForcibly();
-                pb.destroyForcibly();
+                TestSupport.await("both to be KILLed", () -> !running(ia.pid()) && !running(ib.pid()));
             }
         }
+    }
+
+    /** There and not a zombie (a KILLed process waits for its parent in the namespace to reap it). */
+    static boolean running(long pid) {
+        String stat = TestSupport.read(Path.of("/proc/" + pid + "/stat"));
+        return !stat.isEmpty() && stat.charAt(stat.lastIndexOf(')') + 2) != 'Z';
     }
 
     static String comm(long pid) {

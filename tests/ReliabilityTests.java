@@ -146,8 +146,10 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
         void eachRequestIsBoundedLoggedAndNeverChangesTheExitCode(String target, String fault) throws Exception {
             boolean refused = fault.equals("REFUSED");
             FakeEnvoy.Fault f = refused ? null : FakeEnvoy.Fault.valueOf(fault);
+            // each request's bound is the point: a faulty quit leaves the fake up, which the confirmation would
+            // wait out (its own tests are in JobFinishesTests)
             Map<String, String> env = TestSupport.json("ENVOY_ADMIN_API", fake.url().toString(), "START_WITHOUT_ENVOY", "true",
-                    "QUIT_REQUEST_TIMEOUT", "500ms");
+                    "QUIT_REQUEST_TIMEOUT", "500ms", "ENVOY_PREFLIGHT_QUIT_CONFIRM_TIMEOUT", "0");
             String url;
             switch (target) {
                 case "generic" -> {

@@ -282,7 +282,8 @@ final class TestSupport {
         List<String> dry = new ArrayList<>(List.of("--dry-run"));
         dry.addAll(List.of(args));
         Ran plan = inProcess(env, dry.toArray(String[]::new));
-        return plan.code() != 0 || plan.out().lines().anyMatch(l -> l.startsWith("at exit") && l.contains("SIG"));
+        return plan.code() != 0 || plan.out().lines()
+                .anyMatch(l -> (l.startsWith("at exit") || l.startsWith("after the quit")) && l.contains("SIG"));
     }
 
     /**
