@@ -40,6 +40,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.*;
 import java.util.concurrent.*;
+import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import java.util.function.DoubleSupplier;
 import java.util.regex.Matcher;
@@ -2055,23 +2056,22 @@ public class EnvoyPreflight implements Callable<Integer> {
          */
         void confirm(Plan plan, Duration within) {
             long start = System.nanoTime();
-            Map<String, java.util.function.BooleanSupplier> left = new LinkedHashMap<>();
-            for (URI address : plan.addresses()) left.put(address.getAuthority(), () -> refuses(address));
+            Map<String, BooleanSupplier> targets = new LinkedHashMap<>(); // each target, and whether it has gone
+            for (URI address : plan.addresses()) targets.put(address.getAuthority(), () -> refuses(address));
+            Set<String> gone = new HashSet<>();
             boolean escalated = plan.further().isEmpty();
             while (true) {
-                signalled.forEach((name, members) -> left.putIfAbsent("process " + name,
+                // the processes signalled so far, by the further means too
+                signalled.forEach((name, members) -> targets.putIfAbsent("process " + name,
                         () -> members.stream().noneMatch(Quit::running)));
-                for (Iterator<Map.Entry<String, java.util.function.BooleanSupplier>> i = left.entrySet().iterator();
-                     i.hasNext(); ) {
-                    Map.Entry<String, java.util.function.BooleanSupplier> target = i.next();
-                    if (!target.getValue().getAsBoolean()) continue;
+                targets.forEach((target, hasGone) -> {
+                    if (gone.contains(target) || !hasGone.getAsBoolean()) return;
+                    gone.add(target);
                     long ms = millisSince(start);
-                    log.info(Log.Event.GONE, target.getKey() + " has gone after " + ms + " ms", "target", target.getKey(),
-                            "ms", ms);
-                    i.remove();
-                }
+                    log.info(Log.Event.GONE, target + " has gone after " + ms + " ms", "target", target, "ms", ms);
+                });
                 long elapsed = System.nanoTime() - start;
-                if (left.isEmpty() || elapsed >= within.toNanos()) break;
+                if (gone.size() == targets.size() || elapsed >= within.toNanos()) break;
                 if (!escalated && elapsed >= within.toNanos() / 2) {
                     escalated = true;
                     for (Step step : plan.further()) attempt(step); // each POSTs only what was not sent yet
@@ -2079,7 +2079,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 }
                 Http.pause(CONFIRM_ROUND_MS);
             }
-            for (String target : left.keySet()) {
+            for (String target : targets.keySet()) {
+                if (gone.contains(target)) continue;
                 long ms = millisSince(start);
                 log.warn(Log.Event.STILL_RUNNING, target + " is still there after " + ms + " ms (tried: "
                         + String.join("; ", tried) + ")", "target", target, "tried", List.copyOf(tried), "ms", ms);

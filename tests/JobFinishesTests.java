@@ -101,6 +101,27 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        void eachTargetIsGoneOnceWhileAnotherStays() throws Exception {
+            fake.stayAfterQuit();
+            Path shipper = dir.resolve("shipper");
+            Files.copy(Path.of("/bin/sleep"), shipper); // dies of TERM at once
+            try (var ns = TestSupport.PidNamespace.create()) {
+                Process p = ns.start(new ProcessBuilder(shipper.toString(), "60"));
+                ProcessHandle inside = TestSupport.PidNamespace.inside(p);
+                TestSupport.await("the shipper to run", () -> comm(inside.pid()).equals("shipper"));
+                try (var tool = TestSupport.Tool.in(ns, json("GENERIC_QUIT_PROCESSES", "shipper",
+                        "GENERIC_QUIT_ENDPOINTS", fake.url() + "/drain", "ENVOY_PREFLIGHT_QUIT_CONFIRM_TIMEOUT", "500ms"),
+                        "true")) {
+                    assertEquals(0, tool.exitCode(), tool.stderr());
+                    // the shipper's address-less target left at once; the fake's address stayed for 500 ms
+                    assertEquals(List.of("process shipper"), TestSupport.each(tool.events("gone"), "target"));
+                    assertEquals(List.of("127.0.0.1:" + fake.url().getPort()),
+                            TestSupport.each(tool.events("still-running"), "target"));
+                }
+            }
+        }
+
+        @Test
         void dryRunShowsTheConfirmStep() {
             var r = TestSupport.inProcess(TestSupport.env("ENVOY_ADMIN_API", "http://127.0.0.1:15000"), "--dry-run", "app");
             assertEquals(0, r.code(), r.err());
