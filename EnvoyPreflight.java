@@ -358,8 +358,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                     EnvoyPreflight parsed = e.getCommandLine().getCommand();
                     parsed.readFlags();
                     // a mistyped option echoes its value, which may be credentials without a scheme
-                    String meant = e instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()
-                            ? ": did you mean " + u.getSuggestions().get(0) + "?" : "";
+                    List<String> close = e instanceof CommandLine.UnmatchedArgumentException u ? u.getSuggestions()
+                            : List.of();
+                    String meant = close.isEmpty() ? "" : ": did you mean " + close.get(0) + "?";
                     Log.forErrors(parsed).error(Log.Event.INVALID, e.getMessage().replaceAll("[^\\s'\"=]*@", "***@")
                             + meant + " (see --help)");
                     return parsed.tellThePod(Exit.USAGE.code);
@@ -755,23 +756,26 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** Nothing silent: a variable meant for us that is no setting is a warning that names the one meant. */
         static final class Unknown {
-            /** Every variable the tool reads: the settings' and their aliases', Dapr's and kubexit's. */
-            static final List<String> KNOWN = known();
+            /** The settings' variables and their aliases': what a near miss is measured against. */
+            static final List<String> SETTINGS = settings();
+            /** Read too, but no near miss of theirs is ours to judge (Dapr's APP_API_TOKEN is two edits away). */
+            static final List<String> OTHERS = List.of("DAPR_HTTP_PORT", "DAPR_API_TOKEN", "KUBEXIT_NAME",
+                    "KUBEXIT_GRAVEYARD", App.MOVED);
 
-            private static List<String> known() {
-                List<String> known = new ArrayList<>(List.of("DAPR_HTTP_PORT", "DAPR_API_TOKEN", "KUBEXIT_NAME",
-                        "KUBEXIT_GRAVEYARD"));
-                for (Setting s : Setting.values()) known.addAll(s.variables());
-                return List.copyOf(known);
+            private static List<String> settings() { // loops, not streams: this runs at every start
+                List<String> names = new ArrayList<>();
+                for (Setting s : Setting.values()) for (Setting.Alias a : s.readings) names.add(a.variable());
+                return names;
             }
 
             static void check(Map<String, String> env, List<Warning> warnings) {
                 for (String name : new TreeSet<>(env.keySet())) {
-                    if (KNOWN.contains(name) || name.equals(App.MOVED) || name.startsWith(App.MOVED_VALUE)) continue;
-                    String meant = closest(name, KNOWN);
-                    if (meant == null && !name.startsWith("ENVOY_PREFLIGHT_")) continue; // not ours: none of our business
+                    if (SETTINGS.contains(name) || OTHERS.contains(name) || name.startsWith(App.MOVED_VALUE)) continue;
+                    String meant = closest(name, SETTINGS);
+                    if (meant == null && !name.startsWith("ENVOY_PREFLIGHT_")) continue; // neither ours nor like ours
+                    String hint = meant == null ? "" : ": did you mean " + meant + "?";
                     warnings.add(new Warning(Log.Event.UNKNOWN_SETTING, name + " is not a setting, and is ignored"
-                            + (meant == null ? "" : ": did you mean " + meant + "?"), "name", name, "suggestion", meant));
+                            + hint, "name", name, "suggestion", meant));
                 }
             }
 
@@ -808,7 +812,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        /** Headers a request to uri carries (a named sidecar's on its loopback port: Dapr's API token); never logged. */
+        /** Headers a request to uri carries (a named sidecar's, on its loopback port: Dapr's token); never logged. */
         Map<String, String> headers(URI uri) {
             return Values.isLoopback(uri) ? headers.getOrDefault(uri.getPort(), Map.of()) : Map.of();
         }
@@ -828,7 +832,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             // daprd's HTTP port is DAPR_HTTP_PORT (3500 unset); DAPR_API_TOKEN, when set, goes with each request.
             DAPR("dapr", Setting.READY_ENDPOINTS, "http://127.0.0.1:$DAPR_HTTP_PORT/v1.0/healthz/outbound",
                     Setting.GENERIC_QUIT_ENDPOINTS, "http://127.0.0.1:$DAPR_HTTP_PORT/v1.0/shutdown"),
-            // vault-k8s' injected agent: its listener on 8200, /agent/v1/quit with agent-enable-quit; no ready endpoint.
+            // vault-k8s' injected agent: its listener on 8200, /agent/v1/quit with agent-enable-quit; no ready URL.
             VAULT_AGENT("vault-agent", Setting.GENERIC_QUIT_ENDPOINTS, "http://127.0.0.1:8200/agent/v1/quit"),
             // consul-k8s' dataplane: Envoy's admin /ready on 19000, the graceful shutdown on 20600.
             CONSUL_DATAPLANE("consul-dataplane", Setting.READY_ENDPOINTS, "http://127.0.0.1:19000/ready",
@@ -892,7 +896,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                         for (Object entry : (List<?>) values.get(s)) if (!merged.contains(entry)) merged.add(entry);
                         value = List.copyOf(merged);
                         // every request to its port, the user's URLs too
-                        if (!extra.isEmpty()) for (Object uri : (List<?>) own) headers.put(((URI) uri).getPort(), extra);
+                        for (Object uri : (List<?>) own) {
+                            if (!extra.isEmpty()) headers.put(((URI) uri).getPort(), extra);
+                        }
                     } else if (values.get(s) != null) {
                         continue; // another named sidecar set it first
                     }
@@ -1873,7 +1879,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                     String[] parts = entries[i].split(":", 2);
                     String name = parts[0];
                     String signal = parts.length == 1 ? "TERM" : parts[1].toUpperCase(Locale.ROOT).replaceFirst("^SIG", "");
-                    if (name.isEmpty() || name.contains("/") || name.getBytes(StandardCharsets.UTF_8).length > COMM_LENGTH) {
+                    int bytes = name.getBytes(StandardCharsets.UTF_8).length;
+                    if (name.isEmpty() || name.contains("/") || bytes > COMM_LENGTH) {
                         throw new IllegalArgumentException("entry " + (i + 1) + ": not a process name (1 to "
                                 + COMM_LENGTH + " bytes, as /proc/PID/comm holds it)");
                     }
@@ -1922,14 +1929,14 @@ public class EnvoyPreflight implements Callable<Integer> {
                 return String.join("; then ", steps.stream().map(Step::describe).toList());
             }
 
-            /** For --dry-run: what must be gone after the steps, and the further means; null if nothing is confirmed. */
+            /** For --dry-run: what must be gone after the steps, and the further means; null if none is confirmed. */
             String confirmation(Duration within) {
                 if (steps.isEmpty() || within.isZero()) return null;
                 List<String> gone = new ArrayList<>(addresses.stream().map(URI::getAuthority).toList());
                 gone.add("each process signalled");
-                return "confirm gone within " + Values.format(within) + ": " + String.join(", ", gone) + (further.isEmpty()
-                        ? "" : " (still there halfway: " + String.join(", ", further.stream().map(Step::describe).toList())
-                        + ")");
+                String halfway = String.join(", ", further.stream().map(Step::describe).toList());
+                return "confirm gone within " + Values.format(within) + ": " + String.join(", ", gone)
+                        + (further.isEmpty() ? "" : " (still there halfway: " + halfway + ")");
             }
         }
 
@@ -1991,7 +1998,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             return null;
         }
 
-        /** Each loopback HOST:PORT waited on or sent a quit, once, as tcp:// URIs: files and other hosts can't be judged. */
+        /** Each loopback HOST:PORT waited on or sent a quit, once, as tcp:// URIs (files, other hosts: no judging). */
         private static List<URI> addresses(Config config, List<Step> steps) {
             List<URI> uris = new ArrayList<>();
             for (Wait.Target t : Wait.targets(config)) if (!(t instanceof Wait.Exists)) uris.add(t.uri());
@@ -2181,7 +2188,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 String line = "SIG" + signal + " to " + name + " (pid " + process.pid() + ")";
                 if (failure != null && running(process)) {
                     log.warn(Log.Event.QUIT, "could not send " + line + ": " + failure, "process", name,
-                            "pid", process.pid(), "signal", signal, "error", failure, "ms", millisSince(start), "ok", false);
+                            "pid", process.pid(), "signal", signal, "error", failure, "ms", millisSince(start),
+                            "ok", false);
                     continue;
                 }
                 log.info(Log.Event.QUIT, failure == null ? "sent " + line : line + ": it had exited already",
@@ -2400,7 +2408,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             String s = t.toString();
             int dot = s.indexOf('.');
             String fraction = dot < 0 ? "" : s.substring(dot + 1, s.length() - 1);
-            return s.substring(0, dot < 0 ? s.length() - 1 : dot) + "." + (fraction + "000000000").substring(0, 9) + "Z";
+            String seconds = s.substring(0, dot < 0 ? s.length() - 1 : dot);
+            return seconds + "." + (fraction + "000000000").substring(0, 9) + "Z";
         }
 
         /** Numbers and booleans as JSON's own; lists as arrays, maps as objects; the rest as redacted text. */
@@ -2426,7 +2435,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         private Values() {
         }
 
-        /** Why a file could not be written, in our words: the JDK's exception names its class and our temporary file. */
+        /** Why a file could not be written, in our words (the JDK's exception names its class, our temporary file). */
         static String reason(Exception e) {
             if (e instanceof NoSuchFileException) return "its folder does not exist";
             if (e instanceof AccessDeniedException) return "permission denied";
@@ -2617,7 +2626,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** Where a URL may start: any scheme, wherever it stands (jdbc:postgresql://, <http://, DSN:mysql://). */
         private static final Pattern URL_START = Pattern.compile("[A-Za-z][A-Za-z0-9+.-]*://");
         /** Where another URL surely starts: at the start of a word ("pa://ss" inside a password is none). */
-        private static final Pattern WORD_START = Pattern.compile("(?:^|(?<=[\\s'\"=,(\\[]))[A-Za-z][A-Za-z0-9+.-]*://");
+        private static final Pattern WORD_START =
+                Pattern.compile("(?:^|(?<=[\\s'\"=,(\\[]))[A-Za-z][A-Za-z0-9+.-]*://");
 
         /**
          * Credentials (user:pass@) in any text never reach a log line or an error: from each "//" to

@@ -10,6 +10,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -59,7 +60,9 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
                 // addresses only: a pilot-agent process of another test may be visible here, and TERMed (issue 21)
                 assertEquals(List.of("127.0.0.1:" + fake.url().getPort(), "127.0.0.1:" + fake.pilotAgentUrl().getPort())
                         .stream().sorted().toList(),
-                        TestSupport.each(still, "target").stream().filter(t -> !t.startsWith("process ")).sorted().toList());
+                                TestSupport.each(still, "target").stream().filter(t -> !t.startsWith("process "))
+                                .sorted()
+                                .toList());
                 for (JsonObject o : still) {
                     assertEquals("warning", TestSupport.text(o, "level"));
                     assertFalse(TestSupport.array(o, "tried").isEmpty(), o.toString());
@@ -110,7 +113,8 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
                 ProcessHandle inside = TestSupport.PidNamespace.inside(p);
                 TestSupport.await("the shipper to run", () -> comm(inside.pid()).equals("shipper"));
                 try (var tool = TestSupport.Tool.in(ns, json("GENERIC_QUIT_PROCESSES", "shipper",
-                        "GENERIC_QUIT_ENDPOINTS", fake.url() + "/drain", "ENVOY_PREFLIGHT_QUIT_CONFIRM_TIMEOUT", "500ms"),
+                        "GENERIC_QUIT_ENDPOINTS", fake.url() + "/drain",
+                        "ENVOY_PREFLIGHT_QUIT_CONFIRM_TIMEOUT", "500ms"),
                         "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
                     // the shipper's address-less target left at once; the fake's address stayed for 500 ms
@@ -123,7 +127,8 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void dryRunShowsTheConfirmStep() {
-            var r = TestSupport.inProcess(TestSupport.env("ENVOY_ADMIN_API", "http://127.0.0.1:15000"), "--dry-run", "app");
+            var r = TestSupport.inProcess(TestSupport.env("ENVOY_ADMIN_API", "http://127.0.0.1:15000"),
+                    "--dry-run", "app");
             assertEquals(0, r.code(), r.err());
             assertTrue(r.out().contains("confirm gone within 5s: 127.0.0.1:15000"), r.out());
             var never = TestSupport.inProcess(TestSupport.env("ENVOY_ADMIN_API", "http://127.0.0.1:15000",
@@ -157,6 +162,15 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
             var r = TestSupport.inProcess(json("ENVOY_PREFLIGHT_NO_SUCH_THING", "1"), "true");
             assertEquals(0, r.code(), r.err());
             assertEquals("ENVOY_PREFLIGHT_NO_SUCH_THING", TestSupport.text(r.event("unknown-setting"), "name"));
+        }
+
+        @Test
+        void theSidecarsOwnVariablesInTheAppsContainerAreNoNearMiss() {
+            // Dapr gives the app APP_API_TOKEN, two edits from DAPR_API_TOKEN; kubexit's sidecars read their own
+            var r = TestSupport.inProcess(json("APP_API_TOKEN", "x", "KUBEXIT_DEATH_DEPS", "app", "DAPR_GRPC_PORT", "1"),
+                    "true");
+            assertEquals(0, r.code(), r.err());
+            assertEquals(List.of(), r.events().stream().filter(o -> TestSupport.is(o, "unknown-setting")).toList());
         }
 
         @Test
@@ -274,11 +288,13 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
             Files.copy(Path.of("/bin/bash"), b);
             // in a PID namespace of the test's own: the tool signals every process of those names it sees
             try (var ns = TestSupport.PidNamespace.create()) {
-                Process pa = ns.start(new ProcessBuilder(a.toString(), "-c", "trap '' TERM; while :; do sleep 0.05; done"));
-                Process pb = ns.start(new ProcessBuilder(b.toString(), "-c", "trap '' TERM; while :; do sleep 0.05; done"));
+                String stubborn = "trap '' TERM; while :; do sleep 0.05; done";
+                Process pa = ns.start(new ProcessBuilder(a.toString(), "-c", stubborn));
+                Process pb = ns.start(new ProcessBuilder(b.toString(), "-c", stubborn));
                 ProcessHandle ia = TestSupport.PidNamespace.inside(pa);
                 ProcessHandle ib = TestSupport.PidNamespace.inside(pb);
-                TestSupport.await("both to run", () -> comm(ia.pid()).equals("stubborn-a") && comm(ib.pid()).equals("stubborn-b"));
+                TestSupport.await("both to run",
+                        () -> comm(ia.pid()).equals("stubborn-a") && comm(ib.pid()).equals("stubborn-b"));
                 long start = System.nanoTime();
                 try (var tool = TestSupport.Tool.in(ns, json("GENERIC_QUIT_PROCESSES", "stubborn-a,stubborn-b",
                         "QUIT_REQUEST_TIMEOUT", "1500ms", "ENVOY_PREFLIGHT_QUIT_CONFIRM_TIMEOUT", "1s"), "true")) {
@@ -286,8 +302,9 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
                     long ms = (System.nanoTime() - start) / 1_000_000;
                     // one shared 1.5 s timeout, not two in a row (3 s): the tool's start-up is in the margin
                     assertTrue(ms < 2900, ms + " ms");
-                    assertEquals(2, tool.events("quit").stream().filter(o -> "KILL".equals(TestSupport.text(o, "signal")))
-                            .count(), tool.stderr());
+                    long kills = tool.events("quit").stream().filter(o -> "KILL".equals(TestSupport.text(o, "signal")))
+                            .count();
+                    assertEquals(2, kills, tool.stderr());
                 }
                 TestSupport.await("both to be KILLed", () -> !running(ia.pid()) && !running(ib.pid()));
             }
@@ -374,7 +391,8 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
     @Test
     void aLongExitFileNameFitsItsTemporaryName() throws Exception {
         Path exit = dir.resolve("y".repeat(250)); // the temporary name beside it was longer than 255 bytes
-        var r = TestSupport.inProcess(TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", exit.toString()), "sh", "-c", "exit 6");
+        var r = TestSupport.inProcess(TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", exit.toString()),
+                "sh", "-c", "exit 6");
         assertEquals(6, r.code(), r.err());
         assertEquals("6\n", Files.readString(exit));
         assertEquals("", r.err());
@@ -415,8 +433,9 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
         @Test
         void theJsonTimeAlwaysHasTheSameWidth() {
             // Instant.toString() drops trailing zeros: these three printed 20, 24 and 30 characters
-            List<String> times = List.of("2026-12-07T10:00:00Z", "2026-12-07T10:00:00.500Z", "2026-12-07T10:00:00.123456789Z")
-                    .stream().map(t -> EnvoyPreflight.Log.time(java.time.Instant.parse(t))).toList();
+            List<String> times = Stream.of("2026-12-07T10:00:00Z", "2026-12-07T10:00:00.500Z",
+                            "2026-12-07T10:00:00.123456789Z")
+                    .map(t -> EnvoyPreflight.Log.time(java.time.Instant.parse(t))).toList();
             assertEquals(List.of("2026-12-07T10:00:00.000000000Z", "2026-12-07T10:00:00.500000000Z",
                     "2026-12-07T10:00:00.123456789Z"), times);
             var r = TestSupport.inProcess(json(), "--start-without-envoy", "true");
@@ -507,7 +526,8 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
         @Test
         void everyExitCodeFrom0To255PassesThrough() {
             for (int code = 0; code <= 255; code++) {
-                var r = TestSupport.inProcess(TestSupport.env(), "--start-without-envoy", "--", "sh", "-c", "exit " + code);
+                var r = TestSupport.inProcess(TestSupport.env(), "--start-without-envoy", "--",
+                        "sh", "-c", "exit " + code);
                 assertEquals(code, r.code(), r.err());
             }
         }
@@ -583,7 +603,8 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
         private void tmux(String... args) throws Exception {
             List<String> command = new java.util.ArrayList<>(List.of("tmux"));
             command.addAll(List.of(args));
-            assertEquals(0, TestSupport.cleanEnvironment(new ProcessBuilder(command)).start().waitFor(), command.toString());
+            Process tmux = TestSupport.cleanEnvironment(new ProcessBuilder(command)).start();
+            assertEquals(0, tmux.waitFor(), command.toString());
         }
 
         private String capture(String session) {

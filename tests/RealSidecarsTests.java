@@ -126,8 +126,10 @@ class RealSidecarsTests {
 
     private static void assertGone(List<JsonObject> events, String target, Namespace run) {
         // exactly one: a process target that left was once reported again each round while an address remained
-        assertEquals(1, events.stream().filter(o -> TestSupport.is(o, "gone") && target.equals(TestSupport.text(o, "target"))
-                && "info".equals(TestSupport.text(o, "level"))).count(), "one 'gone' event for " + target + ": " + run.report());
+        long gone = events.stream().filter(o -> TestSupport.is(o, "gone")
+                && target.equals(TestSupport.text(o, "target"))
+                && "info".equals(TestSupport.text(o, "level"))).count();
+        assertEquals(1, gone, "one 'gone' event for " + target + ": " + run.report());
     }
 
     /** Every warning or error of the tool's log. */
