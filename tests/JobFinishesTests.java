@@ -596,20 +596,26 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
                 assertEquals("code=9", TestSupport.read(dir.resolve("code")).strip());
                 assertEquals(40, TestSupport.read(ticks).lines().count());
             } finally {
-                new ProcessBuilder("tmux", "kill-session", "-t", session).start().waitFor();
+                new ProcessBuilder("tmux", "-S", socket().toString(), "kill-server").start().waitFor();
             }
         }
 
         private void tmux(String... args) throws Exception {
-            List<String> command = new java.util.ArrayList<>(List.of("tmux"));
+            List<String> command = new java.util.ArrayList<>(List.of("tmux", "-S", socket().toString()));
             command.addAll(List.of(args));
             Process tmux = TestSupport.cleanEnvironment(new ProcessBuilder(command)).start();
             assertEquals(0, tmux.waitFor(), command.toString());
         }
 
+        /** A server of the test's own, its socket in the test's folder: none is left in /tmp/tmux-UID. */
+        private Path socket() {
+            return dir.resolve("tmux");
+        }
+
         private String capture(String session) {
             try {
-                Process p = new ProcessBuilder("tmux", "capture-pane", "-p", "-t", session).start();
+                Process p = new ProcessBuilder("tmux", "-S", socket().toString(), "capture-pane", "-p", "-t", session)
+                        .start();
                 return new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             } catch (java.io.IOException e) {
                 throw new AssertionError(e);
