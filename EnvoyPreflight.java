@@ -137,7 +137,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         Quit.exitFile(config.exitFile(), code, log);
         lifecycle.buried(code); // also when the app never ran: kubexit's sidecars stop all the same
         boolean noSidecar = waited != null && waited.outcome() == Wait.Outcome.ABSENT && !Wait.cameLate(config, log);
-        new Quit(config.duration(Setting.QUIT_TIMEOUT), log, lifecycle.appPid())
+        new Quit(config.duration(Setting.QUIT_TIMEOUT), log, lifecycle.appPid(), lifecycle::stopSignalled)
                 .run(Quit.plan(config, code, noSidecar), config.duration(Setting.QUIT_CONFIRM_TIMEOUT));
         return exit(log, code);
     }
@@ -255,7 +255,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         } catch (Config.Invalid e) {
             // a bad tombstone: likewise
         }
-        if (exitFile != null && exitFile.equals(tombstone)) return; // one file for both: neither would be right
+        if (exitFile != null && tombstone != null && Config.real(exitFile).equals(Config.real(tombstone))) {
+            return; // one file for both: neither would be right
+        }
         Quit.exitFile(exitFile, code, log);
         Quit.Tombstone grave = Quit.Tombstone.of(tombstone, log);
         if (grave != null) grave.died(code);
@@ -645,7 +647,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             Path tombstone = tombstone(cmd.env);
             String exitFile = (String) values.get(Setting.EXIT_FILE);
-            if (exitFile != null && Path.of(exitFile).toAbsolutePath().normalize().equals(tombstone)) {
+            if (exitFile != null && tombstone != null && real(Path.of(exitFile)).equals(real(tombstone))) {
                 throw new Invalid("the exit file and kubexit's tombstone (KUBEXIT_GRAVEYARD/KUBEXIT_NAME) are the same"
                         + " file, and would overwrite each other: '" + Values.shown(exitFile) + "'");
             }
@@ -690,6 +692,16 @@ public class EnvoyPreflight implements Callable<Integer> {
                 throw new Invalid(name + ": the file name is longer than 255 bytes: '" + Values.shown(raw) + "'");
             }
             return path;
+        }
+
+        /** The file as the kernel will find it: its folder's links followed, where the folder exists. */
+        static Path real(Path file) {
+            Path path = file.toAbsolutePath().normalize();
+            try {
+                return path.getParent().toRealPath().resolve(path.getFileName());
+            } catch (IOException e) {
+                return path; // no folder yet: nothing to follow
+            }
         }
 
         /** kubexit's tombstone, $KUBEXIT_GRAVEYARD/$KUBEXIT_NAME, where both are set; else null. */
@@ -848,6 +860,28 @@ public class EnvoyPreflight implements Callable<Integer> {
 
             @Override
             public String toString() { return id; }
+
+            /**
+             * The ready URLs of the named sidecars that are quit at one of these addresses: Istio's 15021 and
+             * Cloud SQL proxy's 9090 are the same sidecar as their quit ports, so they must refuse too.
+             */
+            static List<URI> ownReady(Config config, Set<URI> quitAddresses) {
+                List<URI> ready = new ArrayList<>();
+                @SuppressWarnings("unchecked")
+                List<Sidecar> named = (List<Sidecar>) config.values().get(Setting.SIDECARS);
+                for (Sidecar sidecar : named) {
+                    List<URI> own = new ArrayList<>();
+                    boolean quit = false;
+                    for (int i = 0; i < sidecar.settingsAndValues.length; i += 2) {
+                        String value = (String) sidecar.settingsAndValues[i + 1];
+                        if (value.contains("$")) continue; // Dapr's port: its ready and quit share it anyway
+                        if (sidecar.settingsAndValues[i] == Setting.READY_ENDPOINTS) own.add(URI.create(value));
+                        else quit |= quitAddresses.contains(Quit.address(URI.create(value)));
+                    }
+                    if (quit) ready.addAll(own);
+                }
+                return ready;
+            }
 
             static List<Sidecar> list(String raw) {
                 List<Sidecar> sidecars = new ArrayList<>();
@@ -1258,6 +1292,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         private final Object lock = new Object();
         private final Http.Abort abort = new Http.Abort();
         private Phase phase = Phase.WAITING;
+        private boolean stoppedLate; // TERM, INT or HUP after the app exited
         private Signals.Sig lastStop; // the last TERM, INT or HUP relayed, and when
         private long lastStopNanos;
         private int stopSignal;
@@ -1279,6 +1314,13 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         boolean appStarted() {
             return appPid() != 0;
+        }
+
+        /** A stop signal came, before the app or after it: the quit still runs, but waits for no confirmation. */
+        boolean stopSignalled() {
+            synchronized (lock) {
+                return stopSignal != 0 || stoppedLate;
+            }
         }
 
         /** The app's pid once started, else 0: its process group and session are never a quit process's. */
@@ -1318,7 +1360,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         void onSignal(Signals.Sig sig) {
             synchronized (lock) {
                 if (phase == Phase.EXITED) {
-                    signal(sig, false, "received after the app exited; ignored");
+                    stoppedLate |= sig.stops();
+                    signal(sig, false, sig.stops() ? "received after the app exited: the quit goes on, unconfirmed"
+                            : "received after the app exited; ignored");
                 } else if (phase == Phase.RUNNING && sig.stops() && sig == lastStop
                         && System.nanoTime() - lastStopNanos < 100_000_000L) {
                     // timeout(1) sends TERM to us and then to our group: one signal, delivered twice
@@ -1828,13 +1872,14 @@ public class EnvoyPreflight implements Callable<Integer> {
      * what it POSTed (each URL once), what it signalled, and what it tried, for the confirmation.
      */
     record Quit(Duration timeout, Log log, Map<URI, Boolean> answered, Map<String, List<ProcessHandle>> signalled,
-                Set<String> tried, long appPid) {
+                Set<String> tried, long appPid, BooleanSupplier cut) {
         static final String PILOT_AGENT = "pilot-agent";
-        /** How often the confirmation asks: a sidecar that leaves at once costs one round. */
+        /** The confirmation's first pause: a sidecar that leaves at once costs one round; then it backs off. */
         static final long CONFIRM_ROUND_MS = 10;
 
-        Quit(Duration timeout, Log log, long appPid) {
-            this(timeout, log, new HashMap<>(), new LinkedHashMap<>(), new LinkedHashSet<>(), appPid);
+        /** cut: a stop signal came (TERM always ends the tool): the confirmation waits no longer. */
+        Quit(Duration timeout, Log log, long appPid, BooleanSupplier cut) {
+            this(timeout, log, new HashMap<>(), new LinkedHashMap<>(), new LinkedHashSet<>(), appPid, cut);
         }
 
         interface Step {
@@ -1933,7 +1978,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             String confirmation(Duration within) {
                 if (steps.isEmpty() || within.isZero()) return null;
                 List<String> gone = new ArrayList<>(addresses.stream().map(URI::getAuthority).toList());
-                gone.add("each process signalled");
+                if (steps.stream().anyMatch(s -> s instanceof Stops)) gone.add("each quit process signalled");
                 String halfway = String.join(", ", further.stream().map(Step::describe).toList());
                 return "confirm gone within " + Values.format(within) + ": " + String.join(", ", gone)
                         + (further.isEmpty() ? "" : " (still there halfway: " + halfway + ")");
@@ -1973,8 +2018,10 @@ public class EnvoyPreflight implements Callable<Integer> {
                 // Istio's own order (pilot-agent takes Envoy with it), then Envoy's, then the processes.
                 if (istio != null) further.add(new Post(Values.resolve(istio, "quitquitquit")));
                 further.add(new Post(envoyQuit));
-                if (istio != null) further.add(new SignalAll(PILOT_AGENT, "TERM"));
-                further.add(new SignalAll("envoy", "TERM"));
+                if (istio != null) { // in an Istio pod, its own two processes; elsewhere no name is a safe guess
+                    further.add(new SignalAll(PILOT_AGENT, "TERM"));
+                    further.add(new SignalAll("envoy", "TERM"));
+                }
             }
             return new Plan(once(steps), "generic-quit-only is set and there are no generic quit endpoints",
                     List.copyOf(further), addresses(config, steps));
@@ -1998,23 +2045,39 @@ public class EnvoyPreflight implements Callable<Integer> {
             return null;
         }
 
-        /** Each loopback HOST:PORT waited on or sent a quit, once, as tcp:// URIs (files, other hosts: no judging). */
+        /**
+         * The loopback HOST:PORTs of the sidecars the plan quits, as tcp:// URIs: each quit URL's, the admin
+         * API's where Envoy is quit, and a readiness target's where it is a quit sidecar's (the same port, a
+         * named sidecar's own ready port, or any where processes are quit). Files and other hosts can't be judged.
+         */
         private static List<URI> addresses(Config config, List<Step> steps) {
-            List<URI> uris = new ArrayList<>();
-            for (Wait.Target t : Wait.targets(config)) if (!(t instanceof Wait.Exists)) uris.add(t.uri());
-            List<Step> all = new ArrayList<>(steps);
-            while (!all.isEmpty()) {
+            List<URI> quits = new ArrayList<>();
+            for (List<Step> all = new ArrayList<>(steps); !all.isEmpty(); ) {
                 Step step = all.remove(0);
-                if (step instanceof Post post) uris.add(post.uri());
+                if (step instanceof Post post) quits.add(post.uri());
                 if (step instanceof Fallback f) all.addAll(0, List.of(f.first(), f.orElse()));
             }
+            Set<URI> quit = new LinkedHashSet<>();
+            for (URI uri : quits) if (Values.isLoopback(uri)) quit.add(address(uri));
+            Set<URI> ready = new HashSet<>(Config.Sidecar.ownReady(config, quit));
+            boolean envoyQuit = config.url(Setting.ADMIN_API) != null && !config.on(Setting.GENERIC_QUIT_ONLY);
+            boolean byName = !config.processes().isEmpty(); // a sidecar quit by process is known by its ports
             Set<URI> addresses = new LinkedHashSet<>();
-            for (URI uri : uris) {
-                if (!Values.isLoopback(uri)) continue;
-                int port = uri.getPort() > 0 ? uri.getPort() : uri.getScheme().equalsIgnoreCase("https") ? 443 : 80;
-                addresses.add(URI.create("tcp://" + uri.getHost() + ":" + port));
+            for (Wait.Target t : Wait.targets(config)) {
+                if (t instanceof Wait.Exists || !Values.isLoopback(t.uri())) continue;
+                URI address = address(t.uri());
+                if (t instanceof Wait.Live ? envoyQuit : byName || quit.contains(address) || ready.contains(t.uri())) {
+                    addresses.add(address);
+                }
             }
+            addresses.addAll(quit);
             return List.copyOf(addresses);
+        }
+
+        static URI address(URI uri) {
+            int port = uri.getPort();
+            if (port < 0) port = uri.getScheme().equalsIgnoreCase("https") ? 443 : 80;
+            return URI.create("tcp://" + uri.getHost() + ":" + port);
         }
 
         /**
@@ -2067,8 +2130,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             for (URI address : plan.addresses()) targets.put(address.getAuthority(), () -> refuses(address));
             Set<String> gone = new HashSet<>();
             boolean escalated = plan.further().isEmpty();
-            while (true) {
-                // the processes signalled so far, by the further means too
+            for (long pause = CONFIRM_ROUND_MS; ; pause = Math.min(100, pause * 2)) { // 10, 20, 40, 80, 100 ms
                 signalled.forEach((name, members) -> targets.putIfAbsent("process " + name,
                         () -> members.stream().noneMatch(Quit::running)));
                 targets.forEach((target, hasGone) -> {
@@ -2077,19 +2139,23 @@ public class EnvoyPreflight implements Callable<Integer> {
                     long ms = millisSince(start);
                     log.info(Log.Event.GONE, target + " has gone after " + ms + " ms", "target", target, "ms", ms);
                 });
-                long elapsed = System.nanoTime() - start;
-                if (gone.size() == targets.size() || elapsed >= within.toNanos()) break;
-                if (!escalated && elapsed >= within.toNanos() / 2) {
+                long left = within.toNanos() - (System.nanoTime() - start);
+                if (gone.size() == targets.size() || left <= 0 || cut.getAsBoolean()) break;
+                if (!escalated && left <= within.toNanos() / 2) {
                     escalated = true;
-                    for (Step step : plan.further()) attempt(step); // each POSTs only what was not sent yet
+                    // each POSTs only what was not sent yet, within what is left of the confirmation
+                    Quit bounded = new Quit(Duration.ofNanos(Math.min(timeout.toNanos(), left)), log, answered,
+                            signalled, tried, appPid, cut);
+                    for (Step step : plan.further()) bounded.attempt(step);
                     continue;
                 }
-                Http.pause(CONFIRM_ROUND_MS);
+                Http.pause(Math.min(pause, TimeUnit.NANOSECONDS.toMillis(left) + 1));
             }
+            String why = cut.getAsBoolean() ? "a stop signal ended the wait; " : "";
             for (String target : targets.keySet()) {
                 if (gone.contains(target)) continue;
                 long ms = millisSince(start);
-                log.warn(Log.Event.STILL_RUNNING, target + " is still there after " + ms + " ms (tried: "
+                log.warn(Log.Event.STILL_RUNNING, target + " is still there after " + ms + " ms (" + why + "tried: "
                         + String.join("; ", tried) + ")", "target", target, "tried", List.copyOf(tried), "ms", ms);
             }
         }
@@ -2141,17 +2207,21 @@ public class EnvoyPreflight implements Callable<Integer> {
             for (Stop s : stops) members.addAll(signal(s.name(), s.signal(), true));
             long deadline = start + timeout.toNanos();
             while (members.stream().anyMatch(Quit::running) && System.nanoTime() - deadline < 0) Http.pause(20);
-            for (ProcessHandle process : members) {
-                if (!running(process)) continue;
-                String name = comm(process.pid());
-                log.warn(Log.Event.QUIT, name + " (pid " + process.pid() + ") still runs " + Values.format(timeout)
-                        + " after its signal: sending KILL", "process", name, "pid", process.pid(),
-                        "signal", "KILL", "error", "still running", "ms", millisSince(start), "ok", false);
-                String failure = Lifecycle.Signals.send("KILL", process);
-                if (failure == null || !running(process)) continue;
-                log.warn(Log.Event.QUIT, "could not KILL " + name + " (pid " + process.pid() + "): " + failure,
-                        "process", name, "pid", process.pid(), "signal", "KILL", "error", failure,
-                        "ms", millisSince(start), "ok", false);
+            for (Stop s : stops) { // one warning a sidecar, naming every member KILLed
+                List<ProcessHandle> left = signalled.getOrDefault(s.name(), List.of()).stream().filter(Quit::running)
+                        .toList();
+                if (left.isEmpty()) continue;
+                List<Long> pids = left.stream().map(ProcessHandle::pid).toList();
+                log.warn(Log.Event.QUIT, s.name() + " " + pids + " still runs "
+                        + Values.format(timeout) + " after SIG" + s.signal() + ": sending KILL", "process", s.name(),
+                        "pids", pids, "signal", "KILL", "error", "still running", "ms", millisSince(start), "ok", false);
+                for (ProcessHandle process : left) {
+                    String failure = Lifecycle.Signals.send("KILL", process);
+                    if (failure == null || !running(process)) continue;
+                    log.warn(Log.Event.QUIT, "could not KILL " + s.name() + " (pid " + process.pid() + "): " + failure,
+                            "process", s.name(), "pid", process.pid(), "signal", "KILL", "error", failure,
+                            "ms", millisSince(start), "ok", false);
+                }
             }
             return !members.isEmpty();
         }
@@ -2177,10 +2247,14 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             Set<Long> family = new HashSet<>();
             for (ProcessHandle p : members) family.add(p.pid());
+            Set<Long> followers = new HashSet<>(); // read before any signal: a head's QUIT may reap its children
+            for (ProcessHandle p : members) {
+                String[] stat = Lifecycle.Signals.stat(Long.toString(p.pid()));
+                if (stat != null && family.contains(Long.parseLong(stat[1]))) followers.add(p.pid());
+            }
             List<ProcessHandle> reached = new ArrayList<>();
             for (ProcessHandle process : members) {
-                String[] stat = Lifecycle.Signals.stat(Long.toString(process.pid()));
-                if (stat != null && family.contains(Long.parseLong(stat[1]))) { // its parent is one of them
+                if (followers.contains(process.pid())) { // its parent is one of them, and takes it along
                     reached.add(process);
                     continue;
                 }
@@ -2196,7 +2270,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                         "process", name, "pid", process.pid(), "signal", signal, "ms", millisSince(start), "ok", true);
                 reached.add(process);
             }
-            if (!reached.isEmpty()) signalled.computeIfAbsent(name, n -> new ArrayList<>()).addAll(reached);
+            // what was asked for by name is confirmed gone; a guess (pilot-agent) is judged by its ports
+            if (asked && !reached.isEmpty()) signalled.computeIfAbsent(name, n -> new ArrayList<>()).addAll(reached);
             return reached;
         }
 

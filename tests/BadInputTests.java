@@ -252,7 +252,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
                 public String describe() { return "fallback"; }
                 public boolean run(EnvoyPreflight.Quit quit) { ran.add("fallback"); return true; }
             };
-            new EnvoyPreflight.Quit(Duration.ofSeconds(1), logged.log, 0).run(new EnvoyPreflight.Quit.Plan(List.of(throwing,
+            new EnvoyPreflight.Quit(Duration.ofSeconds(1), logged.log, 0, () -> false).run(new EnvoyPreflight.Quit.Plan(List.of(throwing,
                     new EnvoyPreflight.Quit.Fallback(throwing, fallback), second), null), Duration.ZERO);
             assertEquals(List.of("throw", "throw", "fallback", "second"), ran);
             // each throw is an internal error of its own step, logged, and no more

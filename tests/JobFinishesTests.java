@@ -126,6 +126,39 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        void onlyTheSidecarsThePlanQuitsAreConfirmed() {
+            // generic-quit-only quits no Envoy, and a database proxy waited on by TCP is never quit: neither is waited for
+            var r = TestSupport.inProcess(TestSupport.env("ENVOY_ADMIN_API", "http://127.0.0.1:18083", "GENERIC_QUIT_ONLY",
+                    "true", "GENERIC_QUIT_ENDPOINTS", "http://127.0.0.1:18084/quit", "GENERIC_READY_ENDPOINTS",
+                    "tcp://127.0.0.1:5432"), "--dry-run", "app");
+            assertTrue(r.out().contains("after the quit: confirm gone within 5s: 127.0.0.1:18084\n"), r.out());
+            // a plain Envoy's further means name no process: TERM to every 'envoy' would reach beyond the pod
+            var plain = TestSupport.inProcess(TestSupport.env("ENVOY_ADMIN_API", "http://127.0.0.1:9901"), "--dry-run", "app");
+            assertTrue(plain.out().contains("(still there halfway: POST http://127.0.0.1:9901/quitquitquit)"), plain.out());
+            // Istio's: its ready port is the same sidecar as its quit port
+            var istio = TestSupport.inProcess(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "istio"), "--dry-run", "app");
+            assertTrue(istio.out().contains("confirm gone within 5s: 127.0.0.1:15000, 127.0.0.1:15021, 127.0.0.1:15020"),
+                    istio.out());
+        }
+
+        @Test
+        void aTermDuringTheConfirmationEndsTheWait() throws Exception {
+            fake.stayAfterQuit();
+            try (var tool = TestSupport.Tool.start(json("ENVOY_ADMIN_API", fake.url().toString(),
+                    "ISTIO_QUIT_API", fake.pilotAgentUrl().toString()), "sh", "-c", "exit 4")) {
+                TestSupport.await("the quit", () -> TestSupport.any(tool.eventsSoFar(), "quit", o -> true));
+                long start = System.nanoTime();
+                tool.signal("TERM");
+                assertEquals(4, tool.exitCode(), tool.stderr());
+                long ms = (System.nanoTime() - start) / 1_000_000;
+                // the confirmation would wait 5 s; a TERM ends it at its next round (at most 100 ms), 2 s is ample
+                assertTrue(ms < 2000, ms + " ms after TERM");
+                assertTrue(TestSupport.text(tool.events("still-running").get(0), "msg").contains("a stop signal"),
+                        tool.stderr());
+            }
+        }
+
+        @Test
         void dryRunShowsTheConfirmStep() {
             var r = TestSupport.inProcess(TestSupport.env("ENVOY_ADMIN_API", "http://127.0.0.1:15000"),
                     "--dry-run", "app");
@@ -373,13 +406,16 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void aBadPathIsExitTwoWithAOneLineReason() throws Exception {
+            Files.createSymbolicLink(dir.resolve("link"), Files.createDirectories(dir.resolve("real")));
             for (Map<String, String> env : List.of(
                     TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", "/"),
                     TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", dir.toString()),
                     TestSupport.env("KUBEXIT_GRAVEYARD", "/", "KUBEXIT_NAME", "app"),
                     TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", dir.resolve("g/app").toString(),
                             "KUBEXIT_GRAVEYARD", dir.resolve("g").toString(), "KUBEXIT_NAME", "app"),
-                    TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", dir.resolve("y".repeat(256)).toString()))) {
+                    TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", dir.resolve("y".repeat(256)).toString()),
+                    TestSupport.env("ENVOY_PREFLIGHT_EXIT_FILE", dir.resolve("real/app").toString(), // through a link
+                            "KUBEXIT_GRAVEYARD", dir.resolve("link").toString(), "KUBEXIT_NAME", "app"))) {
                 var r = TestSupport.inProcess(env, "true");
                 assertEquals(2, r.code(), env + ": " + r.err());
                 assertEquals(1, r.err().lines().count(), r.err());
