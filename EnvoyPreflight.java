@@ -242,22 +242,15 @@ public class EnvoyPreflight implements Callable<Integer> {
     private void tellTheSidecars(int code) {
         if (!modes.isEmpty() && !modes.contains(Config.Mode.QUIT_ONLY)) return; // --check, --dry-run, --wait-only
         Log log = Log.forErrors(this);
-        Path exitFile = null;
+        String raw = (String) Setting.EXIT_FILE.early(this); // null where it is not valid: nothing to write
+        Path exitFile = raw == null ? null : Path.of(raw).toAbsolutePath().normalize();
         Path tombstone = null;
-        try {
-            String raw = (String) Setting.EXIT_FILE.early(this);
-            if (raw != null) exitFile = Config.fileToWrite(Setting.EXIT_FILE.variable, raw);
-        } catch (Config.Invalid e) {
-            // a bad exit file: there is nothing to write
-        }
         try {
             tombstone = Config.tombstone(env);
         } catch (Config.Invalid e) {
             // a bad tombstone: likewise
         }
-        if (exitFile != null && tombstone != null && Config.real(exitFile).equals(Config.real(tombstone))) {
-            return; // one file for both: neither would be right
-        }
+        if (Config.oneFile(exitFile, tombstone)) return; // one file for both: neither would be right
         Quit.exitFile(exitFile, code, log);
         Quit.Tombstone grave = Quit.Tombstone.of(tombstone, log);
         if (grave != null) grave.died(code);
@@ -449,7 +442,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 "Log each step to stderr (default: warnings and errors only).", new Alias("SCUTTLE_LOGGING", false)),
         LOG_FORMAT("--log-format", "text|json", "ENVOY_PREFLIGHT_LOG_FORMAT", Kind.LOG_FORMAT, Log.Format.TEXT,
                 "text, or one JSON object per line."),
-        EXIT_FILE("--exit-file", "PATH", "ENVOY_PREFLIGHT_EXIT_FILE", Kind.PATH, null,
+        EXIT_FILE("--exit-file", "PATH", "ENVOY_PREFLIGHT_EXIT_FILE", Kind.FILE, null,
                 "Write the exit code and a newline to PATH (atomically) before the quit sequence starts, for a"
                         + " sidecar that watches a shared emptyDir. Not with --check, --dry-run or --wait-only."),
         TERMINATION_LOG("--termination-log", "PATH|off", "ENVOY_PREFLIGHT_TERMINATION_LOG", Kind.PATH,
@@ -459,7 +452,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** How a setting's text is read; a bad value throws IllegalArgumentException saying why. */
         enum Kind {
             BOOL, DURATION, POSITIVE_DURATION, URL, BASE_URL, URL_LIST, READY_LIST, PROCESS_LIST, SIDECAR_LIST, LOG_FORMAT,
-            PATH;
+            PATH, FILE;
 
             /** A repeatable flag, a comma-separated variable, a list value. */
             boolean list() { return this == URL_LIST || this == READY_LIST || this == PROCESS_LIST || this == SIDECAR_LIST; }
@@ -552,6 +545,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     case PROCESS_LIST -> Quit.Stop.list(raw);
                     case SIDECAR_LIST -> Config.Sidecar.list(raw);
                     case PATH -> Values.path(raw);
+                    case FILE -> Values.file(raw);
                     case LOG_FORMAT -> Log.Format.parse(raw);
                 };
             } catch (IllegalArgumentException e) {
@@ -626,7 +620,6 @@ public class EnvoyPreflight implements Callable<Integer> {
             for (Setting s : Setting.values()) {
                 Setting.Source source = s.source(cmd.flags, cmd.env, warnings);
                 values.put(s, s.value(source));
-                if (s == Setting.EXIT_FILE && source.raw() != null) fileToWrite(source.name(), source.raw());
                 if (source.raw() != null) {
                     setBy.add(source.name());
                     explicit.add(s);
@@ -647,7 +640,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             Path tombstone = tombstone(cmd.env);
             String exitFile = (String) values.get(Setting.EXIT_FILE);
-            if (exitFile != null && tombstone != null && real(Path.of(exitFile)).equals(real(tombstone))) {
+            if (oneFile(exitFile == null ? null : Path.of(exitFile), tombstone)) {
                 throw new Invalid("the exit file and kubexit's tombstone (KUBEXIT_GRAVEYARD/KUBEXIT_NAME) are the same"
                         + " file, and would overwrite each other: '" + Values.shown(exitFile) + "'");
             }
@@ -681,21 +674,12 @@ public class EnvoyPreflight implements Callable<Integer> {
             return mode;
         }
 
-        /** A file we write at exit: not a folder, its name short enough for the file system (255 bytes). */
-        static Path fileToWrite(String name, String raw) throws Invalid {
-            Path path = Path.of(raw).toAbsolutePath().normalize();
-            Path file = path.getFileName();
-            if (file == null || Files.isDirectory(path)) {
-                throw new Invalid(name + ": a folder, not a file: '" + Values.shown(raw) + "'");
-            }
-            if (file.toString().getBytes(StandardCharsets.UTF_8).length > 255) {
-                throw new Invalid(name + ": the file name is longer than 255 bytes: '" + Values.shown(raw) + "'");
-            }
-            return path;
+        /** The exit file and the tombstone are one file, as the kernel finds them (their folders' links followed). */
+        static boolean oneFile(Path exitFile, Path tombstone) {
+            return exitFile != null && tombstone != null && real(exitFile).equals(real(tombstone));
         }
 
-        /** The file as the kernel will find it: its folder's links followed, where the folder exists. */
-        static Path real(Path file) {
+        private static Path real(Path file) {
             Path path = file.toAbsolutePath().normalize();
             try {
                 return path.getParent().toRealPath().resolve(path.getFileName());
@@ -715,7 +699,12 @@ public class EnvoyPreflight implements Callable<Integer> {
             if (graveyard.indexOf('\0') >= 0 || Path.of(graveyard).toAbsolutePath().normalize().getParent() == null) {
                 throw new Invalid("KUBEXIT_GRAVEYARD: not a folder for tombstones: '" + Values.shown(graveyard) + "'");
             }
-            return fileToWrite("KUBEXIT_GRAVEYARD/KUBEXIT_NAME", Path.of(graveyard, name).toString());
+            String file = Path.of(graveyard, name).toString();
+            try {
+                return Path.of(Values.file(file)).toAbsolutePath().normalize();
+            } catch (IllegalArgumentException e) {
+                throw new Invalid("KUBEXIT_GRAVEYARD/KUBEXIT_NAME: " + e.getMessage() + ": '" + Values.shown(file) + "'");
+            }
         }
 
         /** The exit file, if one is set. */
@@ -1028,13 +1017,11 @@ public class EnvoyPreflight implements Callable<Integer> {
                 try {
                     Http.connect(uri, timeout, abort).close();
                     return new Poll(true, "connection accepted", false);
-                } catch (SocketException e) {
+                } catch (IOException e) {
                     // reset before connect() returned: it was accepted (SYN-ACK), then closed: a port that listens
                     boolean reset = String.valueOf(e.getMessage()).startsWith("Connection reset");
-                    if (reset) return new Poll(true, "connection accepted", false);
-                    return new Poll(false, Http.describe(e, timeout), e instanceof ConnectException);
-                } catch (IOException e) {
-                    return new Poll(false, Http.describe(e, timeout), e instanceof ConnectException);
+                    return new Poll(reset, reset ? "connection accepted" : Http.describe(e, timeout),
+                            e instanceof ConnectException);
                 }
             }
             public String what() { return "TCP " + uri.getHost() + ":" + uri.getPort(); }
@@ -2008,15 +1995,15 @@ public class EnvoyPreflight implements Callable<Integer> {
                     istio = URI.create("http://" + admin.getHost() + ":" + Config.ISTIO_QUIT_API.getPort());
                     pilotAgent = new Fallback(pilotAgent, new Post(Values.resolve(istio, "quitquitquit")));
                 }
+                Post istioQuit = istio == null ? null : new Post(Values.resolve(istio, "quitquitquit"));
                 Step pkill = new Fallback(pilotAgent, new Post(envoyQuit));
                 if (config.url(Setting.ISTIO_QUIT_API) == null) {
                     steps.add(pkill);
                 } else {
-                    Step post = new Post(Values.resolve(istio, "quitquitquit"));
-                    steps.add(config.on(Setting.ISTIO_FALLBACK_PKILL) ? new Fallback(post, pkill) : post);
+                    steps.add(config.on(Setting.ISTIO_FALLBACK_PKILL) ? new Fallback(istioQuit, pkill) : istioQuit);
                 }
                 // Istio's own order (pilot-agent takes Envoy with it), then Envoy's, then the processes.
-                if (istio != null) further.add(new Post(Values.resolve(istio, "quitquitquit")));
+                if (istio != null) further.add(istioQuit);
                 further.add(new Post(envoyQuit));
                 if (istio != null) { // in an Istio pod, its own two processes; elsewhere no name is a safe guess
                     further.add(new SignalAll(PILOT_AGENT, "TERM"));
@@ -2293,8 +2280,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                 log.info(Log.Event.EXIT_FILE, "wrote exit code " + code + " to " + path, "path", path.toString(),
                         "code", code);
             } catch (IOException | RuntimeException e) {
-                log.warn(Log.Event.EXIT_FILE, "could not write the exit file " + path + ": " + Values.reason(e),
-                        "path", path.toString(), "error", Values.reason(e));
+                String error = Values.reason(e);
+                log.warn(Log.Event.EXIT_FILE, "could not write the exit file " + path + ": " + error,
+                        "path", path.toString(), "error", error);
             }
         }
 
@@ -2341,8 +2329,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                     Files.createDirectories(file.getParent());
                     writeAtomically(file, yaml);
                 } catch (IOException | RuntimeException e) {
-                    log.warn(Log.Event.TOMBSTONE, "could not write kubexit's tombstone " + file + ": "
-                            + Values.reason(e), "path", file.toString(), "error", Values.reason(e));
+                    String error = Values.reason(e);
+                    log.warn(Log.Event.TOMBSTONE, "could not write kubexit's tombstone " + file + ": " + error,
+                            "path", file.toString(), "error", error);
                 }
             }
         }
@@ -2638,6 +2627,16 @@ public class EnvoyPreflight implements Callable<Integer> {
             return uri;
         }
 
+        /** A file we write: a path, not a folder, its name short enough for the file system (255 bytes). */
+        static String file(String raw) {
+            Path file = Path.of(path(raw)).toAbsolutePath().normalize().getFileName();
+            if (file == null || Files.isDirectory(Path.of(raw))) throw new IllegalArgumentException("a folder, not a file");
+            if (file.toString().getBytes(StandardCharsets.UTF_8).length > 255) {
+                throw new IllegalArgumentException("the file name is longer than 255 bytes");
+            }
+            return raw;
+        }
+
         /** A file's path: not empty, no NUL. */
         static String path(String raw) {
             if (raw.isBlank() || raw.indexOf('\0') >= 0) throw new IllegalArgumentException("not a path");
@@ -2804,7 +2803,6 @@ public class EnvoyPreflight implements Callable<Integer> {
             return cutter;
         }
 
-        /** A thread that never keeps the JVM alive: the tool exits when the app does. */
         /** Thread.sleep between rounds; nothing interrupts, and an interrupt would only end the pause early. */
         static void pause(long ms) {
             try {
@@ -2814,6 +2812,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
+        /** A thread that never keeps the JVM alive: the tool exits when the app does. */
         static Thread daemon(Runnable r, String name) {
             Thread t = new Thread(r, name);
             t.setDaemon(true);
