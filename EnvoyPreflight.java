@@ -67,8 +67,6 @@ public class EnvoyPreflight implements Callable<Integer> {
     PrintStream out = System.out;
     PrintStream err = System.err;
     private CommandSpec spec; // null when picocli was skipped
-    private Lifecycle lifecycle; // once the configuration was accepted: whether the app ran
-    private String why; // the complaint that decided the exit code, before the quit sequence logs its own
 
     public static void main(String[] args) {
         // Containers configure by environment and pass only the command: then there is nothing
@@ -87,59 +85,64 @@ public class EnvoyPreflight implements Callable<Integer> {
     /** Never throws: a bug of ours becomes exit code 70, after the sidecar was still quit. */
     @Override
     public Integer call() {
-        int code;
+        Exit.Ending end;
         try {
-            code = preflight();
+            end = preflight();
         } catch (RuntimeException | Error e) {
-            Log.forErrors(this).error(Log.Event.INTERNAL_ERROR, "internal error: " + e, "error", e.toString());
-            code = Exit.SOFTWARE.code;
+            end = Exit.internalError(Log.forErrors(this), e, !modes.contains(Config.Mode.QUIT_ONLY));
         }
-        return tellThePod(code);
+        return tellThePod(end);
     }
 
-    /** The story: read the settings, then one mode, decided once by Config. */
-    int preflight() {
+    /** The story: read the settings, then one mode, decided once by Config; the code, and why if it is ours. */
+    Exit.Ending preflight() {
         readFlags();
         Config config;
         try {
             config = Config.resolve(this);
         } catch (Config.Invalid e) {
-            Log.forErrors(this).error(Log.Event.INVALID, e.getMessage());
-            return Exit.USAGE.code;
+            return usage(e.getMessage());
         }
         Log log = new Log(config.on(Setting.VERBOSE), config.logFormat(), err);
         for (Config.Warning w : config.warnings()) log.warn(w.event(), w.message(), w.fields()); // no lambda at start
         return switch (config.mode()) {
-            case CHECK -> check(config);
-            case DRY_RUN -> dryRun(config);
-            case WAIT_ONLY -> exit(log, new Wait(config, log).until(watch(config, log), false).exitCode()); // no quit
-            case QUIT_ONLY -> shutDown(config, watch(config, log), log, exitCode == null ? 0 : exitCode, null);
+            case CHECK -> new Exit.Ending(check(config), null);
+            case DRY_RUN -> new Exit.Ending(dryRun(config), null);
+            case WAIT_ONLY -> exit(log, new Wait(config, log).until(watch(config, log), false).ending()); // no quit
+            case QUIT_ONLY -> shutDown(config, watch(config, log), log, new Exit.Ending(exitCode == null ? 0 : exitCode,
+                    null), null);
             case RUN -> awaitRunShutDown(config, watch(config, log), log);
         };
     }
 
     /** Await the sidecars, run the app, shut down; a bug of ours in either step still quits them (70). */
-    int awaitRunShutDown(Config config, Lifecycle lifecycle, Log log) {
+    Exit.Ending awaitRunShutDown(Config config, Lifecycle lifecycle, Log log) {
         Wait.Result waited = null;
-        int code = Exit.SOFTWARE.code;
+        Exit.Ending end;
         try {
             waited = new Wait(config, log).until(lifecycle, true);
-            code = waited.startsApp() ? lifecycle.run(new App(config.command(), log)) : waited.exitCode();
-            why = Log.lastProblem();
-        } finally {
-            shutDown(config, lifecycle, log, code, waited);
+            end = waited.startsApp() ? lifecycle.run(new App(config.command(), log)) : waited.ending();
+        } catch (RuntimeException | Error e) {
+            end = Exit.internalError(log, e, !lifecycle.appStarted());
         }
-        return code;
+        return shutDown(config, lifecycle, log, end, waited);
     }
 
     /** Every end after an app ran, or might have: first what a watching sidecar reads, then the quit plan. */
-    int shutDown(Config config, Lifecycle lifecycle, Log log, int code, Wait.Result waited) {
-        Quit.exitFile(config.exitFile(), code, log);
-        lifecycle.buried(code); // also when the app never ran: kubexit's sidecars stop all the same
+    Exit.Ending shutDown(Config config, Lifecycle lifecycle, Log log, Exit.Ending end, Wait.Result waited) {
+        Quit.exitFile(config.exitFile(), end.code(), log);
+        lifecycle.buried(end.code()); // also when the app never ran: kubexit's sidecars stop all the same
         boolean noSidecar = waited != null && waited.outcome() == Wait.Outcome.ABSENT && !Wait.cameLate(config, log);
         new Quit(config.duration(Setting.QUIT_TIMEOUT), log, lifecycle.appPid(), lifecycle::stopSignalled)
-                .run(Quit.plan(config, code, noSidecar), config.duration(Setting.QUIT_CONFIRM_TIMEOUT));
-        return exit(log, code);
+                .run(Quit.plan(config, end.code(), noSidecar), config.duration(Setting.QUIT_CONFIRM_TIMEOUT));
+        return exit(log, end);
+    }
+
+    /** Exit 2: said on stderr, and to a watching sidecar (the quit-only run's, which quits nothing now). */
+    Exit.Ending usage(String message) {
+        Log.forErrors(this).error(Log.Event.INVALID, message);
+        tellTheSidecars(Exit.USAGE.code);
+        return new Exit.Ending(Exit.USAGE.code, message);
     }
 
     /** From here on, signals are ours to handle (and the app's to get); the -v log shows the settings. */
@@ -150,14 +153,14 @@ public class EnvoyPreflight implements Callable<Integer> {
                     : "; no sidecar is configured: nothing is waited for or quit"), "settings", config.shown(),
                     "set_by", config.setBy(), "sidecars", sidecars);
         }
-        lifecycle = new Lifecycle(log, Quit.Tombstone.of(config.tombstone(), log));
+        Lifecycle lifecycle = new Lifecycle(log, Quit.Tombstone.of(config.tombstone(), log));
         Lifecycle.Signals.install(lifecycle, log);
         return lifecycle;
     }
 
-    static int exit(Log log, int code) {
-        log.info(Log.Event.EXIT, "exit code " + code, "code", code);
-        return code;
+    static Exit.Ending exit(Log log, Exit.Ending end) {
+        log.info(Log.Event.EXIT, "exit code " + end.code(), "code", end.code());
+        return end;
     }
 
     /** --check: one poll of each readiness target, each answer on stdout; 0 only if all are ready. */
@@ -175,14 +178,15 @@ public class EnvoyPreflight implements Callable<Integer> {
     int dryRun(Config config) {
         config.describe().forEach(out::println);
         out.println("command=" + config.command());
-        Duration giveUp = config.duration(Setting.GIVE_UP_TIMEOUT);
-        Duration startAnyway = config.duration(Setting.WAIT_TIMEOUT);
-        Duration absent = config.duration(Setting.SIDECAR_ABSENT_AFTER);
         if (config.shouldWait()) {
+            String deadline = "for as long as it takes";
+            String absence = "";
+            for (Wait.Limit limit : Wait.limits(config)) {
+                if (limit.outcome() == Wait.Outcome.ABSENT) absence = "; " + limit.describe();
+                else deadline = limit.describe();
+            }
             out.println("before start: " + String.join(", then ", Wait.targets(config).stream().map(Wait.Target::until)
-                    .toList()) + ", " + (!giveUp.isZero() ? "exit " + Exit.UNAVAILABLE.code + " after " + Values.format(giveUp)
-                    : !startAnyway.isZero() ? "start anyway after " + Values.format(startAnyway) : "for as long as it takes")
-                    + (absent.isZero() ? "" : "; no sidecar if nothing listens for " + Values.format(absent)));
+                    .toList()) + ", " + deadline + absence);
         } else {
             out.println("before start: no waiting (" + (config.on(Setting.START_WITHOUT_ENVOY) ? "start without Envoy"
                     : "no admin API") + ")");
@@ -198,14 +202,13 @@ public class EnvoyPreflight implements Callable<Integer> {
     }
 
     /**
-     * When the tool failed on its own, before any app ran, its last complaint goes to the termination
-     * message, which `kubectl describe pod` shows; after an app ran, the app's own message stands.
+     * When the tool failed on its own, before any app ran, the reason goes to the termination message,
+     * which `kubectl describe pod` shows; after an app ran (no reason), the app's own message stands.
      */
-    int tellThePod(int code) {
-        String reason = why != null ? why : Log.lastProblem();
-        if (code == Exit.USAGE.code && lifecycle == null) tellTheSidecars(code);
-        boolean appRan = modes.contains(Config.Mode.QUIT_ONLY) || lifecycle != null && lifecycle.appStarted();
-        if (!Exit.ownFailure(code) || appRan) return code;
+    int tellThePod(Exit.Ending end) {
+        int code = end.code();
+        if (end.reason() == null) return code;
+        String reason = Values.escape(Values.redact(end.reason()));
         String path = ((String) Setting.TERMINATION_LOG.early(this)).strip();
         boolean given = !path.equals(Setting.TERMINATION_LOG.defaultValue);
         if (path.equalsIgnoreCase("off") || !given && !Files.isWritable(Path.of(path))) return code;
@@ -283,9 +286,14 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** The codes that say the tool failed on its own, before any app ran: the pod is told why. */
         static final Set<Exit> OWN = EnumSet.of(USAGE, UNAVAILABLE, SOFTWARE, NOT_EXECUTABLE, NOT_FOUND, STOPPED);
 
-        static boolean ownFailure(int code) {
-            for (Exit e : OWN) if (e.code == code) return true;
-            return code > 128 && code <= 128 + 64; // STOPPED's 128+N
+        /** How a run ends: the exit code, and why where the tool failed on its own (null: the app's code stands). */
+        record Ending(int code, String reason) {}
+
+        /** A bug of ours: exit 70, and the pod is told unless an app ran (its own message stands). */
+        static Ending internalError(Log log, Throwable e, boolean ours) {
+            String problem = "internal error: " + e;
+            log.error(Log.Event.INTERNAL_ERROR, problem, "error", e.toString());
+            return new Ending(SOFTWARE.code, ours ? problem : null);
         }
 
         /** OWN as --help says it: "2, 69, 70, 126, 127, or 128+N before the app started". */
@@ -356,9 +364,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                     List<String> close = e instanceof CommandLine.UnmatchedArgumentException u ? u.getSuggestions()
                             : List.of();
                     String meant = close.isEmpty() ? "" : ": did you mean " + close.get(0) + "?";
-                    Log.forErrors(parsed).error(Log.Event.INVALID, e.getMessage().replaceAll("[^\\s'\"=]*@", "***@")
-                            + meant + " (see --help)");
-                    return parsed.tellThePod(Exit.USAGE.code);
+                    return parsed.tellThePod(parsed.usage(e.getMessage().replaceAll("[^\\s'\"=]*@", "***@")
+                            + meant + " (see --help)"));
                 });
     }
 
@@ -1057,14 +1064,34 @@ public class EnvoyPreflight implements Callable<Integer> {
             return targets;
         }
 
-        /** How a wait ended, and the target it ended on. */
-        record Result(Outcome outcome, Target target, int signal) {
+        /** How a wait ended, the target it ended on, and the exit code if the app does not start (else 0). */
+        record Result(Outcome outcome, Target target, Exit.Ending ending) {
             boolean startsApp() { return outcome != Outcome.GAVE_UP && outcome != Outcome.STOPPED; }
+        }
 
-            /** The exit code when the app does not start: 0 where it would (--wait-only). */
-            int exitCode() {
-                return outcome == Outcome.GAVE_UP ? Exit.UNAVAILABLE.code : outcome == Outcome.STOPPED ? 128 + signal : 0;
+        /** A limit of the wait, counted from its start; absent only while every poll was refused. */
+        record Limit(Outcome outcome, Duration after) {
+            /** For --dry-run. */
+            String describe() {
+                String after = Values.format(this.after);
+                return switch (outcome) {
+                    case GAVE_UP -> "exit " + Exit.UNAVAILABLE.code + " after " + after;
+                    case WAIT_TIMED_OUT -> "start anyway after " + after;
+                    default -> "no sidecar if nothing listens for " + after;
+                };
             }
+        }
+
+        /** The limits in the order they are judged; as in scuttle, a give-up timeout replaces the wait timeout. */
+        static List<Limit> limits(Config config) {
+            List<Limit> limits = new ArrayList<>();
+            Duration giveUp = config.duration(Setting.GIVE_UP_TIMEOUT);
+            Duration startAnyway = config.duration(Setting.WAIT_TIMEOUT);
+            Duration absent = config.duration(Setting.SIDECAR_ABSENT_AFTER);
+            if (!absent.isZero()) limits.add(new Limit(Outcome.ABSENT, absent));
+            if (!giveUp.isZero()) limits.add(new Limit(Outcome.GAVE_UP, giveUp));
+            else if (!startAnyway.isZero()) limits.add(new Limit(Outcome.WAIT_TIMED_OUT, startAnyway));
+            return limits;
         }
 
         private final Config config;
@@ -1078,10 +1105,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** Polls each target in turn until all are ready, a limit passes, or a stop signal comes. */
         Result until(Stop stop, boolean appFollows) {
             long start = System.nanoTime(); // every limit counts from the start of the whole wait
-            Duration giveUp = config.duration(Setting.GIVE_UP_TIMEOUT);
-            // As in scuttle, a give-up timeout replaces the wait timeout: the app never starts early.
-            Duration startAnyway = giveUp.isZero() ? config.duration(Setting.WAIT_TIMEOUT) : Duration.ZERO;
-            Duration absentAfter = config.duration(Setting.SIDECAR_ABSENT_AFTER);
+            List<Limit> limits = limits(config);
             boolean onlyRefused = true; // any other answer means a sidecar is there
             Target target = null;
             for (Target next : config.shouldWait() ? targets(config) : List.<Target>of()) {
@@ -1091,7 +1115,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 Backoff backoff = new Backoff(config.duration(Setting.POLL_MAX_INTERVAL),
                         ThreadLocalRandom.current()::nextDouble);
                 for (int polls = 0; ; ) {
-                    long left = Math.min(nanosLeft(start, giveUp), nanosLeft(start, startAnyway));
+                    long left = Long.MAX_VALUE; // a poll is cut short by the deadlines, never by absence
+                    for (Limit l : limits) if (l.outcome() != Outcome.ABSENT) left = Math.min(left, nanosLeft(start, l));
                     if (polls == 0 || left >= MIN_POLL.toNanos()) { // else the pause ran to a deadline: judge it
                         polls++;
                         Poll poll = next.poll(Duration.ofNanos(Math.max(MIN_POLL.toNanos(),
@@ -1107,43 +1132,46 @@ public class EnvoyPreflight implements Callable<Integer> {
                             break;
                         }
                     }
-                    long absentLeft = onlyRefused && !absentAfter.isZero() ? nanosLeft(start, absentAfter) : Long.MAX_VALUE;
-                    long giveUpLeft = nanosLeft(start, giveUp);
-                    long startAnywayLeft = nanosLeft(start, startAnyway);
-                    long ms = (System.nanoTime() - start) / 1_000_000;
-                    if (absentLeft <= 0) {
-                        log.warn(Log.Event.ABSENT, "nothing listened at any readiness endpoint for "
-                                + Values.format(absentAfter) + ": there is no sidecar" + (appFollows ? "; starting the"
-                                + " app at once (at exit, it is quit only if it answers by then)" : ""),
-                                "target", name, "polls", polls, "ms", ms);
-                        return new Result(Outcome.ABSENT, next, 0);
+                    long nearest = Long.MAX_VALUE;
+                    for (Limit limit : limits) {
+                        if (limit.outcome() == Outcome.ABSENT && !onlyRefused) continue;
+                        long limitLeft = nanosLeft(start, limit);
+                        if (limitLeft <= 0) return passed(limit, next, appFollows, polls, start);
+                        nearest = Math.min(nearest, limitLeft);
                     }
-                    if (giveUpLeft <= 0) {
-                        log.error(Log.Event.GAVE_UP, next.notReady() + " within the give-up timeout ("
-                                + Values.format(giveUp) + "); the app was not started",
-                                "target", name, "polls", polls, "ms", ms);
-                        return new Result(Outcome.GAVE_UP, next, 0);
-                    }
-                    if (startAnywayLeft <= 0) {
-                        log.warn(Log.Event.WAIT_TIMEOUT, next.notReady() + " within the wait timeout ("
-                                + Values.format(startAnyway) + "); " + (appFollows ? "starting the app anyway"
-                                : "waiting no longer"), "target", name, "polls", polls, "ms", ms);
-                        return new Result(Outcome.WAIT_TIMED_OUT, next, 0);
-                    }
-                    long nearest = Math.min(absentLeft, Math.min(giveUpLeft, startAnywayLeft));
                     long pause = Math.min(backoff.next().toNanos(), nearest);
                     if (nearest - pause < MIN_POLL.toNanos()) pause = nearest; // no poll too short to be answered
                     if (stop.pauseUnlessStopped(pause)) return stopped(next, stop.signal());
                 }
             }
-            return new Result(Outcome.READY, target, 0);
+            return new Result(Outcome.READY, target, new Exit.Ending(0, null));
+        }
+
+        /** A limit passed while waiting for target: said at its level, and the exit code if the app won't start. */
+        private Result passed(Limit limit, Target target, boolean appFollows, int polls, long start) {
+            Object[] fields = {"target", Values.redact(target.uri()), "polls", polls,
+                "ms", (System.nanoTime() - start) / 1_000_000};
+            String after = Values.format(limit.after());
+            switch (limit.outcome()) {
+                case ABSENT -> log.warn(Log.Event.ABSENT, "nothing listened at any readiness endpoint for " + after
+                        + ": there is no sidecar" + (appFollows ? "; starting the app at once (at exit, it is quit only"
+                        + " if it answers by then)" : ""), fields);
+                case GAVE_UP -> {
+                    String problem = target.notReady() + " within the give-up timeout (" + after + "); the app was not started";
+                    log.error(Log.Event.GAVE_UP, problem, fields);
+                    return new Result(Outcome.GAVE_UP, target, new Exit.Ending(Exit.UNAVAILABLE.code, problem));
+                }
+                default -> log.warn(Log.Event.WAIT_TIMEOUT, target.notReady() + " within the wait timeout (" + after
+                        + "); " + (appFollows ? "starting the app anyway" : "waiting no longer"), fields);
+            }
+            return new Result(limit.outcome(), target, new Exit.Ending(0, null));
         }
 
         private Result stopped(Target target, int signal) {
             String name = Lifecycle.Signals.name(signal);
-            log.warn(Log.Event.STOPPED, "stopped by SIG" + name + " while waiting for " + target.what()
-                    + "; the app was not started", "signal", name, "target", Values.redact(target.uri()));
-            return new Result(Outcome.STOPPED, target, signal);
+            String problem = "stopped by SIG" + name + " while waiting for " + target.what() + "; the app was not started";
+            log.warn(Log.Event.STOPPED, problem, "signal", name, "target", Values.redact(target.uri()));
+            return new Result(Outcome.STOPPED, target, new Exit.Ending(128 + signal, problem));
         }
 
         /**
@@ -1181,9 +1209,9 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        /** How long until limit has passed since start; no limit (zero) never runs out. */
-        private static long nanosLeft(long start, Duration limit) {
-            return limit.isZero() ? Long.MAX_VALUE : limit.toNanos() - (System.nanoTime() - start);
+        /** How long until the limit has passed since start. */
+        private static long nanosLeft(long start, Limit limit) {
+            return limit.after().toNanos() - (System.nanoTime() - start);
         }
 
         /**
@@ -1406,27 +1434,27 @@ public class EnvoyPreflight implements Callable<Integer> {
             else log.info(Log.Event.SIGNAL, message, "signal", sig.name(), "relayed", false);
         }
 
-        /** Starts the app unless a stop signal came first, waits for it, returns its exit code. */
-        int run(App app) {
+        /** Starts the app unless a stop signal came first, waits for it, returns its exit code (and ours, why). */
+        Exit.Ending run(App app) {
             App.Resolved found = app.find();
             if (found.exitCode() != 0) {
                 log.error(Log.Event.APP_START, found.problem(), "code", found.exitCode(), "error", found.problem());
-                return found.exitCode();
+                return new Exit.Ending(found.exitCode(), found.problem());
             }
             List<String> launch = app.launchCommand(); // outside the lock: it may look at PATH and spawn
             Process p;
             synchronized (lock) {
                 if (stopSignal != 0) {
-                    log.warn(Log.Event.STOPPED, "stopped by SIG" + Signals.name(stopSignal) + " before the app started",
-                            "signal", Signals.name(stopSignal));
-                    return 128 + stopSignal;
+                    String problem = "stopped by SIG" + Signals.name(stopSignal) + " before the app started";
+                    log.warn(Log.Event.STOPPED, problem, "signal", Signals.name(stopSignal));
+                    return new Exit.Ending(128 + stopSignal, problem);
                 }
                 try {
                     p = App.start(app.builder(launch));
                 } catch (IOException e) {
                     String problem = "cannot run '" + app.name() + "': " + e.getMessage();
                     log.error(Log.Event.APP_START, problem, "code", Exit.NOT_EXECUTABLE.code, "error", problem);
-                    return Exit.NOT_EXECUTABLE.code; // found on PATH, so the kernel refused it
+                    return new Exit.Ending(Exit.NOT_EXECUTABLE.code, problem); // found on PATH: the kernel refused it
                 }
                 this.app = p;
                 phase = Phase.RUNNING;
@@ -1444,7 +1472,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             String signal = code > 128 && code <= 128 + 64 ? Signals.name(code - 128) : null;
             log.info(Log.Event.APP_EXIT, "the app exited with code " + code
                     + (signal != null ? " (= 128+SIG" + signal + ")" : ""), "code", code, "signal", signal);
-            return code;
+            return new Exit.Ending(code, null);
         }
 
         /** The signals we take over from the JVM, and how we send one. */
@@ -2429,18 +2457,11 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         void warn(Event event, String message, Object... fields) {
             write("warning", event, message, fields);
-            lastProblem = Values.redact(message);
         }
 
         void error(Event event, String message, Object... fields) {
             write("error", event, message, fields);
-            lastProblem = Values.redact(message);
         }
-
-        /** The last warning or error: what the termination message says when the tool fails on its own. */
-        private static volatile String lastProblem = "failed";
-
-        static String lastProblem() { return Values.escape(lastProblem); }
 
         private void write(String level, Event event, String message, Object[] fields) {
             String safe = Values.redact(message);

@@ -560,7 +560,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             var err = new java.io.ByteArrayOutputStream();
             EnvoyPreflight tool = new EnvoyPreflight() {
                 @Override
-                int preflight() {
+                EnvoyPreflight.Exit.Ending preflight() {
                     throw new IllegalStateException("a bug of ours");
                 }
             };

@@ -206,7 +206,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
         void aStopSignalBetweenLiveAndTheStartMeansTheAppNeverStarts() {
             // In-process, so the window is exact: the wait is over, run() has not started the app.
             lifecycle.onSignal(EnvoyPreflight.Lifecycle.Signals.Sig.TERM);
-            assertEquals(143, lifecycle.run(app("sh", "-c", "touch '" + dir.resolve("started") + "'")));
+            assertEquals(143, lifecycle.run(app("sh", "-c", "touch '" + dir.resolve("started") + "'")).code());
             assertFalse(Files.exists(dir.resolve("started")));
             assertEquals(List.of("stopped"), TestSupport.kinds(logged.events()), "and no app-start");
             assertEquals("TERM", logged.events().get(0).get("signal").getAsString());
@@ -216,7 +216,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
         @Test
         void anotherSignalBetweenLiveAndTheStartIsDroppedNotSentToTheNewApp() {
             lifecycle.onSignal(EnvoyPreflight.Lifecycle.Signals.Sig.USR1);
-            assertEquals(0, lifecycle.run(app("sh", "-c", "sleep 0.2")), logged.text()); // 138 if USR1 had followed
+            assertEquals(0, lifecycle.run(app("sh", "-c", "sleep 0.2")).code(), logged.text()); // 138 if USR1 had followed
             JsonObject dropped = TestSupport.event(logged.text(), "signal");
             assertEquals("USR1", dropped.get("signal").getAsString());
             assertFalse(dropped.get("relayed").getAsBoolean(), dropped.toString());
