@@ -89,7 +89,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         try {
             end = preflight();
         } catch (RuntimeException | Error e) {
-            end = Exit.internalError(Log.forErrors(this), e, !modes.contains(Config.Mode.QUIT_ONLY));
+            end = Exit.internalError(Log.forErrors(this), e, true);
         }
         return tellThePod(end);
     }
@@ -130,11 +130,11 @@ public class EnvoyPreflight implements Callable<Integer> {
 
     /** Every end after an app ran, or might have: first what a watching sidecar reads, then the quit plan. */
     Exit.Ending shutDown(Config config, Lifecycle lifecycle, Log log, Exit.Ending end, Wait.Result waited) {
-        Quit.exitFile(config.exitFile(), end.code(), log);
+        Exit.exitFile(config.exitFile(), end.code(), log);
         lifecycle.buried(end.code()); // also when the app never ran: kubexit's sidecars stop all the same
         boolean noSidecar = waited != null && waited.outcome() == Wait.Outcome.ABSENT && !Wait.cameLate(config, log);
         new Quit(config.duration(Setting.QUIT_TIMEOUT), log, lifecycle.appPid(), lifecycle::stopSignalled)
-                .run(Quit.plan(config, end.code(), noSidecar), config.duration(Setting.QUIT_CONFIRM_TIMEOUT));
+                .run(Plan.of(config, end.code(), noSidecar), config.duration(Setting.QUIT_CONFIRM_TIMEOUT));
         return exit(log, end);
     }
 
@@ -153,7 +153,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     : "; no sidecar is configured: nothing is waited for or quit"), "settings", config.shown(),
                     "set_by", config.setBy(), "sidecars", sidecars);
         }
-        Lifecycle lifecycle = new Lifecycle(log, Quit.Tombstone.of(config.tombstone(), log));
+        Lifecycle lifecycle = new Lifecycle(log, Exit.Tombstone.of(config.tombstone(), log));
         Lifecycle.Signals.install(lifecycle, log);
         return lifecycle;
     }
@@ -191,8 +191,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             out.println("before start: no waiting (" + (config.on(Setting.START_WITHOUT_ENVOY) ? "start without Envoy"
                     : "no admin API") + ")");
         }
-        Quit.Plan success = Quit.plan(config, 0, false);
-        Quit.Plan failure = Quit.plan(config, 1, false);
+        Plan success = Plan.of(config, 0, false);
+        Plan failure = Plan.of(config, 1, false);
         out.println("at exit with code 0: " + success.describe());
         out.println("at exit with code 1: " + failure.describe());
         Duration confirm = config.duration(Setting.QUIT_CONFIRM_TIMEOUT);
@@ -203,42 +203,23 @@ public class EnvoyPreflight implements Callable<Integer> {
 
     /**
      * When the tool failed on its own, before any app ran, the reason goes to the termination message,
-     * which `kubectl describe pod` shows; after an app ran (no reason), the app's own message stands.
+     * which `kubectl describe pod` shows; after an app ran (no reason; or --quit-only's), its own message stands.
      */
     int tellThePod(Exit.Ending end) {
         int code = end.code();
-        if (end.reason() == null) return code;
-        String reason = Values.escape(Values.redact(end.reason()));
+        if (end.reason() == null || modes.contains(Config.Mode.QUIT_ONLY)) return code;
+        String reason = Log.escape(Log.redact(end.reason()));
         String path = ((String) Setting.TERMINATION_LOG.early(this)).strip();
         boolean given = !path.equals(Setting.TERMINATION_LOG.defaultValue);
         if (path.equalsIgnoreCase("off") || !given && !Files.isWritable(Path.of(path))) return code;
         try {
-            terminationMessage(Path.of(path), NAME + ": " + reason, " (exit " + code + ")\n");
+            Exit.terminationMessage(Path.of(path), NAME + ": " + reason, " (exit " + code + ")\n");
         } catch (IOException | RuntimeException e) {
-            String error = Values.reason(e);
+            String error = Exit.reason(e);
             Log.forErrors(this).warn(Log.Event.TERMINATION_LOG, "could not write the termination message to " + path
                     + ": " + error, "path", path, "error", error);
         }
         return code;
-    }
-
-    /**
-     * Only ever a regular file, never through a link, never a FIFO (an open would block without a reader);
-     * at most the 4096 bytes Kubernetes keeps, the reason first and cut to fit.
-     */
-    static void terminationMessage(Path path, String reason, String end) throws IOException {
-        if (Files.isSymbolicLink(path)) throw new IOException("a symbolic link, which is not followed");
-        if (Files.exists(path, LinkOption.NOFOLLOW_LINKS) && !Files.isRegularFile(path, LinkOption.NOFOLLOW_LINKS)) {
-            throw new IOException("not a regular file (a FIFO, folder or device)");
-        }
-        byte[] bytes = (reason + end).getBytes(StandardCharsets.UTF_8);
-        if (bytes.length > 4096) {
-            int cut = 4096 - end.length() - 3;
-            while (cut > 0 && (bytes[cut] & 0xC0) == 0x80) cut--; // not inside a character
-            bytes = (new String(bytes, 0, cut, StandardCharsets.UTF_8) + "..." + end).getBytes(StandardCharsets.UTF_8);
-        }
-        Files.write(path, bytes, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING, LinkOption.NOFOLLOW_LINKS); // a link made since: O_NOFOLLOW
     }
 
     /** Exit 2 tells a watching sidecar too, through whichever of the exit file and the tombstone is valid alone. */
@@ -254,8 +235,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             // a bad tombstone: likewise
         }
         if (Config.oneFile(exitFile, tombstone)) return; // one file for both: neither would be right
-        Quit.exitFile(exitFile, code, log);
-        Quit.Tombstone grave = Quit.Tombstone.of(tombstone, log);
+        Exit.exitFile(exitFile, code, log);
+        Exit.Tombstone grave = Exit.Tombstone.of(tombstone, log);
         if (grave != null) grave.died(code);
     }
 
@@ -326,6 +307,97 @@ public class EnvoyPreflight implements Callable<Integer> {
             StringBuilder b = new StringBuilder("| code | meaning |\n|---|---|\n");
             for (Exit e : values()) b.append("| ").append(e.shown).append(" | ").append(e.meaning).append(" |\n");
             return b.toString();
+        }
+
+        /**
+         * Only ever a regular file, never through a link, never a FIFO (an open would block without a reader);
+         * at most the 4096 bytes Kubernetes keeps, the reason first and cut to fit.
+         */
+        static void terminationMessage(Path path, String reason, String end) throws IOException {
+            if (Files.isSymbolicLink(path)) throw new IOException("a symbolic link, which is not followed");
+            if (Files.exists(path, LinkOption.NOFOLLOW_LINKS) && !Files.isRegularFile(path, LinkOption.NOFOLLOW_LINKS)) {
+                throw new IOException("not a regular file (a FIFO, folder or device)");
+            }
+            byte[] bytes = (reason + end).getBytes(StandardCharsets.UTF_8);
+            if (bytes.length > 4096) {
+                int cut = 4096 - end.length() - 3;
+                while (cut > 0 && (bytes[cut] & 0xC0) == 0x80) cut--; // not inside a character
+                bytes = (new String(bytes, 0, cut, StandardCharsets.UTF_8) + "..." + end).getBytes(StandardCharsets.UTF_8);
+            }
+            Files.write(path, bytes, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                    StandardOpenOption.TRUNCATE_EXISTING, LinkOption.NOFOLLOW_LINKS); // a link made since: O_NOFOLLOW
+        }
+
+        /** Why a file could not be written, in our words (the JDK's exception names its class, our temporary file). */
+        static String reason(Exception e) {
+            if (e instanceof NoSuchFileException) return "its folder does not exist";
+            if (e instanceof AccessDeniedException) return "permission denied";
+            if (e instanceof FileSystemException f && f.getReason() != null) return f.getReason();
+            return e.getMessage() != null ? e.getMessage() : "failed";
+        }
+
+        /** The exit code and a newline, before the quit sequence: a sidecar watching it starts stopping at once. */
+        static void exitFile(Path path, int code, Log log) {
+            if (path == null) return;
+            try {
+                writeAtomically(path, code + "\n");
+                log.info(Log.Event.EXIT_FILE, "wrote exit code " + code + " to " + path, "path", path.toString(),
+                        "code", code);
+            } catch (IOException | RuntimeException e) {
+                String error = Exit.reason(e);
+                log.warn(Log.Event.EXIT_FILE, "could not write the exit file " + path + ": " + error,
+                        "path", path.toString(), "error", error);
+            }
+        }
+
+        /** A temporary name beside it, then a rename: a reader sees the old file or the whole new one. */
+        static void writeAtomically(Path path, String text) throws IOException {
+            // a short temporary name of its own: any name that fits the folder fits (Config checks the length)
+            Path temporary = Files.createTempFile(path.toAbsolutePath().getParent(), ".envoy-preflight", ".tmp");
+            try {
+                Files.writeString(temporary, text);
+                // readable by a sidecar running as another user (kubexit's os.Create gives 0666 less the umask)
+                Files.setPosixFilePermissions(temporary, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+                Files.move(temporary, path, StandardCopyOption.ATOMIC_MOVE,
+                        StandardCopyOption.REPLACE_EXISTING);
+            } finally {
+                Files.deleteIfExists(temporary);
+            }
+        }
+
+        /**
+         * kubexit's tombstone for the app ($KUBEXIT_GRAVEYARD/$KUBEXIT_NAME), as karlkfi/kubexit's
+         * pkg/tombstone writes it: YAML with Born, then Died and ExitCode, times in RFC 3339, so that
+         * a sidecar wrapped by kubexit with KUBEXIT_DEATH_DEPS=NAME stops when the app exits. Like
+         * kubexit, it makes the directory; unlike it, a failure never changes our exit code.
+         */
+        record Tombstone(Path file, Log log, String[] firstLine, boolean[] died) {
+            static Tombstone of(Path file, Log log) {
+                return file == null ? null : new Tombstone(file, log, new String[1], new boolean[1]);
+            }
+
+            void born() {
+                firstLine[0] = "Born: \"" + Instant.now() + "\"\n";
+                write(firstLine[0]);
+            }
+
+            void died(int code) {
+                if (died[0]) return;
+                died[0] = true;
+                // as kubexit when its child never started: Died and ExitCode, no Born
+                write((firstLine[0] == null ? "" : firstLine[0]) + "Died: \"" + Instant.now() + "\"\nExitCode: " + code + "\n");
+            }
+
+            private void write(String yaml) {
+                try {
+                    Files.createDirectories(file.getParent());
+                    writeAtomically(file, yaml);
+                } catch (IOException | RuntimeException e) {
+                    String error = Exit.reason(e);
+                    log.warn(Log.Event.TOMBSTONE, "could not write kubexit's tombstone " + file + ": " + error,
+                            "path", file.toString(), "error", error);
+                }
+            }
         }
     }
 
@@ -542,21 +614,21 @@ public class EnvoyPreflight implements Callable<Integer> {
             if (raw == null) return defaultValue != null ? defaultValue : kind.list() ? List.of() : null;
             try {
                 return switch (kind) {
-                    case BOOL -> Values.bool(raw) != source.inverted();
-                    case DURATION -> Values.duration(raw);
-                    case POSITIVE_DURATION -> Values.positiveDuration(raw);
-                    case URL -> Values.url(raw);
-                    case BASE_URL -> Values.baseUrl(raw);
-                    case URL_LIST -> Values.urlList(raw, false);
-                    case READY_LIST -> Values.urlList(raw, true);
-                    case PROCESS_LIST -> Quit.Stop.list(raw);
+                    case BOOL -> Setting.bool(raw) != source.inverted();
+                    case DURATION -> Setting.duration(raw);
+                    case POSITIVE_DURATION -> Setting.positiveDuration(raw);
+                    case URL -> Setting.url(raw);
+                    case BASE_URL -> Setting.baseUrl(raw);
+                    case URL_LIST -> Setting.urlList(raw, false);
+                    case READY_LIST -> Setting.urlList(raw, true);
+                    case PROCESS_LIST -> Plan.Stop.list(raw);
                     case SIDECAR_LIST -> Config.Sidecar.list(raw);
-                    case PATH -> Values.path(raw);
-                    case FILE -> Values.file(raw);
+                    case PATH -> Setting.path(raw);
+                    case FILE -> Setting.file(raw);
                     case LOG_FORMAT -> Log.Format.parse(raw);
                 };
             } catch (IllegalArgumentException e) {
-                throw new Config.Invalid(source.name() + ": " + e.getMessage() + ": '" + Values.shown(raw) + "'");
+                throw new Config.Invalid(source.name() + ": " + e.getMessage() + ": '" + Log.shown(raw) + "'");
             }
         }
 
@@ -569,7 +641,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** A value as a user would write it, credentials redacted. */
         String show(Object value) {
             return switch (kind) {
-                case DURATION, POSITIVE_DURATION -> Values.format((Duration) value);
+                case DURATION, POSITIVE_DURATION -> Log.format((Duration) value);
                 case URL_LIST, READY_LIST, PROCESS_LIST, SIDECAR_LIST ->
                         ((List<?>) value).stream().map(Setting::showOne).toList().toString();
                 case LOG_FORMAT -> value.toString().toLowerCase(Locale.ROOT);
@@ -579,7 +651,157 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** One value or list entry: a URL with its credentials redacted. */
         static String showOne(Object value) {
-            return value instanceof URI uri ? Values.redact(uri) : value.toString();
+            return value instanceof URI uri ? Log.redact(uri) : value.toString();
+        }
+
+        // --- Reading values as the Go original and scuttle read them ---
+
+        /** true or false in any case, nothing else. */
+        static boolean bool(String raw) {
+            if (raw.equalsIgnoreCase("true")) return true;
+            if (raw.equalsIgnoreCase("false")) return false;
+            throw new IllegalArgumentException("not a boolean (true or false)");
+        }
+
+        // Go's two spellings of micro are escaped: the source stays ASCII, so it compiles in any locale.
+        private static final Pattern BARE_SECONDS = Pattern.compile("\\d+(\\.\\d+)?");
+        private static final Pattern PART = Pattern.compile("(\\d+\\.?\\d*|\\.\\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)");
+        private static final Map<String, Long> NANOS_PER_UNIT = Map.of(
+                "ns", 1L, "us", 1_000L, "\u00b5s", 1_000L, "\u03bcs", 1_000L, "ms", 1_000_000L,
+                "s", 1_000_000_000L, "m", 60_000_000_000L, "h", 3_600_000_000_000L);
+
+        /**
+         * Go's syntax (500ms, 1h30m, +5s, -0) as scuttle accepts it, or bare seconds. A non-zero
+         * duration never becomes zero, which means "forever": a fraction of a nanosecond rounds up.
+         */
+        static Duration duration(String raw) {
+            String s = raw.trim();
+            if (!s.equals(raw) || s.isEmpty()) throw new IllegalArgumentException("not a duration");
+            boolean negative = s.startsWith("-");
+            if (negative || s.startsWith("+")) s = s.substring(1);
+            if (s.isEmpty()) throw new IllegalArgumentException("not a duration");
+            BigDecimal nanos;
+            if (BARE_SECONDS.matcher(s).matches()) {
+                nanos = new BigDecimal(s).multiply(BigDecimal.valueOf(1_000_000_000L));
+            } else {
+                nanos = BigDecimal.ZERO;
+                Matcher m = PART.matcher(s);
+                int at = 0;
+                while (at < s.length()) {
+                    if (!m.find(at) || m.start() != at) {
+                        throw new IllegalArgumentException("not a duration (like 500ms, 30s, 2m, 1h30m"
+                                + " or a number of seconds)");
+                    }
+                    nanos = nanos.add(new BigDecimal(m.group(1).endsWith(".") ? m.group(1) + "0" : m.group(1))
+                            .multiply(BigDecimal.valueOf(NANOS_PER_UNIT.get(m.group(2)))));
+                    at = m.end();
+                }
+            }
+            if (negative && nanos.signum() != 0) throw new IllegalArgumentException("negative duration");
+            if (nanos.compareTo(BigDecimal.valueOf(Long.MAX_VALUE)) > 0) {
+                throw new IllegalArgumentException("duration too long");
+            }
+            return Duration.ofNanos(nanos.setScale(0, java.math.RoundingMode.CEILING).longValue());
+        }
+
+        static Duration positiveDuration(String raw) {
+            Duration d = duration(raw);
+            if (d.isZero()) throw new IllegalArgumentException("must be longer than 0");
+            return d;
+        }
+
+        /** A full http(s) URL with a host, e.g. a generic quit endpoint. */
+        static URI url(String raw) {
+            if (!raw.contains("://")) throw new IllegalArgumentException("not a URL: add http:// in front");
+            URI uri;
+            try {
+                uri = new URI(raw);
+            } catch (URISyntaxException e) {
+                throw new IllegalArgumentException("not a URL (" + e.getReason() + ")");
+            }
+            String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
+            if (!scheme.equals("http") && !scheme.equals("https")) {
+                throw new IllegalArgumentException("not an http or https URL");
+            }
+            if (uri.getHost() == null || uri.getHost().isEmpty()) {
+                throw new IllegalArgumentException("URL has no host");
+            }
+            if (uri.getRawFragment() != null) throw new IllegalArgumentException("URL has a #fragment");
+            if (uri.getPort() == 0 || uri.getPort() > 65535) {
+                throw new IllegalArgumentException("port " + uri.getPort() + " is not a port (1 to 65535)");
+            }
+            return uri;
+        }
+
+        /** A list's entries: separated by commas or spaces (no URL, name or signal holds either); may hold "". */
+        static String[] entries(String raw) {
+            return raw.split("[,\\s]+");
+        }
+
+        /** A readiness target: tcp://HOST:PORT, file:///PATH, or an http(s) URL. */
+        static URI readiness(String raw) {
+            String scheme = raw.contains(":") ? raw.substring(0, raw.indexOf(':')).toLowerCase(Locale.ROOT) : "";
+            if (!scheme.equals("tcp") && !scheme.equals("file")) return url(raw);
+            URI uri;
+            try {
+                uri = new URI(raw);
+            } catch (URISyntaxException e) {
+                throw new IllegalArgumentException("not a URL (" + e.getReason() + ")");
+            }
+            if (scheme.equals("file")) {
+                if (uri.getRawAuthority() != null || uri.getPath() == null || !uri.getPath().startsWith("/")
+                        || uri.getRawQuery() != null || uri.getRawFragment() != null) {
+                    throw new IllegalArgumentException("not a file URL (file:///PATH, an absolute path)");
+                }
+                Path.of(uri.getPath()); // e.g. a NUL (%00): rejected here, not at the first poll
+                return uri;
+            }
+            if (uri.getHost() == null || uri.getPort() < 1 || uri.getPort() > 65535 || uri.getRawUserInfo() != null
+                    || !(uri.getRawPath() == null || uri.getRawPath().isEmpty() || uri.getRawPath().equals("/"))
+                    || uri.getRawQuery() != null || uri.getRawFragment() != null) {
+                throw new IllegalArgumentException("not a TCP address (tcp://HOST:PORT, a port from 1 to 65535)");
+            }
+            return uri;
+        }
+
+        /** A file we write: a path, not a folder, its name short enough for the file system (255 bytes). */
+        static String file(String raw) {
+            Path file = Path.of(path(raw)).toAbsolutePath().normalize().getFileName();
+            if (file == null || Files.isDirectory(Path.of(raw))) throw new IllegalArgumentException("a folder, not a file");
+            if (file.toString().getBytes(StandardCharsets.UTF_8).length > 255) {
+                throw new IllegalArgumentException("the file name is longer than 255 bytes");
+            }
+            return raw;
+        }
+
+        /** A file's path: not empty, no NUL. */
+        static String path(String raw) {
+            if (raw.isBlank() || raw.indexOf('\0') >= 0) throw new IllegalArgumentException("not a path");
+            return raw;
+        }
+
+        /** A base URL that paths are appended to: no query; a trailing slash is fine. */
+        static URI baseUrl(String raw) {
+            URI uri = url(raw);
+            if (uri.getRawQuery() != null) throw new IllegalArgumentException("base URL has a ?query");
+            return uri;
+        }
+
+        /** URLs separated by commas or spaces (a URL holds neither); readiness: also tcp:// and file:///. */
+        static List<URI> urlList(String raw, boolean readiness) {
+            List<URI> uris = new ArrayList<>();
+            String[] entries = entries(raw);
+            for (int i = 0; i < entries.length; i++) {
+                String e = entries[i].strip();
+                if (e.isEmpty()) continue;
+                try {
+                    uris.add(readiness ? readiness(e) : url(e));
+                } catch (IllegalArgumentException ex) {
+                    // by its place: a password holding a comma would split it, and show half of it
+                    throw new IllegalArgumentException("entry " + (i + 1) + ": " + ex.getMessage());
+                }
+            }
+            return List.copyOf(uris);
         }
     }
 
@@ -649,7 +871,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             String exitFile = (String) values.get(Setting.EXIT_FILE);
             if (oneFile(exitFile == null ? null : Path.of(exitFile), tombstone)) {
                 throw new Invalid("the exit file and kubexit's tombstone (KUBEXIT_GRAVEYARD/KUBEXIT_NAME) are the same"
-                        + " file, and would overwrite each other: '" + Values.shown(exitFile) + "'");
+                        + " file, and would overwrite each other: '" + Log.shown(exitFile) + "'");
             }
             Config config = new Config(mode(cmd), values, List.copyOf(setBy), List.copyOf(warnings),
                     List.copyOf(cmd.command), Map.copyOf(headers), List.copyOf(expanded), tombstone);
@@ -701,16 +923,16 @@ public class EnvoyPreflight implements Callable<Integer> {
             String graveyard = env.getOrDefault("KUBEXIT_GRAVEYARD", "");
             if (name.isEmpty() || graveyard.isEmpty()) return null;
             if (name.contains("/") || name.equals(".") || name.equals("..") || name.indexOf('\0') >= 0) {
-                throw new Invalid("KUBEXIT_NAME: not a file name: '" + Values.shown(name) + "'");
+                throw new Invalid("KUBEXIT_NAME: not a file name: '" + Log.shown(name) + "'");
             }
             if (graveyard.indexOf('\0') >= 0 || Path.of(graveyard).toAbsolutePath().normalize().getParent() == null) {
-                throw new Invalid("KUBEXIT_GRAVEYARD: not a folder for tombstones: '" + Values.shown(graveyard) + "'");
+                throw new Invalid("KUBEXIT_GRAVEYARD: not a folder for tombstones: '" + Log.shown(graveyard) + "'");
             }
             String file = Path.of(graveyard, name).toString();
             try {
-                return Path.of(Values.file(file)).toAbsolutePath().normalize();
+                return Path.of(Setting.file(file)).toAbsolutePath().normalize();
             } catch (IllegalArgumentException e) {
-                throw new Invalid("KUBEXIT_GRAVEYARD/KUBEXIT_NAME: " + e.getMessage() + ": '" + Values.shown(file) + "'");
+                throw new Invalid("KUBEXIT_GRAVEYARD/KUBEXIT_NAME: " + e.getMessage() + ": '" + Log.shown(file) + "'");
             }
         }
 
@@ -724,7 +946,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         @SuppressWarnings("unchecked")
         List<URI> urls(Setting s) { return (List<URI>) values.get(s); }
         @SuppressWarnings("unchecked")
-        List<Quit.Stop> processes() { return (List<Quit.Stop>) values.get(Setting.QUIT_PROCESSES); }
+        List<Plan.Stop> processes() { return (List<Plan.Stop>) values.get(Setting.QUIT_PROCESSES); }
         boolean on(Setting s) { return (Boolean) values.get(s); }
         Duration duration(Setting s) { return (Duration) values.get(s); }
         Log.Format logFormat() { return (Log.Format) values.get(Setting.LOG_FORMAT); }
@@ -822,7 +1044,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** Headers a request to uri carries (a named sidecar's, on its loopback port: Dapr's token); never logged. */
         Map<String, String> headers(URI uri) {
-            return Values.isLoopback(uri) ? headers.getOrDefault(uri.getPort(), Map.of()) : Map.of();
+            return Http.isLoopback(uri) ? headers.getOrDefault(uri.getPort(), Map.of()) : Map.of();
         }
 
         /** A warning found while resolving, with its event and fields. */
@@ -872,7 +1094,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                         String value = (String) sidecar.settingsAndValues[i + 1];
                         if (value.contains("$")) continue; // Dapr's port: its ready and quit share it anyway
                         if (sidecar.settingsAndValues[i] == Setting.READY_ENDPOINTS) own.add(URI.create(value));
-                        else quit |= quitAddresses.contains(Quit.address(URI.create(value)));
+                        else quit |= quitAddresses.contains(Plan.address(URI.create(value)));
                     }
                     if (quit) ready.addAll(own);
                 }
@@ -881,14 +1103,14 @@ public class EnvoyPreflight implements Callable<Integer> {
 
             static List<Sidecar> list(String raw) {
                 List<Sidecar> sidecars = new ArrayList<>();
-                for (String name : Values.entries(raw)) {
+                for (String name : Setting.entries(raw)) {
                     if (name.isEmpty()) continue;
                     Sidecar found = null;
                     for (Sidecar s : values()) if (s.id.equals(name.toLowerCase(Locale.ROOT))) found = s;
                     if (found == null) {
                         List<String> known = Arrays.stream(values()).map(s -> s.id).toList();
                         String meant = Unknown.closest(name, known);
-                        throw new IllegalArgumentException("unknown sidecar '" + Values.escape(name) + "'"
+                        throw new IllegalArgumentException("unknown sidecar '" + Log.escape(name) + "'"
                                 + (meant == null ? "" : ": did you mean " + meant + "?") + " (known: "
                                 + String.join(", ", known) + ")");
                     }
@@ -906,7 +1128,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 String port = this == DAPR ? env.getOrDefault("DAPR_HTTP_PORT", "").strip() : "";
                 if (!port.isEmpty() && !(port.matches("\\d{1,5}") && Integer.parseInt(port) >= 1 && Integer.parseInt(port) <= 65535)) {
                     throw new Invalid("DAPR_HTTP_PORT (for ENVOY_PREFLIGHT_SIDECARS dapr): not a port (1 to 65535): '"
-                            + Values.shown(port) + "'");
+                            + Log.shown(port) + "'");
                 }
                 // A Secret made from a file often ends with a newline; inside, a line break would split the header.
                 String token = this == DAPR ? env.getOrDefault("DAPR_API_TOKEN", "").strip() : "";
@@ -974,7 +1196,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             default boolean somethingThere(Poll poll) { return !poll.refused(); }
 
             /** For --check: one line on stdout (the sidecar's own words escaped). */
-            default String checked(Poll poll) { return Values.redact(uri()) + ": " + Values.escape(poll.seen()); }
+            default String checked(Poll poll) { return Log.redact(uri()) + ": " + Log.escape(poll.seen()); }
 
             /** A ready endpoint by its scheme: tcp://HOST:PORT, file:///PATH, else http(s) 2xx. */
             static Target of(URI uri, Map<String, String> headers) {
@@ -997,21 +1219,21 @@ public class EnvoyPreflight implements Callable<Integer> {
                 });
             }
             public String what() { return "Envoy"; }
-            public String waitingFor() { return "Envoy: GET " + Values.redact(uri); }
+            public String waitingFor() { return "Envoy: GET " + Log.redact(uri); }
             public String ready() { return "LIVE"; }
             public String notReady() { return "Envoy was not LIVE"; }
-            public String until() { return "GET " + Values.redact(uri) + " until state LIVE"; }
-            public String checked(Poll poll) { return poll.ready() ? "LIVE" : Values.escape(poll.seen()); }
+            public String until() { return "GET " + Log.redact(uri) + " until state LIVE"; }
+            public String checked(Poll poll) { return poll.ready() ? "LIVE" : Log.escape(poll.seen()); }
         }
 
         /** Any http(s) URL until it answers 2xx; with a named sidecar's headers, if any. */
         record Answers2xx(URI uri, Map<String, String> headers) implements Target {
             Answers2xx(URI uri) { this(uri, Map.of()); }
-            public String toString() { return "Answers2xx[" + Values.redact(uri) + "]"; } // headers may hold a secret
+            public String toString() { return "Answers2xx[" + Log.redact(uri) + "]"; } // headers may hold a secret
             public Poll poll(Duration timeout, Http.Abort abort) {
                 return get(uri, headers, timeout, abort, (status, body) -> new Poll(status / 100 == 2, "HTTP " + status, false));
             }
-            public String what() { return "GET " + Values.redact(uri); }
+            public String what() { return "GET " + Log.redact(uri); }
             public String waitingFor() { return what() + " to answer 2xx"; }
             public String ready() { return what() + " answered 2xx"; }
             public String notReady() { return what() + " did not answer 2xx"; }
@@ -1059,7 +1281,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         static List<Target> targets(Config config) {
             List<Target> targets = new ArrayList<>();
             URI admin = config.url(Setting.ADMIN_API);
-            if (admin != null) targets.add(new Live(Values.resolve(admin, "server_info")));
+            if (admin != null) targets.add(new Live(Http.resolve(admin, "server_info")));
             for (URI uri : config.urls(Setting.READY_ENDPOINTS)) targets.add(Target.of(uri, config.headers(uri)));
             return targets;
         }
@@ -1073,7 +1295,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         record Limit(Outcome outcome, Duration after) {
             /** For --dry-run. */
             String describe() {
-                String after = Values.format(this.after);
+                String after = Log.format(this.after);
                 return switch (outcome) {
                     case GAVE_UP -> "exit " + Exit.UNAVAILABLE.code + " after " + after;
                     case WAIT_TIMED_OUT -> "start anyway after " + after;
@@ -1110,7 +1332,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             Target target = null;
             for (Target next : config.shouldWait() ? targets(config) : List.<Target>of()) {
                 target = next;
-                String name = Values.redact(next.uri());
+                String name = Log.redact(next.uri());
                 log.info(Log.Event.WAIT, "waiting for " + next.waitingFor(), "target", name);
                 Backoff backoff = new Backoff(config.duration(Setting.POLL_MAX_INTERVAL),
                         ThreadLocalRandom.current()::nextDouble);
@@ -1149,9 +1371,9 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** A limit passed while waiting for target: said at its level, and the exit code if the app won't start. */
         private Result passed(Limit limit, Target target, boolean appFollows, int polls, long start) {
-            Object[] fields = {"target", Values.redact(target.uri()), "polls", polls,
+            Object[] fields = {"target", Log.redact(target.uri()), "polls", polls,
                 "ms", (System.nanoTime() - start) / 1_000_000};
-            String after = Values.format(limit.after());
+            String after = Log.format(limit.after());
             switch (limit.outcome()) {
                 case ABSENT -> log.warn(Log.Event.ABSENT, "nothing listened at any readiness endpoint for " + after
                         + ": there is no sidecar" + (appFollows ? "; starting the app at once (at exit, it is quit only"
@@ -1170,7 +1392,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         private Result stopped(Target target, int signal) {
             String name = Lifecycle.Signals.name(signal);
             String problem = "stopped by SIG" + name + " while waiting for " + target.what() + "; the app was not started";
-            log.warn(Log.Event.STOPPED, problem, "signal", name, "target", Values.redact(target.uri()));
+            log.warn(Log.Event.STOPPED, problem, "signal", name, "target", Log.redact(target.uri()));
             return new Result(Outcome.STOPPED, target, new Exit.Ending(128 + signal, problem));
         }
 
@@ -1186,7 +1408,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     if (!next.somethingThere(poll)) continue;
                     log.warn(Log.Event.LATE, next.what() + " answers now (" + poll.seen() + "), though nothing listened"
                             + " during the wait: the sidecar came late, and is quit as usual",
-                            "target", Values.redact(next.uri()), "seen", poll.seen());
+                            "target", Log.redact(next.uri()), "seen", poll.seen());
                     return true;
                 }
                 return false;
@@ -1315,9 +1537,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** One thread sends every signal, so they reach the app in the order we got them. */
         private ExecutorService relay; // started with the first signal: most runs get none
 
-        private final Quit.Tombstone tombstone; // kubexit's, or null
+        private final Exit.Tombstone tombstone; // kubexit's, or null
 
-        Lifecycle(Log log, Quit.Tombstone tombstone) {
+        Lifecycle(Log log, Exit.Tombstone tombstone) {
             this.log = log;
             this.tombstone = tombstone;
         }
@@ -1880,21 +2102,33 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
     }
 
-    // --- Quitting the sidecar at exit: a plan of steps, each able to say what it would do, and do it. ---
+    // --- Quitting the sidecars at exit: a plan of steps, each able to say what it would do, and do it. ---
 
     /**
-     * One quit at exit: the plan's steps, then the confirmation that each sidecar has gone. It remembers
-     * what it POSTed (each URL once), what it signalled, and what it tried, for the confirmation.
+     * What happens at exit: the steps in order (or why there are none); the further means for a
+     * sidecar still there halfway through the confirmation; the loopback addresses that must refuse
+     * connections once it has gone (every process signalled must have exited too).
      */
-    record Quit(Duration timeout, Log log, Map<URI, Boolean> answered, Map<String, List<ProcessHandle>> signalled,
-                Set<String> tried, long appPid, BooleanSupplier cut) {
+    record Plan(List<Step> steps, String nothingBecause, List<Step> further, List<URI> addresses) {
         static final String PILOT_AGENT = "pilot-agent";
-        /** The confirmation's first pause: a sidecar that leaves at once costs one round; then it backs off. */
-        static final long CONFIRM_ROUND_MS = 10;
 
-        /** cut: a stop signal came (TERM always ends the tool): the confirmation waits no longer. */
-        Quit(Duration timeout, Log log, long appPid, BooleanSupplier cut) {
-            this(timeout, log, new HashMap<>(), new LinkedHashMap<>(), new LinkedHashSet<>(), appPid, cut);
+        Plan(List<Step> steps, String nothingBecause) {
+            this(steps, nothingBecause, List.of(), List.of());
+        }
+
+        String describe() {
+            if (steps.isEmpty()) return "quit nothing (" + nothingBecause + ")";
+            return String.join("; then ", steps.stream().map(Step::describe).toList());
+        }
+
+        /** For --dry-run: what must be gone after the steps, and the further means; null if none is confirmed. */
+        String confirmation(Duration within) {
+            if (steps.isEmpty() || within.isZero()) return null;
+            List<String> gone = new ArrayList<>(addresses.stream().map(URI::getAuthority).toList());
+            if (steps.stream().anyMatch(s -> s instanceof Stops)) gone.add("each quit process signalled");
+            String halfway = String.join(", ", further.stream().map(Step::describe).toList());
+            return "confirm gone within " + Log.format(within) + ": " + String.join(", ", gone)
+                    + (further.isEmpty() ? "" : " (still there halfway: " + halfway + ")");
         }
 
         interface Step {
@@ -1911,9 +2145,9 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
 
             @Override
-            public String toString() { return "Post[" + Values.redact(uri) + "]"; } // headers may hold a secret
+            public String toString() { return "Post[" + Log.redact(uri) + "]"; } // headers may hold a secret
 
-            public String describe() { return "POST " + Values.redact(uri); }
+            public String describe() { return "POST " + Log.redact(uri); }
             public boolean run(Quit quit) { return quit.post(uri, headers); }
         }
 
@@ -1933,7 +2167,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             /** NAME[:SIGNAL] entries, separated by commas or spaces. */
             static List<Stop> list(String raw) {
                 List<Stop> stops = new ArrayList<>();
-                String[] entries = Values.entries(raw);
+                String[] entries = Setting.entries(raw);
                 for (int i = 0; i < entries.length; i++) {
                     if (entries[i].isEmpty()) continue;
                     String[] parts = entries[i].split(":", 2);
@@ -1974,34 +2208,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             public boolean run(Quit quit) { return quit.attempt(first) || quit.attempt(orElse); }
         }
 
-        /**
-         * What happens at exit: the steps in order (or why there are none); the further means for a
-         * sidecar still there halfway through the confirmation; the loopback addresses that must refuse
-         * connections once it has gone (every process signalled must have exited too).
-         */
-        record Plan(List<Step> steps, String nothingBecause, List<Step> further, List<URI> addresses) {
-            Plan(List<Step> steps, String nothingBecause) {
-                this(steps, nothingBecause, List.of(), List.of());
-            }
-
-            String describe() {
-                if (steps.isEmpty()) return "quit nothing (" + nothingBecause + ")";
-                return String.join("; then ", steps.stream().map(Step::describe).toList());
-            }
-
-            /** For --dry-run: what must be gone after the steps, and the further means; null if none is confirmed. */
-            String confirmation(Duration within) {
-                if (steps.isEmpty() || within.isZero()) return null;
-                List<String> gone = new ArrayList<>(addresses.stream().map(URI::getAuthority).toList());
-                if (steps.stream().anyMatch(s -> s instanceof Stops)) gone.add("each quit process signalled");
-                String halfway = String.join(", ", further.stream().map(Step::describe).toList());
-                return "confirm gone within " + Values.format(within) + ": " + String.join(", ", gone)
-                        + (further.isEmpty() ? "" : " (still there halfway: " + halfway + ")");
-            }
-        }
-
         /** What to quit at exit with exitCode; noSidecar: the wait found none, and none answered since. */
-        static Plan plan(Config config, int exitCode, boolean noSidecar) {
+        static Plan of(Config config, int exitCode, boolean noSidecar) {
             String nothing = nothingToQuit(config, exitCode, noSidecar);
             if (nothing != null) return new Plan(List.of(), nothing);
             URI admin = config.url(Setting.ADMIN_API);
@@ -2014,16 +2222,16 @@ public class EnvoyPreflight implements Callable<Integer> {
             // Without an admin API, or when told so, the generic endpoints are all there is to quit.
             if (admin != null && !config.on(Setting.GENERIC_QUIT_ONLY)) {
                 URI envoyQuit = config.url(Setting.ENVOY_KILL_API) != null ? config.url(Setting.ENVOY_KILL_API)
-                        : Values.resolve(admin, "quitquitquit");
+                        : Http.resolve(admin, "quitquitquit");
                 URI istio = config.url(Setting.ISTIO_QUIT_API);
                 Step pilotAgent = new SignalAll(PILOT_AGENT, "INT");
                 if (istio == null && admin.getPort() == Config.ISTIO_ADMIN_API.getPort()) {
                     // Istio's Envoy: quitting Envoy alone leaves pilot-agent running and the pod with it
                     // (istio#6324), so ask pilot-agent on its own port before Envoy's /quitquitquit.
                     istio = URI.create("http://" + admin.getHost() + ":" + Config.ISTIO_QUIT_API.getPort());
-                    pilotAgent = new Fallback(pilotAgent, new Post(Values.resolve(istio, "quitquitquit")));
+                    pilotAgent = new Fallback(pilotAgent, new Post(Http.resolve(istio, "quitquitquit")));
                 }
-                Post istioQuit = istio == null ? null : new Post(Values.resolve(istio, "quitquitquit"));
+                Post istioQuit = istio == null ? null : new Post(Http.resolve(istio, "quitquitquit"));
                 Step pkill = new Fallback(pilotAgent, new Post(envoyQuit));
                 if (config.url(Setting.ISTIO_QUIT_API) == null) {
                     steps.add(pkill);
@@ -2050,7 +2258,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     && config.urls(Setting.CSQL_PROXY_QUIT_URLS).isEmpty() && config.processes().isEmpty()) {
                 return "no admin API configured";
             }
-            if (admin != null && !Values.isLoopback(admin)) {
+            if (admin != null && !Http.isLoopback(admin)) {
                 return "the admin API host " + admin.getHost() + " is not loopback, so the sidecar is not ours to quit";
             }
             if (config.on(Setting.NEVER_KILL_ISTIO)) return "never-kill-istio is set";
@@ -2073,13 +2281,13 @@ public class EnvoyPreflight implements Callable<Integer> {
                 if (step instanceof Fallback f) all.addAll(0, List.of(f.first(), f.orElse()));
             }
             Set<URI> quit = new LinkedHashSet<>();
-            for (URI uri : quits) if (Values.isLoopback(uri)) quit.add(address(uri));
+            for (URI uri : quits) if (Http.isLoopback(uri)) quit.add(address(uri));
             Set<URI> ready = new HashSet<>(Config.Sidecar.ownReady(config, quit));
             boolean envoyQuit = config.url(Setting.ADMIN_API) != null && !config.on(Setting.GENERIC_QUIT_ONLY);
             boolean byName = !config.processes().isEmpty(); // a sidecar quit by process is known by its ports
             Set<URI> addresses = new LinkedHashSet<>();
             for (Wait.Target t : Wait.targets(config)) {
-                if (t instanceof Wait.Exists || !Values.isLoopback(t.uri())) continue;
+                if (t instanceof Wait.Exists || !Http.isLoopback(t.uri())) continue;
                 URI address = address(t.uri());
                 if (t instanceof Wait.Live ? envoyQuit : byName || quit.contains(address) || ready.contains(t.uri())) {
                     addresses.add(address);
@@ -2112,6 +2320,21 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             return List.copyOf(kept);
         }
+    }
+
+    /**
+     * One quit at exit: the plan's steps, then the confirmation that each sidecar has gone. It remembers
+     * what it POSTed (each URL once), what it signalled, and what it tried, for the confirmation.
+     */
+    record Quit(Duration timeout, Log log, Map<URI, Boolean> answered, Map<String, List<ProcessHandle>> signalled,
+                Set<String> tried, long appPid, BooleanSupplier cut) {
+        /** The confirmation's first pause: a sidecar that leaves at once costs one round; then it backs off. */
+        static final long CONFIRM_ROUND_MS = 10;
+
+        /** cut: a stop signal came (TERM always ends the tool): the confirmation waits no longer. */
+        Quit(Duration timeout, Log log, long appPid, BooleanSupplier cut) {
+            this(timeout, log, new HashMap<>(), new LinkedHashMap<>(), new LinkedHashSet<>(), appPid, cut);
+        }
 
         /** The plan's steps, then until each sidecar has gone (or confirm has passed). */
         void run(Plan plan, Duration confirm) {
@@ -2119,13 +2342,13 @@ public class EnvoyPreflight implements Callable<Integer> {
                 log.info(Log.Event.QUIT, "quitting nothing: " + plan.nothingBecause(), "reason", plan.nothingBecause());
                 return;
             }
-            for (Step step : plan.steps()) attempt(step); // each logs its own outcome
+            for (Plan.Step step : plan.steps()) attempt(step); // each logs its own outcome
             if (!confirm.isZero()) confirm(plan, confirm);
         }
 
         /** Runs one step; what it throws is its failure: a bug must never skip a later step, nor change the code. */
-        boolean attempt(Step step) {
-            if (!(step instanceof Fallback)) tried.add(step.describe());
+        boolean attempt(Plan.Step step) {
+            if (!(step instanceof Plan.Fallback)) tried.add(step.describe());
             try {
                 return step.run(this);
             } catch (RuntimeException | Error e) {
@@ -2161,7 +2384,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     // each POSTs only what was not sent yet, within what is left of the confirmation
                     Quit bounded = new Quit(Duration.ofNanos(Math.min(timeout.toNanos(), left)), log, answered,
                             signalled, tried, appPid, cut);
-                    for (Step step : plan.further()) bounded.attempt(step);
+                    for (Plan.Step step : plan.further()) bounded.attempt(step);
                     continue;
                 }
                 Http.pause(Math.min(pause, TimeUnit.NANOSECONDS.toMillis(left) + 1));
@@ -2191,7 +2414,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         boolean post(URI uri, Map<String, String> headers) {
             Boolean before = answered.get(uri);
             if (before != null) {
-                log.info(Log.Event.QUIT, "POST " + Values.redact(uri) + ": sent already (" + (before ? "it worked"
+                log.info(Log.Event.QUIT, "POST " + Log.redact(uri) + ": sent already (" + (before ? "it worked"
                         : "it failed") + ")", "url", uri.toString(), "sent_already", true, "ms", 0, "ok", before);
                 return before;
             }
@@ -2201,13 +2424,13 @@ public class EnvoyPreflight implements Callable<Integer> {
                 int status = Http.exchange("POST", uri, headers, timeout, new Http.Abort(), (s, body) -> s);
                 long ms = millisSince(start);
                 ok = status / 100 == 2;
-                String line = "POST " + Values.redact(uri) + ": HTTP " + status + " in " + ms + " ms";
+                String line = "POST " + Log.redact(uri) + ": HTTP " + status + " in " + ms + " ms";
                 Object[] fields = {"url", uri.toString(), "status", status, "ms", ms, "ok", ok};
                 if (ok) log.info(Log.Event.QUIT, line, fields);
                 else log.warn(Log.Event.QUIT, line, fields);
             } catch (IOException e) {
                 String error = Http.describe(e, timeout);
-                log.warn(Log.Event.QUIT, "POST " + Values.redact(uri) + " failed: " + error, "url", uri.toString(),
+                log.warn(Log.Event.QUIT, "POST " + Log.redact(uri) + " failed: " + error, "url", uri.toString(),
                         "error", error, "ms", millisSince(start), "ok", false);
                 ok = false;
             }
@@ -2216,19 +2439,19 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /** Every --quit-process signalled at once; after one quit timeout, KILL every member still running. */
-        boolean stop(List<Stop> stops) {
+        boolean stop(List<Plan.Stop> stops) {
             long start = System.nanoTime();
             List<ProcessHandle> members = new ArrayList<>();
-            for (Stop s : stops) members.addAll(signal(s.name(), s.signal(), true));
+            for (Plan.Stop s : stops) members.addAll(signal(s.name(), s.signal(), true));
             long deadline = start + timeout.toNanos();
             while (members.stream().anyMatch(Quit::running) && System.nanoTime() - deadline < 0) Http.pause(20);
-            for (Stop s : stops) { // one warning a sidecar, naming every member KILLed
+            for (Plan.Stop s : stops) { // one warning a sidecar, naming every member KILLed
                 List<ProcessHandle> left = signalled.getOrDefault(s.name(), List.of()).stream().filter(Quit::running)
                         .toList();
                 if (left.isEmpty()) continue;
                 List<Long> pids = left.stream().map(ProcessHandle::pid).toList();
                 log.warn(Log.Event.QUIT, s.name() + " " + pids + " still runs "
-                        + Values.format(timeout) + " after SIG" + s.signal() + ": sending KILL", "process", s.name(),
+                        + Log.format(timeout) + " after SIG" + s.signal() + ": sending KILL", "process", s.name(),
                         "pids", pids, "signal", "KILL", "error", "still running", "ms", millisSince(start), "ok", false);
                 for (ProcessHandle process : left) {
                     String failure = Lifecycle.Signals.send("KILL", process);
@@ -2298,70 +2521,6 @@ public class EnvoyPreflight implements Callable<Integer> {
         private static boolean running(ProcessHandle process) {
             String[] stat = Lifecycle.Signals.stat(Long.toString(process.pid()));
             return process.isAlive() && stat != null && !stat[0].equals("Z");
-        }
-
-        /** The exit code and a newline, before the quit sequence: a sidecar watching it starts stopping at once. */
-        static void exitFile(Path path, int code, Log log) {
-            if (path == null) return;
-            try {
-                writeAtomically(path, code + "\n");
-                log.info(Log.Event.EXIT_FILE, "wrote exit code " + code + " to " + path, "path", path.toString(),
-                        "code", code);
-            } catch (IOException | RuntimeException e) {
-                String error = Values.reason(e);
-                log.warn(Log.Event.EXIT_FILE, "could not write the exit file " + path + ": " + error,
-                        "path", path.toString(), "error", error);
-            }
-        }
-
-        /** A temporary name beside it, then a rename: a reader sees the old file or the whole new one. */
-        static void writeAtomically(Path path, String text) throws IOException {
-            // a short temporary name of its own: any name that fits the folder fits (Config checks the length)
-            Path temporary = Files.createTempFile(path.toAbsolutePath().getParent(), ".envoy-preflight", ".tmp");
-            try {
-                Files.writeString(temporary, text);
-                // readable by a sidecar running as another user (kubexit's os.Create gives 0666 less the umask)
-                Files.setPosixFilePermissions(temporary, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
-                Files.move(temporary, path, StandardCopyOption.ATOMIC_MOVE,
-                        StandardCopyOption.REPLACE_EXISTING);
-            } finally {
-                Files.deleteIfExists(temporary);
-            }
-        }
-
-        /**
-         * kubexit's tombstone for the app ($KUBEXIT_GRAVEYARD/$KUBEXIT_NAME), as karlkfi/kubexit's
-         * pkg/tombstone writes it: YAML with Born, then Died and ExitCode, times in RFC 3339, so that
-         * a sidecar wrapped by kubexit with KUBEXIT_DEATH_DEPS=NAME stops when the app exits. Like
-         * kubexit, it makes the directory; unlike it, a failure never changes our exit code.
-         */
-        record Tombstone(Path file, Log log, String[] firstLine, boolean[] died) {
-            static Tombstone of(Path file, Log log) {
-                return file == null ? null : new Tombstone(file, log, new String[1], new boolean[1]);
-            }
-
-            void born() {
-                firstLine[0] = "Born: \"" + Instant.now() + "\"\n";
-                write(firstLine[0]);
-            }
-
-            void died(int code) {
-                if (died[0]) return;
-                died[0] = true;
-                // as kubexit when its child never started: Died and ExitCode, no Born
-                write((firstLine[0] == null ? "" : firstLine[0]) + "Died: \"" + Instant.now() + "\"\nExitCode: " + code + "\n");
-            }
-
-            private void write(String yaml) {
-                try {
-                    Files.createDirectories(file.getParent());
-                    writeAtomically(file, yaml);
-                } catch (IOException | RuntimeException e) {
-                    String error = Values.reason(e);
-                    log.warn(Log.Event.TOMBSTONE, "could not write kubexit's tombstone " + file + ": " + error,
-                            "path", file.toString(), "error", error);
-                }
-            }
         }
 
         /**
@@ -2464,9 +2623,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         private void write(String level, Event event, String message, Object[] fields) {
-            String safe = Values.redact(message);
+            String safe = Log.redact(message);
             String line = format == Format.JSON ? json(level, event, safe, fields) // JSON escapes control characters
-                    : NAME + ": " + (level.equals("info") ? "" : level + ": ") + Values.escape(safe);
+                    : NAME + ": " + (level.equals("info") ? "" : level + ": ") + Log.escape(safe);
             synchronized (err) {
                 err.println(line);
                 err.flush();
@@ -2510,77 +2669,11 @@ public class EnvoyPreflight implements Callable<Integer> {
                 for (Map.Entry<?, ?> e : map.entrySet()) value(json.name(e.getKey().toString()), e.getValue());
                 json.endObject();
             } else {
-                json.value(Values.redact(value.toString()));
+                json.value(Log.redact(value.toString()));
             }
         }
-    }
 
-    /** Reading values as the Go original and scuttle read them, and keeping credentials out of logs. */
-    static final class Values {
-        private Values() {
-        }
-
-        /** Why a file could not be written, in our words (the JDK's exception names its class, our temporary file). */
-        static String reason(Exception e) {
-            if (e instanceof NoSuchFileException) return "its folder does not exist";
-            if (e instanceof AccessDeniedException) return "permission denied";
-            if (e instanceof FileSystemException f && f.getReason() != null) return f.getReason();
-            return e.getMessage() != null ? e.getMessage() : "failed";
-        }
-
-        /** true or false in any case, nothing else. */
-        static boolean bool(String raw) {
-            if (raw.equalsIgnoreCase("true")) return true;
-            if (raw.equalsIgnoreCase("false")) return false;
-            throw new IllegalArgumentException("not a boolean (true or false)");
-        }
-
-        // Go's two spellings of micro are escaped: the source stays ASCII, so it compiles in any locale.
-        private static final Pattern BARE_SECONDS = Pattern.compile("\\d+(\\.\\d+)?");
-        private static final Pattern PART = Pattern.compile("(\\d+\\.?\\d*|\\.\\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)");
-        private static final Map<String, Long> NANOS_PER_UNIT = Map.of(
-                "ns", 1L, "us", 1_000L, "\u00b5s", 1_000L, "\u03bcs", 1_000L, "ms", 1_000_000L,
-                "s", 1_000_000_000L, "m", 60_000_000_000L, "h", 3_600_000_000_000L);
-
-        /**
-         * Go's syntax (500ms, 1h30m, +5s, -0) as scuttle accepts it, or bare seconds. A non-zero
-         * duration never becomes zero, which means "forever": a fraction of a nanosecond rounds up.
-         */
-        static Duration duration(String raw) {
-            String s = raw.trim();
-            if (!s.equals(raw) || s.isEmpty()) throw new IllegalArgumentException("not a duration");
-            boolean negative = s.startsWith("-");
-            if (negative || s.startsWith("+")) s = s.substring(1);
-            if (s.isEmpty()) throw new IllegalArgumentException("not a duration");
-            BigDecimal nanos;
-            if (BARE_SECONDS.matcher(s).matches()) {
-                nanos = new BigDecimal(s).multiply(BigDecimal.valueOf(1_000_000_000L));
-            } else {
-                nanos = BigDecimal.ZERO;
-                Matcher m = PART.matcher(s);
-                int at = 0;
-                while (at < s.length()) {
-                    if (!m.find(at) || m.start() != at) {
-                        throw new IllegalArgumentException("not a duration (like 500ms, 30s, 2m, 1h30m"
-                                + " or a number of seconds)");
-                    }
-                    nanos = nanos.add(new BigDecimal(m.group(1).endsWith(".") ? m.group(1) + "0" : m.group(1))
-                            .multiply(BigDecimal.valueOf(NANOS_PER_UNIT.get(m.group(2)))));
-                    at = m.end();
-                }
-            }
-            if (negative && nanos.signum() != 0) throw new IllegalArgumentException("negative duration");
-            if (nanos.compareTo(BigDecimal.valueOf(Long.MAX_VALUE)) > 0) {
-                throw new IllegalArgumentException("duration too long");
-            }
-            return Duration.ofNanos(nanos.setScale(0, java.math.RoundingMode.CEILING).longValue());
-        }
-
-        static Duration positiveDuration(String raw) {
-            Duration d = duration(raw);
-            if (d.isZero()) throw new IllegalArgumentException("must be longer than 0");
-            return d;
-        }
+        // --- Showing values: as a user would write them, credentials redacted, control characters escaped ---
 
         /** As a user would write it, and exact: a non-zero duration never shows as 0ms. */
         static String format(Duration d) {
@@ -2592,130 +2685,6 @@ public class EnvoyPreflight implements Callable<Integer> {
             long s = ms / 1000;
             return (s >= 3600 ? s / 3600 + "h" : "") + (s % 3600 >= 60 ? s % 3600 / 60 + "m" : "")
                     + (s % 60 != 0 ? s % 60 + "s" : "");
-        }
-
-        /** A full http(s) URL with a host, e.g. a generic quit endpoint. */
-        static URI url(String raw) {
-            if (!raw.contains("://")) throw new IllegalArgumentException("not a URL: add http:// in front");
-            URI uri;
-            try {
-                uri = new URI(raw);
-            } catch (URISyntaxException e) {
-                throw new IllegalArgumentException("not a URL (" + e.getReason() + ")");
-            }
-            String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
-            if (!scheme.equals("http") && !scheme.equals("https")) {
-                throw new IllegalArgumentException("not an http or https URL");
-            }
-            if (uri.getHost() == null || uri.getHost().isEmpty()) {
-                throw new IllegalArgumentException("URL has no host");
-            }
-            if (uri.getRawFragment() != null) throw new IllegalArgumentException("URL has a #fragment");
-            if (uri.getPort() == 0 || uri.getPort() > 65535) {
-                throw new IllegalArgumentException("port " + uri.getPort() + " is not a port (1 to 65535)");
-            }
-            return uri;
-        }
-
-        /** A list's entries: separated by commas or spaces (no URL, name or signal holds either); may hold "". */
-        static String[] entries(String raw) {
-            return raw.split("[,\\s]+");
-        }
-
-        /** A readiness target: tcp://HOST:PORT, file:///PATH, or an http(s) URL. */
-        static URI readiness(String raw) {
-            String scheme = raw.contains(":") ? raw.substring(0, raw.indexOf(':')).toLowerCase(Locale.ROOT) : "";
-            if (!scheme.equals("tcp") && !scheme.equals("file")) return url(raw);
-            URI uri;
-            try {
-                uri = new URI(raw);
-            } catch (URISyntaxException e) {
-                throw new IllegalArgumentException("not a URL (" + e.getReason() + ")");
-            }
-            if (scheme.equals("file")) {
-                if (uri.getRawAuthority() != null || uri.getPath() == null || !uri.getPath().startsWith("/")
-                        || uri.getRawQuery() != null || uri.getRawFragment() != null) {
-                    throw new IllegalArgumentException("not a file URL (file:///PATH, an absolute path)");
-                }
-                Path.of(uri.getPath()); // e.g. a NUL (%00): rejected here, not at the first poll
-                return uri;
-            }
-            if (uri.getHost() == null || uri.getPort() < 1 || uri.getPort() > 65535 || uri.getRawUserInfo() != null
-                    || !(uri.getRawPath() == null || uri.getRawPath().isEmpty() || uri.getRawPath().equals("/"))
-                    || uri.getRawQuery() != null || uri.getRawFragment() != null) {
-                throw new IllegalArgumentException("not a TCP address (tcp://HOST:PORT, a port from 1 to 65535)");
-            }
-            return uri;
-        }
-
-        /** A file we write: a path, not a folder, its name short enough for the file system (255 bytes). */
-        static String file(String raw) {
-            Path file = Path.of(path(raw)).toAbsolutePath().normalize().getFileName();
-            if (file == null || Files.isDirectory(Path.of(raw))) throw new IllegalArgumentException("a folder, not a file");
-            if (file.toString().getBytes(StandardCharsets.UTF_8).length > 255) {
-                throw new IllegalArgumentException("the file name is longer than 255 bytes");
-            }
-            return raw;
-        }
-
-        /** A file's path: not empty, no NUL. */
-        static String path(String raw) {
-            if (raw.isBlank() || raw.indexOf('\0') >= 0) throw new IllegalArgumentException("not a path");
-            return raw;
-        }
-
-        /** A base URL that paths are appended to: no query; a trailing slash is fine. */
-        static URI baseUrl(String raw) {
-            URI uri = url(raw);
-            if (uri.getRawQuery() != null) throw new IllegalArgumentException("base URL has a ?query");
-            return uri;
-        }
-
-        /** URLs separated by commas or spaces (a URL holds neither); readiness: also tcp:// and file:///. */
-        static List<URI> urlList(String raw, boolean readiness) {
-            List<URI> uris = new ArrayList<>();
-            String[] entries = entries(raw);
-            for (int i = 0; i < entries.length; i++) {
-                String e = entries[i].strip();
-                if (e.isEmpty()) continue;
-                try {
-                    uris.add(readiness ? readiness(e) : url(e));
-                } catch (IllegalArgumentException ex) {
-                    // by its place: a password holding a comma would split it, and show half of it
-                    throw new IllegalArgumentException("entry " + (i + 1) + ": " + ex.getMessage());
-                }
-            }
-            return List.copyOf(uris);
-        }
-
-        /** base + "/" + path, whatever slashes base ends with. */
-        static URI resolve(URI base, String path) {
-            String basePath = base.getRawPath() == null ? "" : base.getRawPath().replaceAll("/+$", "");
-            // From the raw parts, as written: URI's many-argument constructors would encode a %40 again.
-            return URI.create(base.getScheme() + "://" + base.getRawAuthority() + basePath + "/" + path);
-        }
-
-        static final Pattern IPV4 = Pattern.compile("(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})");
-
-        /** localhost, 127.0.0.0/8 or ::1 (any spelling), judged without any DNS lookup. */
-        static boolean isLoopback(URI uri) {
-            if (uri.getHost() == null) return false; // e.g. 127.0.0.256: not an address at all
-            String host = uri.getHost().toLowerCase(Locale.ROOT);
-            if (host.equals("localhost") || host.equals("localhost.")) return true;
-            Matcher v4 = IPV4.matcher(host);
-            if (v4.matches()) {
-                for (int i = 1; i <= 4; i++) if (Integer.parseInt(v4.group(i)) > 255) return false;
-                return Integer.parseInt(v4.group(1)) == 127;
-            }
-            if (host.startsWith("[") && host.endsWith("]")) {
-                try {
-                    // A bracketed literal: InetAddress parses it without asking DNS.
-                    return InetAddress.getByName(host.substring(1, host.length() - 1)).isLoopbackAddress();
-                } catch (UnknownHostException e) {
-                    return false;
-                }
-            }
-            return false;
         }
 
         /** Where a URL may start: any scheme, wherever it stands (jdbc:postgresql://, <http://, DSN:mysql://). */
@@ -2912,7 +2881,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** An address as written ([::1], 127.0.0.1): nothing to look up. */
         private static boolean isLiteral(String host) {
-            return host.startsWith("[") || Values.IPV4.matcher(host).matches();
+            return host.startsWith("[") || Http.IPV4.matcher(host).matches();
         }
 
         private static ExecutorService lookups;
@@ -2935,7 +2904,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             try {
                 return answer.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
             } catch (TimeoutException e) {
-                throw new UnknownHostException(host + " (no answer from the resolver within " + Values.format(timeout) + ")");
+                throw new UnknownHostException(host + " (no answer from the resolver within " + Log.format(timeout) + ")");
             } catch (ExecutionException e) {
                 if (e.getCause() instanceof IOException io) throw io;
                 throw new IOException(e.getCause());
@@ -3001,7 +2970,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         static String describe(IOException e, Duration timeout) {
             // a poll's timeout is what is left of the wait: shown rounded up to a whole millisecond
             if (e instanceof SocketTimeoutException) {
-                return "no answer within " + Values.format(Duration.ofMillis((timeout.toNanos() + 999_999) / 1_000_000));
+                return "no answer within " + Log.format(Duration.ofMillis((timeout.toNanos() + 999_999) / 1_000_000));
             }
             if (e instanceof ConnectException) return "connection refused";
             if (e instanceof UnknownHostException) return "unknown host " + e.getMessage();
@@ -3050,6 +3019,36 @@ public class EnvoyPreflight implements Callable<Integer> {
                 if (n > 0) read += n;
                 return n;
             }
+        }
+
+        /** base + "/" + path, whatever slashes base ends with. */
+        static URI resolve(URI base, String path) {
+            String basePath = base.getRawPath() == null ? "" : base.getRawPath().replaceAll("/+$", "");
+            // From the raw parts, as written: URI's many-argument constructors would encode a %40 again.
+            return URI.create(base.getScheme() + "://" + base.getRawAuthority() + basePath + "/" + path);
+        }
+
+        static final Pattern IPV4 = Pattern.compile("(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})\\.(\\d{1,3})");
+
+        /** localhost, 127.0.0.0/8 or ::1 (any spelling), judged without any DNS lookup. */
+        static boolean isLoopback(URI uri) {
+            if (uri.getHost() == null) return false; // e.g. 127.0.0.256: not an address at all
+            String host = uri.getHost().toLowerCase(Locale.ROOT);
+            if (host.equals("localhost") || host.equals("localhost.")) return true;
+            Matcher v4 = IPV4.matcher(host);
+            if (v4.matches()) {
+                for (int i = 1; i <= 4; i++) if (Integer.parseInt(v4.group(i)) > 255) return false;
+                return Integer.parseInt(v4.group(1)) == 127;
+            }
+            if (host.startsWith("[") && host.endsWith("]")) {
+                try {
+                    // A bracketed literal: InetAddress parses it without asking DNS.
+                    return InetAddress.getByName(host.substring(1, host.length() - 1)).isLoopbackAddress();
+                } catch (UnknownHostException e) {
+                    return false;
+                }
+            }
+            return false;
         }
     }
 }

@@ -240,20 +240,20 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
         void aStepThatThrowsStopsNeitherTheNextNorAFallback() {
             var logged = new TestSupport.Captured(true, EnvoyPreflight.Log.Format.JSON);
             List<String> ran = new ArrayList<>();
-            EnvoyPreflight.Quit.Step throwing = new EnvoyPreflight.Quit.Step() {
+            EnvoyPreflight.Plan.Step throwing = new EnvoyPreflight.Plan.Step() {
                 public String describe() { return "throw"; }
                 public boolean run(EnvoyPreflight.Quit quit) { ran.add("throw"); throw new IllegalStateException("boom"); }
             };
-            EnvoyPreflight.Quit.Step second = new EnvoyPreflight.Quit.Step() {
+            EnvoyPreflight.Plan.Step second = new EnvoyPreflight.Plan.Step() {
                 public String describe() { return "second"; }
                 public boolean run(EnvoyPreflight.Quit quit) { ran.add("second"); return true; }
             };
-            EnvoyPreflight.Quit.Step fallback = new EnvoyPreflight.Quit.Step() {
+            EnvoyPreflight.Plan.Step fallback = new EnvoyPreflight.Plan.Step() {
                 public String describe() { return "fallback"; }
                 public boolean run(EnvoyPreflight.Quit quit) { ran.add("fallback"); return true; }
             };
-            new EnvoyPreflight.Quit(Duration.ofSeconds(1), logged.log, 0, () -> false).run(new EnvoyPreflight.Quit.Plan(List.of(throwing,
-                    new EnvoyPreflight.Quit.Fallback(throwing, fallback), second), null), Duration.ZERO);
+            new EnvoyPreflight.Quit(Duration.ofSeconds(1), logged.log, 0, () -> false).run(new EnvoyPreflight.Plan(List.of(throwing,
+                    new EnvoyPreflight.Plan.Fallback(throwing, fallback), second), null), Duration.ZERO);
             assertEquals(List.of("throw", "throw", "fallback", "second"), ran);
             // each throw is an internal error of its own step, logged, and no more
             List<JsonObject> errors = logged.events();
@@ -407,19 +407,19 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
         @ParameterizedTest
         @CsvSource({"0.0000000001,1", "+5s,5000000000", "-0,0", "+0,0", "-0s,0", "1ns,1", "0.5ns,1"})
         void goDurationsAreReadAsGoReadsThemAndNeverRoundToZero(String raw, long nanos) {
-            assertEquals(Duration.ofNanos(nanos), EnvoyPreflight.Values.duration(raw));
+            assertEquals(Duration.ofNanos(nanos), EnvoyPreflight.Setting.duration(raw));
         }
 
         @ParameterizedTest
         @ValueSource(strings = {"-5s", "+", "-", "+-5s", "--5s"})
         void stillRejected(String raw) {
-            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Values.duration(raw));
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Setting.duration(raw));
         }
 
         @ParameterizedTest
         @CsvSource({"500000,500us", "1,1ns", "1500000,1500us", "2000000,2ms"})
         void aNonZeroDurationIsNeverShownAsZero(long nanos, String shown) {
-            assertEquals(shown, EnvoyPreflight.Values.format(Duration.ofNanos(nanos)));
+            assertEquals(shown, EnvoyPreflight.Log.format(Duration.ofNanos(nanos)));
         }
     }
 

@@ -126,12 +126,12 @@ class ExamplesTests {
         for (Pod pod : pods) {
             EnvoyPreflight.Config c = config(pod.wrapped());
             URI admin = c.url(EnvoyPreflight.Setting.ADMIN_API);
-            assertTrue(admin == null || EnvoyPreflight.Values.isLoopback(admin), pod.file() + ": " + admin);
+            assertTrue(admin == null || EnvoyPreflight.Http.isLoopback(admin), pod.file() + ": " + admin);
             for (var target : EnvoyPreflight.Wait.targets(c)) {
-                assertTrue(EnvoyPreflight.Values.isLoopback(target.uri()), pod.file() + ": " + target);
+                assertTrue(EnvoyPreflight.Http.isLoopback(target.uri()), pod.file() + ": " + target);
             }
             assertTrue(c.shouldWait(), pod.file());
-            var plan = EnvoyPreflight.Quit.plan(c, 0, false);
+            var plan = EnvoyPreflight.Plan.of(c, 0, false);
             // a sidecar with no quit API may watch the exit file instead
             assertTrue(!plan.steps().isEmpty() || c.values().get(EnvoyPreflight.Setting.EXIT_FILE) != null,
                     pod.file() + ": " + plan.nothingBecause());
@@ -169,8 +169,8 @@ class ExamplesTests {
                 assertEquals(new EnvoyPreflight.Wait.Answers2xx(URI.create("http://127.0.0.1:15021/healthz/ready")),
                         targets.get(1), pod.file() + ": configuration received, not only LIVE");
             }
-            var steps = EnvoyPreflight.Quit.plan(c, 0, false).steps();
-            assertEquals(new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:15020/quitquitquit")),
+            var steps = EnvoyPreflight.Plan.of(c, 0, false).steps();
+            assertEquals(new EnvoyPreflight.Plan.Post(URI.create("http://127.0.0.1:15020/quitquitquit")),
                     steps.get(steps.size() - 1), pod.file());
         }
         String istioJob = Files.readString(ROOT.resolve("examples/kubernetes/istio-job.yaml"));
@@ -188,9 +188,9 @@ class ExamplesTests {
         assertEquals(null, c.url(EnvoyPreflight.Setting.ADMIN_API));
         assertEquals(List.of(new EnvoyPreflight.Wait.Answers2xx(URI.create("http://127.0.0.1:4191/ready"))),
                 EnvoyPreflight.Wait.targets(c));
-        assertEquals(List.of(new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:4191/shutdown"))),
-                EnvoyPreflight.Quit.plan(c, 0, false).steps());
-        assertEquals(EnvoyPreflight.Quit.plan(c, 0, false).steps(), EnvoyPreflight.Quit.plan(c, 1, false).steps(), "failures too");
+        assertEquals(List.of(new EnvoyPreflight.Plan.Post(URI.create("http://127.0.0.1:4191/shutdown"))),
+                EnvoyPreflight.Plan.of(c, 0, false).steps());
+        assertEquals(EnvoyPreflight.Plan.of(c, 0, false).steps(), EnvoyPreflight.Plan.of(c, 1, false).steps(), "failures too");
     }
 
     @org.junit.jupiter.api.Tag("fast")
@@ -206,9 +206,9 @@ class ExamplesTests {
         assertEquals(List.of("http://127.0.0.1:15000/server_info", "http://127.0.0.1:15021/healthz/ready",
                         "http://127.0.0.1:" + httpPort.split("=")[1] + "/readiness"),
                 EnvoyPreflight.Wait.targets(c).stream().map(t -> t.uri().toString()).toList());
-        assertEquals(List.of(new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:" + adminPort.split("=")[1]
-                        + "/quitquitquit")), new EnvoyPreflight.Quit.Post(URI.create("http://127.0.0.1:15020/quitquitquit"))),
-                EnvoyPreflight.Quit.plan(c, 0, false).steps());
+        assertEquals(List.of(new EnvoyPreflight.Plan.Post(URI.create("http://127.0.0.1:" + adminPort.split("=")[1]
+                        + "/quitquitquit")), new EnvoyPreflight.Plan.Post(URI.create("http://127.0.0.1:15020/quitquitquit"))),
+                EnvoyPreflight.Plan.of(c, 0, false).steps());
     }
 
     @Test
@@ -373,9 +373,9 @@ class ExamplesTests {
                 .anyMatch(c -> String.valueOf(c.get("image")).startsWith("envoyproxy/envoy"))).findFirst()
                 .orElseThrow(() -> new AssertionError("no Job with an envoyproxy/envoy sidecar"));
         EnvoyPreflight.Config c = config(pod.wrapped());
-        assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"),
-                        new EnvoyPreflight.Quit.Post(URI.create(c.url(EnvoyPreflight.Setting.ADMIN_API) + "/quitquitquit")))),
-                EnvoyPreflight.Quit.plan(c, 0, false).steps());
+        assertEquals(List.of(new EnvoyPreflight.Plan.Fallback(new EnvoyPreflight.Plan.SignalAll("pilot-agent", "INT"),
+                        new EnvoyPreflight.Plan.Post(URI.create(c.url(EnvoyPreflight.Setting.ADMIN_API) + "/quitquitquit")))),
+                EnvoyPreflight.Plan.of(c, 0, false).steps());
         // The bootstrap in the ConfigMap mounted into the Envoy container opens exactly that admin address.
         Map<String, Object> envoy = pod.containers().stream()
                 .filter(x -> String.valueOf(x.get("image")).startsWith("envoyproxy/envoy")).findFirst().orElseThrow();

@@ -95,7 +95,7 @@ class LogEventsTests {
             record(tool);
         }
         var captured = new TestSupport.Captured(true, EnvoyPreflight.Log.Format.JSON);
-        new EnvoyPreflight.Quit(Duration.ofSeconds(1), captured.log, 0, () -> false).run(new EnvoyPreflight.Quit.Plan(List.of(new EnvoyPreflight.Quit.Step() {
+        new EnvoyPreflight.Quit(Duration.ofSeconds(1), captured.log, 0, () -> false).run(new EnvoyPreflight.Plan(List.of(new EnvoyPreflight.Plan.Step() {
             public String describe() { return "POST http://127.0.0.1:15020/quitquitquit"; }
             public boolean run(EnvoyPreflight.Quit quit) { throw new IllegalStateException("a bug"); }
         }), null), Duration.ZERO);

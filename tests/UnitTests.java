@@ -31,13 +31,13 @@ class UnitTests {
         @ParameterizedTest
         @CsvSource({"true,true", "TRUE,true", "True,true", "false,false", "FALSE,false", "fAlSe,false"})
         void trueAndFalseInAnyCase(String raw, boolean expected) {
-            assertEquals(expected, EnvoyPreflight.Values.bool(raw));
+            assertEquals(expected, EnvoyPreflight.Setting.bool(raw));
         }
 
         @ParameterizedTest
         @ValueSource(strings = {"yes", "no", "1", "0", "on", " true", "true ", "t"})
         void anythingElseIsRejected(String raw) {
-            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Values.bool(raw));
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Setting.bool(raw));
         }
     }
 
@@ -48,26 +48,26 @@ class UnitTests {
                 "10,10000", "0.25,250", "0,0", "0s,0", "250000us,250", "3000000ns,3", "2h,7200000",
                 ".5s,500", "1\u00b5s500ms,500"})
         void goSyntaxAndBareSeconds(String raw, long millis) {
-            assertEquals(millis, EnvoyPreflight.Values.duration(raw).toMillis());
+            assertEquals(millis, EnvoyPreflight.Setting.duration(raw).toMillis());
         }
 
         @ParameterizedTest
         @ValueSource(strings = {"-5s", "-1", "abc", "5 s", "5x", "s", "1h-30m", " 5s", "5s ", "1e3",
                 "99999999999999999h", "5S", "1..5s"})
         void garbageAndNegativeAreRejected(String raw) {
-            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Values.duration(raw));
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Setting.duration(raw));
         }
 
         @Test
         void zeroIsNotATimeLimit() {
-            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Values.positiveDuration("0s"));
-            assertEquals(Duration.ofMillis(1), EnvoyPreflight.Values.positiveDuration("1ms"));
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Setting.positiveDuration("0s"));
+            assertEquals(Duration.ofMillis(1), EnvoyPreflight.Setting.positiveDuration("1ms"));
         }
 
         @ParameterizedTest
         @CsvSource({"0,0", "250,250ms", "1500,1500ms", "5000,5s", "90000,1m30s", "5400000,1h30m", "3600000,1h"})
         void formatsTheWayTheyAreWritten(long millis, String expected) {
-            assertEquals(expected, EnvoyPreflight.Values.format(Duration.ofMillis(millis)));
+            assertEquals(expected, EnvoyPreflight.Log.format(Duration.ofMillis(millis)));
         }
     }
 
@@ -77,7 +77,7 @@ class UnitTests {
         @ValueSource(strings = {"http://127.0.0.1:15000", "https://envoy.local", "http://[::1]:15000/",
                 "http://localhost:15000/admin/", "HTTP://127.0.0.1:1"})
         void httpAndHttpsWithAHostAreAccepted(String raw) {
-            assertEquals(raw, EnvoyPreflight.Values.baseUrl(raw).toString());
+            assertEquals(raw, EnvoyPreflight.Setting.baseUrl(raw).toString());
         }
 
         @ParameterizedTest
@@ -85,26 +85,26 @@ class UnitTests {
                 "notaurl^^", "http://127.0.0.1:15000/a b", "http://exa mple.com", "http://x/#frag",
                 "file:///etc/passwd", "localhost:15000"})
         void otherValuesAreRejected(String raw) {
-            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Values.baseUrl(raw));
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Setting.baseUrl(raw));
         }
 
         @Test
         void aBaseUrlTakesNoQuery() {
-            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Values.baseUrl("http://h/?a=b"));
-            assertEquals("http://h/drain?a=b", EnvoyPreflight.Values.url("http://h/drain?a=b").toString());
+            assertThrows(IllegalArgumentException.class, () -> EnvoyPreflight.Setting.baseUrl("http://h/?a=b"));
+            assertEquals("http://h/drain?a=b", EnvoyPreflight.Setting.url("http://h/drain?a=b").toString());
         }
 
         @Test
         void csvSkipsBlanksAndSpacesAndKeepsOrder() {
-            List<URI> uris = EnvoyPreflight.Values.urlList(" http://a:1/x , ,http://b:2/y,,  ", false);
+            List<URI> uris = EnvoyPreflight.Setting.urlList(" http://a:1/x , ,http://b:2/y,,  ", false);
             assertEquals(List.of(URI.create("http://a:1/x"), URI.create("http://b:2/y")), uris);
-            assertEquals(List.of(), EnvoyPreflight.Values.urlList(" , ", false));
+            assertEquals(List.of(), EnvoyPreflight.Setting.urlList(" , ", false));
         }
 
         @Test
         void csvWithOneBadEntryNamesThatEntry() {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> EnvoyPreflight.Values.urlList("http://a:1/x,ftp://b/y,http://c/z", false));
+                    () -> EnvoyPreflight.Setting.urlList("http://a:1/x,ftp://b/y,http://c/z", false));
             assertTrue(e.getMessage().startsWith("entry 2: "), e.getMessage()); // by place: a comma may split a password
         }
 
@@ -115,7 +115,7 @@ class UnitTests {
                 "http://h:1/agent/,quitquitquit,http://h:1/agent/quitquitquit",
                 "http://u:p@h:1,server_info,http://u:p@h:1/server_info"})
         void pathsAreAppendedWhateverSlashesTheBaseEndsWith(String base, String path, String expected) {
-            assertEquals(expected, EnvoyPreflight.Values.resolve(URI.create(base), path).toString());
+            assertEquals(expected, EnvoyPreflight.Http.resolve(URI.create(base), path).toString());
         }
 
         @ParameterizedTest
@@ -127,7 +127,7 @@ class UnitTests {
                 "http://127.0.0.256,false", "http://envoy:15000,false", "http://0.0.0.0,false",
                 "http://evil.com/127.0.0.1,false", "http://127.0.0.1@evil.com,false"})
         void loopbackIsJudgedOnTheParsedHost(String raw, boolean loopback) {
-            assertEquals(loopback, EnvoyPreflight.Values.isLoopback(URI.create(raw)));
+            assertEquals(loopback, EnvoyPreflight.Http.isLoopback(URI.create(raw)));
         }
     }
 
@@ -140,7 +140,7 @@ class UnitTests {
                 "'http://u:p/x?#@h:1/q' and http://v:w@i/,'http://***@h:1/q' and http://***@i/",
                 "no url here,no url here"})
         void credentialsNeverShow(String in, String out) {
-            assertEquals(out, EnvoyPreflight.Values.redact(in));
+            assertEquals(out, EnvoyPreflight.Log.redact(in));
         }
     }
 
@@ -220,21 +220,21 @@ class UnitTests {
 
     @Nested
     class QuitPlan {
-        private List<EnvoyPreflight.Quit.Step> steps(int code, String... env) throws Exception {
-            return EnvoyPreflight.Quit.plan(TestSupport.config(TestSupport.env(env)), code, false).steps();
+        private List<EnvoyPreflight.Plan.Step> steps(int code, String... env) throws Exception {
+            return EnvoyPreflight.Plan.of(TestSupport.config(TestSupport.env(env)), code, false).steps();
         }
 
-        private EnvoyPreflight.Quit.Plan plan(int code, String... env) throws Exception {
-            return EnvoyPreflight.Quit.plan(TestSupport.config(TestSupport.env(env)), code, false);
+        private EnvoyPreflight.Plan plan(int code, String... env) throws Exception {
+            return EnvoyPreflight.Plan.of(TestSupport.config(TestSupport.env(env)), code, false);
         }
 
-        private EnvoyPreflight.Quit.Post post(String url) {
-            return new EnvoyPreflight.Quit.Post(URI.create(url));
+        private EnvoyPreflight.Plan.Post post(String url) {
+            return new EnvoyPreflight.Plan.Post(URI.create(url));
         }
 
         /** The pkill step: SIGINT pilot-agent, else POST the admin API's /quitquitquit. */
-        private EnvoyPreflight.Quit.Step pkill(String admin) {
-            return new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"),
+        private EnvoyPreflight.Plan.Step pkill(String admin) {
+            return new EnvoyPreflight.Plan.Fallback(new EnvoyPreflight.Plan.SignalAll("pilot-agent", "INT"),
                     post(admin + "/quitquitquit"));
         }
 
@@ -245,19 +245,19 @@ class UnitTests {
 
         @Test
         void onIstiosAdminPortWithoutTheIstioApiPilotAgentIsAskedBeforeEnvoy() throws Exception {
-            var chain = new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.Fallback(
-                    new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"), post("http://127.0.0.1:15020/quitquitquit")),
+            var chain = new EnvoyPreflight.Plan.Fallback(new EnvoyPreflight.Plan.Fallback(
+                    new EnvoyPreflight.Plan.SignalAll("pilot-agent", "INT"), post("http://127.0.0.1:15020/quitquitquit")),
                     post("http://127.0.0.1:15000/quitquitquit"));
             assertEquals(List.of(chain), steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000"));
             assertEquals("SIGINT pilot-agent, else POST http://127.0.0.1:15020/quitquitquit, else POST "
                     + "http://127.0.0.1:15000/quitquitquit", chain.describe());
             // the admin host is kept, credentials are not
-            assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.Fallback(
-                            new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"), post("http://[::1]:15020/quitquitquit")),
+            assertEquals(List.of(new EnvoyPreflight.Plan.Fallback(new EnvoyPreflight.Plan.Fallback(
+                            new EnvoyPreflight.Plan.SignalAll("pilot-agent", "INT"), post("http://[::1]:15020/quitquitquit")),
                             post("http://u:p@[::1]:15000/quitquitquit"))),
                     steps(0, "ENVOY_ADMIN_API", "http://u:p@[::1]:15000"));
             // with the Istio API, its fallback is today's pkill step
-            assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(post("http://127.0.0.1:15020/quitquitquit"),
+            assertEquals(List.of(new EnvoyPreflight.Plan.Fallback(post("http://127.0.0.1:15020/quitquitquit"),
                             pkill("http://127.0.0.1:15000"))),
                     steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000", "ISTIO_QUIT_API", "http://127.0.0.1:15020",
                             "ISTIO_FALLBACK_PKILL", "true"));
@@ -286,10 +286,10 @@ class UnitTests {
         @Test
         void envoyKillApiReplacesTheAdminQuitWhereverItAppears() throws Exception {
             String kill = "http://127.0.0.1:9901/quitquitquit?drain=1";
-            assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"),
+            assertEquals(List.of(new EnvoyPreflight.Plan.Fallback(new EnvoyPreflight.Plan.SignalAll("pilot-agent", "INT"),
                     post(kill))), steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:9901", "ENVOY_KILL_API", kill));
-            assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.Fallback(
-                            new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"), post("http://127.0.0.1:15020/quitquitquit")),
+            assertEquals(List.of(new EnvoyPreflight.Plan.Fallback(new EnvoyPreflight.Plan.Fallback(
+                            new EnvoyPreflight.Plan.SignalAll("pilot-agent", "INT"), post("http://127.0.0.1:15020/quitquitquit")),
                             post(kill))),
                     steps(0, "ENVOY_ADMIN_API", "http://127.0.0.1:15000", "ENVOY_KILL_API", kill));
         }
@@ -314,7 +314,7 @@ class UnitTests {
 
         @Test
         void istioFallsBackToThePkillStepWhenAsked() throws Exception {
-            assertEquals(List.of(new EnvoyPreflight.Quit.Fallback(post("http://127.0.0.1:15020/quitquitquit"),
+            assertEquals(List.of(new EnvoyPreflight.Plan.Fallback(post("http://127.0.0.1:15020/quitquitquit"),
                             pkill("http://localhost:15000"))),
                     steps(0, "ENVOY_ADMIN_API", "http://localhost:15000", "ISTIO_QUIT_API", "http://127.0.0.1:15020",
                             "ISTIO_FALLBACK_PKILL", "true"));
@@ -322,11 +322,11 @@ class UnitTests {
 
         @Test
         void aFallbackChainReadsAsOneLineAndANestedChainIsSetApart() {
-            var chain = new EnvoyPreflight.Quit.Fallback(new EnvoyPreflight.Quit.Fallback(
-                    new EnvoyPreflight.Quit.SignalAll("pilot-agent", "INT"), post("http://h:2/q")), post("http://h:1/q"));
+            var chain = new EnvoyPreflight.Plan.Fallback(new EnvoyPreflight.Plan.Fallback(
+                    new EnvoyPreflight.Plan.SignalAll("pilot-agent", "INT"), post("http://h:2/q")), post("http://h:1/q"));
             assertEquals("SIGINT pilot-agent, else POST http://h:2/q, else POST http://h:1/q", chain.describe());
             assertEquals("POST http://h:3/q; if that fails: SIGINT pilot-agent, else POST http://h:1/quitquitquit",
-                    new EnvoyPreflight.Quit.Fallback(post("http://h:3/q"), pkill("http://h:1")).describe());
+                    new EnvoyPreflight.Plan.Fallback(post("http://h:3/q"), pkill("http://h:1")).describe());
         }
 
         @Test
