@@ -22,10 +22,14 @@
 // --add-opens java.lang    as PID 1, the JDK's own waitpid reaps orphans (App.Orphans); the exported
 //                          jar says the same in its manifest (//MANIFEST).
 
+import com.google.gson.JsonElement;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import com.google.gson.JsonPrimitive;
+import com.google.gson.Strictness;
 import com.google.gson.stream.JsonReader;
 import com.google.gson.stream.JsonToken;
 import com.google.gson.stream.JsonWriter;
-import com.google.gson.stream.MalformedJsonException;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
@@ -619,10 +623,10 @@ public class EnvoyPreflight implements Callable<Integer> {
                     case POSITIVE_DURATION -> Setting.positiveDuration(raw);
                     case URL -> Setting.url(raw);
                     case BASE_URL -> Setting.baseUrl(raw);
-                    case URL_LIST -> Setting.urlList(raw, false);
-                    case READY_LIST -> Setting.urlList(raw, true);
-                    case PROCESS_LIST -> Plan.Stop.list(raw);
-                    case SIDECAR_LIST -> Config.Sidecar.list(raw);
+                    case URL_LIST -> list(raw, Setting::url);
+                    case READY_LIST -> list(raw, Setting::readiness);
+                    case PROCESS_LIST -> list(raw, Plan.Stop::of);
+                    case SIDECAR_LIST -> List.copyOf(new LinkedHashSet<>(list(raw, Config.Sidecar::named)));
                     case PATH -> Setting.path(raw);
                     case FILE -> Setting.file(raw);
                     case LOG_FORMAT -> Log.Format.parse(raw);
@@ -713,12 +717,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** A full http(s) URL with a host, e.g. a generic quit endpoint. */
         static URI url(String raw) {
             if (!raw.contains("://")) throw new IllegalArgumentException("not a URL: add http:// in front");
-            URI uri;
-            try {
-                uri = new URI(raw);
-            } catch (URISyntaxException e) {
-                throw new IllegalArgumentException("not a URL (" + e.getReason() + ")");
-            }
+            URI uri = uri(raw);
             String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
             if (!scheme.equals("http") && !scheme.equals("https")) {
                 throw new IllegalArgumentException("not an http or https URL");
@@ -733,21 +732,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             return uri;
         }
 
-        /** A list's entries: separated by commas or spaces (no URL, name or signal holds either); may hold "". */
-        static String[] entries(String raw) {
-            return raw.split("[,\\s]+");
-        }
-
         /** A readiness target: tcp://HOST:PORT, file:///PATH, or an http(s) URL. */
         static URI readiness(String raw) {
             String scheme = raw.contains(":") ? raw.substring(0, raw.indexOf(':')).toLowerCase(Locale.ROOT) : "";
             if (!scheme.equals("tcp") && !scheme.equals("file")) return url(raw);
-            URI uri;
-            try {
-                uri = new URI(raw);
-            } catch (URISyntaxException e) {
-                throw new IllegalArgumentException("not a URL (" + e.getReason() + ")");
-            }
+            URI uri = uri(raw);
             if (scheme.equals("file")) {
                 if (uri.getRawAuthority() != null || uri.getPath() == null || !uri.getPath().startsWith("/")
                         || uri.getRawQuery() != null || uri.getRawFragment() != null) {
@@ -762,6 +751,14 @@ public class EnvoyPreflight implements Callable<Integer> {
                 throw new IllegalArgumentException("not a TCP address (tcp://HOST:PORT, a port from 1 to 65535)");
             }
             return uri;
+        }
+
+        private static URI uri(String raw) {
+            try {
+                return new URI(raw);
+            } catch (URISyntaxException e) {
+                throw new IllegalArgumentException("not a URL (" + e.getReason() + ")");
+            }
         }
 
         /** A file we write: a path, not a folder, its name short enough for the file system (255 bytes). */
@@ -787,21 +784,23 @@ public class EnvoyPreflight implements Callable<Integer> {
             return uri;
         }
 
-        /** URLs separated by commas or spaces (a URL holds neither); readiness: also tcp:// and file:///. */
-        static List<URI> urlList(String raw, boolean readiness) {
-            List<URI> uris = new ArrayList<>();
-            String[] entries = entries(raw);
+        /**
+         * A list's entries, separated by commas or spaces (no URL, name or signal holds either), each read by one;
+         * a bad entry is named by its place: a password holding a comma would split it, and show half of it.
+         */
+        static <T> List<T> list(String raw, java.util.function.Function<String, T> one) {
+            List<T> list = new ArrayList<>();
+            String[] entries = raw.split("[,\\s]+");
             for (int i = 0; i < entries.length; i++) {
-                String e = entries[i].strip();
-                if (e.isEmpty()) continue;
+                String entry = entries[i].strip();
+                if (entry.isEmpty()) continue;
                 try {
-                    uris.add(readiness ? readiness(e) : url(e));
-                } catch (IllegalArgumentException ex) {
-                    // by its place: a password holding a comma would split it, and show half of it
-                    throw new IllegalArgumentException("entry " + (i + 1) + ": " + ex.getMessage());
+                    list.add(one.apply(entry));
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException("entry " + (i + 1) + ": " + e.getMessage());
                 }
             }
-            return List.copyOf(uris);
+            return List.copyOf(list);
         }
     }
 
@@ -1101,22 +1100,12 @@ public class EnvoyPreflight implements Callable<Integer> {
                 return ready;
             }
 
-            static List<Sidecar> list(String raw) {
-                List<Sidecar> sidecars = new ArrayList<>();
-                for (String name : Setting.entries(raw)) {
-                    if (name.isEmpty()) continue;
-                    Sidecar found = null;
-                    for (Sidecar s : values()) if (s.id.equals(name.toLowerCase(Locale.ROOT))) found = s;
-                    if (found == null) {
-                        List<String> known = Arrays.stream(values()).map(s -> s.id).toList();
-                        String meant = Unknown.closest(name, known);
-                        throw new IllegalArgumentException("unknown sidecar '" + Log.escape(name) + "'"
-                                + (meant == null ? "" : ": did you mean " + meant + "?") + " (known: "
-                                + String.join(", ", known) + ")");
-                    }
-                    if (!sidecars.contains(found)) sidecars.add(found);
-                }
-                return List.copyOf(sidecars);
+            static Sidecar named(String name) {
+                for (Sidecar s : values()) if (s.id.equals(name.toLowerCase(Locale.ROOT))) return s;
+                List<String> known = Arrays.stream(values()).map(s -> s.id).toList();
+                String meant = Unknown.closest(name, known);
+                throw new IllegalArgumentException("unknown sidecar '" + Log.escape(name) + "'"
+                        + (meant == null ? "" : ": did you mean " + meant + "?") + " (known: " + String.join(", ", known) + ")");
             }
 
             /**
@@ -1437,57 +1426,27 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /**
-         * Envoy's /server_info, read with Gson's streaming reader, as a stream so that a huge body
-         * costs no memory. A class of its own so that Gson's jar is opened only when a poll reads
-         * JSON, not at every start (measured: ~5 ms, bench b).
+         * Envoy's /server_info: at most 1 MiB of it (Envoy's own is a few KiB), parsed strictly by Gson,
+         * its top-level "state" taken. A class of its own so that Gson's jar is opened only when a poll
+         * reads JSON, not at every start (measured: ~5 ms, bench b).
          */
         static final class ServerInfo {
-            /** The longest name or state held in memory: a sidecar's answer costs bounded memory. */
-            static final int MAX_TOKEN = 64 * 1024;
+            static final int MAX_BODY = 1 << 20;
 
-            /** The top-level "state" of a JSON object (null if it has none); the whole document must be valid JSON. */
+            /** The top-level "state" of a JSON object (null if it has none); the whole body must be that object. */
             static String state(InputStream body) throws IOException {
-                Bounded in = new Bounded(new InputStreamReader(body, StandardCharsets.UTF_8));
-                JsonReader json = new JsonReader(in);
+                byte[] bytes = body.readNBytes(MAX_BODY + 1);
+                if (bytes.length > MAX_BODY) throw new Unusable("HTTP 200 but the body is longer than 1 MiB");
+                JsonReader json = new JsonReader(new StringReader(new String(bytes, StandardCharsets.UTF_8)));
+                json.setStrictness(Strictness.STRICT);
                 try {
-                    String state = null;
-                    json.beginObject();
-                    while (json.hasNext()) {
-                        in.armedAt = in.delivered;
-                        String name = json.nextName();
-                        boolean isState = name.equals("state") && json.peek() == JsonToken.STRING;
-                        if (isState) state = json.nextString();
-                        in.armedAt = -1;
-                        if (!isState) json.skipValue(); // skipped as it streams: no limit
-                    }
-                    json.endObject();
-                    if (json.peek() != JsonToken.END_DOCUMENT) throw new MalformedJsonException("data after the object");
-                    return state;
-                } catch (MalformedJsonException | IllegalStateException e) { // Gson's words: a hint and a URL
-                    throw new Unusable("HTTP 200 but not a JSON object");
-                } catch (EOFException e) {
-                    if (e.getMessage() != null && e.getMessage().startsWith("connection closed")) throw e; // Body's
-                    throw new Unusable("HTTP 200 but the JSON object ends early");
-                }
-            }
-
-            /** Fails a read once more than MAX_TOKEN characters came since it was armed. */
-            private static final class Bounded extends FilterReader {
-                long delivered;
-                long armedAt = -1;
-
-                Bounded(Reader in) {
-                    super(in);
-                }
-
-                @Override
-                public int read(char[] buffer, int off, int len) throws IOException {
-                    if (armedAt >= 0 && delivered - armedAt > MAX_TOKEN) {
-                        throw new Unusable("HTTP 200 but a name or the state is longer than " + MAX_TOKEN / 1024 + " KiB");
-                    }
-                    int n = super.read(buffer, off, len);
-                    if (n > 0) delivered += n;
-                    return n;
+                    JsonElement info = JsonParser.parseReader(json);
+                    if (!info.isJsonObject() || json.peek() != JsonToken.END_DOCUMENT) throw new IOException();
+                    return info.getAsJsonObject().get("state") instanceof JsonPrimitive state && state.isString()
+                            ? state.getAsString() : null;
+                } catch (IOException | JsonParseException e) { // Gson's own words hold a hint and a URL: ours
+                    throw new Unusable(e.getCause() instanceof EOFException ? "HTTP 200 but the JSON object ends early"
+                            : "HTTP 200 but not a JSON object");
                 }
             }
         }
@@ -2164,26 +2123,17 @@ public class EnvoyPreflight implements Callable<Integer> {
 
             public String toString() { return name + ":" + signal; }
 
-            /** NAME[:SIGNAL] entries, separated by commas or spaces. */
-            static List<Stop> list(String raw) {
-                List<Stop> stops = new ArrayList<>();
-                String[] entries = Setting.entries(raw);
-                for (int i = 0; i < entries.length; i++) {
-                    if (entries[i].isEmpty()) continue;
-                    String[] parts = entries[i].split(":", 2);
-                    String name = parts[0];
-                    String signal = parts.length == 1 ? "TERM" : parts[1].toUpperCase(Locale.ROOT).replaceFirst("^SIG", "");
-                    int bytes = name.getBytes(StandardCharsets.UTF_8).length;
-                    if (name.isEmpty() || name.contains("/") || bytes > COMM_LENGTH) {
-                        throw new IllegalArgumentException("entry " + (i + 1) + ": not a process name (1 to "
-                                + COMM_LENGTH + " bytes, as /proc/PID/comm holds it)");
-                    }
-                    if (!Lifecycle.Signals.isName(signal)) {
-                        throw new IllegalArgumentException("entry " + (i + 1) + ": not a signal name (like TERM, INT, QUIT)");
-                    }
-                    stops.add(new Stop(name, signal));
+            /** One NAME[:SIGNAL] entry. */
+            static Stop of(String entry) {
+                String[] parts = entry.split(":", 2);
+                String name = parts[0];
+                String signal = parts.length == 1 ? "TERM" : parts[1].toUpperCase(Locale.ROOT).replaceFirst("^SIG", "");
+                if (name.isEmpty() || name.contains("/") || name.getBytes(StandardCharsets.UTF_8).length > COMM_LENGTH) {
+                    throw new IllegalArgumentException("not a process name (1 to " + COMM_LENGTH
+                            + " bytes, as /proc/PID/comm holds it)");
                 }
-                return List.copyOf(stops);
+                if (!Lifecycle.Signals.isName(signal)) throw new IllegalArgumentException("not a signal name (like TERM, INT, QUIT)");
+                return new Stop(name, signal);
             }
         }
 

@@ -358,7 +358,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
                 assertEquals(4, tool.exitCode(), tool.stderr()); // the wait ended by its timeout, the app ran
                 assertFalse(tool.stderr().contains("OutOfMemoryError"), tool.stderr());
                 String seen = tool.events("poll").get(0).get("seen").getAsString();
-                assertTrue(seen.startsWith("HTTP 200 but a name or the state is longer than 64 KiB"), seen);
+                assertTrue(seen.startsWith("HTTP 200 but the body is longer than 1 MiB"), seen);
                 assertEquals(1, tool.events("wait-timeout").size(), tool.stderr());
                 assertTrue(tool.events("ready").isEmpty(), tool.stderr());
             }

@@ -96,15 +96,15 @@ class UnitTests {
 
         @Test
         void csvSkipsBlanksAndSpacesAndKeepsOrder() {
-            List<URI> uris = EnvoyPreflight.Setting.urlList(" http://a:1/x , ,http://b:2/y,,  ", false);
+            List<URI> uris = EnvoyPreflight.Setting.list(" http://a:1/x , ,http://b:2/y,,  ", EnvoyPreflight.Setting::url);
             assertEquals(List.of(URI.create("http://a:1/x"), URI.create("http://b:2/y")), uris);
-            assertEquals(List.of(), EnvoyPreflight.Setting.urlList(" , ", false));
+            assertEquals(List.of(), EnvoyPreflight.Setting.list(" , ", EnvoyPreflight.Setting::url));
         }
 
         @Test
         void csvWithOneBadEntryNamesThatEntry() {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> EnvoyPreflight.Setting.urlList("http://a:1/x,ftp://b/y,http://c/z", false));
+                    () -> EnvoyPreflight.Setting.list("http://a:1/x,ftp://b/y,http://c/z", EnvoyPreflight.Setting::url));
             assertTrue(e.getMessage().startsWith("entry 2: "), e.getMessage()); // by place: a comma may split a password
         }
 
@@ -174,6 +174,15 @@ class UnitTests {
         @Test
         void caseMatters() throws IOException {
             assertEquals("live", state("{\"state\":\"live\"}"));
+        }
+
+        @Test
+        void atMost1MiBIsRead() throws IOException {
+            String padded = "{\"state\":\"LIVE\",\"log\":\"" + "x".repeat((1 << 20) - 25) + "\"}";
+            assertEquals(1 << 20, padded.length());
+            assertEquals("LIVE", state(padded));
+            IOException tooLong = assertThrows(IOException.class, () -> state(padded + " "));
+            assertEquals("HTTP 200 but the body is longer than 1 MiB", tooLong.getMessage());
         }
 
         @ParameterizedTest
