@@ -234,17 +234,20 @@ public class EnvoyPreflight implements Callable<Integer> {
         Path exitFile = raw == null ? null : Path.of(raw).toAbsolutePath().normalize();
         Path tombstone = null;
         try {
-            tombstone = Config.tombstone(env);
+            tombstone = Exit.tombstone(env);
         } catch (Config.Invalid e) {
             // a bad tombstone: likewise
         }
-        if (Config.oneFile(exitFile, tombstone)) return; // one file for both: neither would be right
+        if (Exit.oneFile(exitFile, tombstone)) return; // one file for both: neither would be right
         Exit.exitFile(exitFile, code, log);
         Exit.Tombstone grave = Exit.Tombstone.of(tombstone, log);
         if (grave != null) grave.died(code);
     }
 
-    /** Each exit code's meaning, declared once for --help and the docs; as sysexits(3) and the shell. */
+    /**
+     * Each exit code's meaning, declared once for --help and the docs (as sysexits(3) and the shell), and the
+     * files that tell others of the end: the pod's termination message, the exit file, kubexit's tombstone.
+     */
     enum Exit {
         APP(-1, "N", "the app's exit code: it exited by itself"),
         APP_SIGNAL(-1, "128+N", "the app died of signal N"),
@@ -403,6 +406,55 @@ public class EnvoyPreflight implements Callable<Integer> {
                 }
             }
         }
+
+        /** The exit file and the tombstone are one file, as the kernel finds them (their folders' links followed). */
+        static boolean oneFile(Path exitFile, Path tombstone) {
+            return exitFile != null && tombstone != null && real(exitFile).equals(real(tombstone));
+        }
+
+        private static Path real(Path file) {
+            Path path = file.toAbsolutePath().normalize();
+            try {
+                return path.getParent().toRealPath().resolve(path.getFileName());
+            } catch (IOException e) {
+                return path; // no folder yet: nothing to follow
+            }
+        }
+
+        /** kubexit's tombstone, $KUBEXIT_GRAVEYARD/$KUBEXIT_NAME, where both are set; else null. */
+        static Path tombstone(Map<String, String> env) throws Config.Invalid {
+            String name = env.getOrDefault("KUBEXIT_NAME", "");
+            String graveyard = env.getOrDefault("KUBEXIT_GRAVEYARD", "");
+            if (name.isEmpty() || graveyard.isEmpty()) return null;
+            if (name.contains("/") || name.equals(".") || name.equals("..") || name.indexOf('\0') >= 0) {
+                throw new Config.Invalid("KUBEXIT_NAME: not a file name: '" + Log.shown(name) + "'");
+            }
+            if (graveyard.indexOf('\0') >= 0 || Path.of(graveyard).toAbsolutePath().normalize().getParent() == null) {
+                throw new Config.Invalid("KUBEXIT_GRAVEYARD: not a folder for tombstones: '" + Log.shown(graveyard) + "'");
+            }
+            String file = Path.of(graveyard, name).toString();
+            try {
+                return Path.of(file(file)).toAbsolutePath().normalize();
+            } catch (IllegalArgumentException e) {
+                throw new Config.Invalid("KUBEXIT_GRAVEYARD/KUBEXIT_NAME: " + e.getMessage() + ": '" + Log.shown(file) + "'");
+            }
+        }
+
+        /** A file we write: a path, not a folder, its name short enough for the file system (255 bytes). */
+        static String file(String raw) {
+            Path file = Path.of(path(raw)).toAbsolutePath().normalize().getFileName();
+            if (file == null || Files.isDirectory(Path.of(raw))) throw new IllegalArgumentException("a folder, not a file");
+            if (file.toString().getBytes(StandardCharsets.UTF_8).length > 255) {
+                throw new IllegalArgumentException("the file name is longer than 255 bytes");
+            }
+            return raw;
+        }
+
+        /** A file's path: not empty, no NUL. */
+        static String path(String raw) {
+            if (raw.isBlank() || raw.indexOf('\0') >= 0) throw new IllegalArgumentException("not a path");
+            return raw;
+        }
     }
 
     // --- The command line, built from the Setting and Mode tables so that each is declared once ---
@@ -419,7 +471,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                         "COMMAND on is passed to it verbatim. A flag wins over its environment variable,",
                         "a variable over its alias; an empty variable counts as unset.")
                 .footer(Exit.footer());
-        for (Setting s : Setting.values()) spec.addOption(s.option());
+        for (Setting s : Setting.values()) spec.addOption(option(s));
         for (Config.Mode m : Config.Mode.values()) {
             if (m.flag != null) spec.addOption(OptionSpec.builder(m.flag).type(boolean.class).description(m.help).build());
         }
@@ -443,6 +495,17 @@ public class EnvoyPreflight implements Callable<Integer> {
                     return parsed.tellThePod(parsed.usage(e.getMessage().replaceAll("[^\\s'\"=]*@", "***@")
                             + meant + " (see --help)"));
                 });
+    }
+
+    /** A setting as picocli shows and reads it: its flag, its variables and default in the help. */
+    static OptionSpec option(Setting s) {
+        StringBuilder env = new StringBuilder(s.variable).append(s.kind.list() ? " (separated by commas or spaces)" : "");
+        for (Setting.Alias a : s.aliases) env.append(", alias ").append(a.variable()).append(a.inverted() ? " (inverted)" : "");
+        OptionSpec.Builder b = OptionSpec.builder(s.flags).description(s.help + "%n  env: " + env
+                + (s.defaultValue == null ? "" : ", default: " + s.show(s.defaultValue)));
+        if (s.kind == Setting.Kind.BOOL) return b.type(Boolean.class).negatable(true).build();
+        if (s.kind.list()) return b.paramLabel(s.label).type(List.class).auxiliaryTypes(String.class).build();
+        return b.paramLabel(s.label).type(String.class).build();
     }
 
     /** Copies what picocli parsed into flags, the modes and command. */
@@ -575,16 +638,6 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         List<String> variables() { return readings.stream().map(Alias::variable).toList(); }
 
-        OptionSpec option() {
-            StringBuilder env = new StringBuilder(variable).append(kind.list() ? " (separated by commas or spaces)" : "");
-            for (Alias a : aliases) env.append(", alias ").append(a.variable()).append(a.inverted() ? " (inverted)" : "");
-            OptionSpec.Builder b = OptionSpec.builder(flags).description(help + "%n  env: " + env
-                    + (defaultValue == null ? "" : ", default: " + show(defaultValue)));
-            if (kind == Kind.BOOL) return b.type(Boolean.class).negatable(true).build();
-            if (kind.list()) return b.paramLabel(label).type(List.class).auxiliaryTypes(String.class).build();
-            return b.paramLabel(label).type(String.class).build();
-        }
-
         /** The flag if given, else the variable, else its first alias set (empty is unset); each is checked. */
         Source source(Map<Setting, String> flagValues, Map<String, String> env, List<Config.Warning> warnings)
                 throws Config.Invalid {
@@ -627,8 +680,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                     case READY_LIST -> list(raw, Setting::readiness);
                     case PROCESS_LIST -> list(raw, Plan.Stop::of);
                     case SIDECAR_LIST -> List.copyOf(new LinkedHashSet<>(list(raw, Config.Sidecar::named)));
-                    case PATH -> Setting.path(raw);
-                    case FILE -> Setting.file(raw);
+                    case PATH -> Exit.path(raw);
+                    case FILE -> Exit.file(raw);
                     case LOG_FORMAT -> Log.Format.parse(raw);
                 };
             } catch (IllegalArgumentException e) {
@@ -761,22 +814,6 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
-        /** A file we write: a path, not a folder, its name short enough for the file system (255 bytes). */
-        static String file(String raw) {
-            Path file = Path.of(path(raw)).toAbsolutePath().normalize().getFileName();
-            if (file == null || Files.isDirectory(Path.of(raw))) throw new IllegalArgumentException("a folder, not a file");
-            if (file.toString().getBytes(StandardCharsets.UTF_8).length > 255) {
-                throw new IllegalArgumentException("the file name is longer than 255 bytes");
-            }
-            return raw;
-        }
-
-        /** A file's path: not empty, no NUL. */
-        static String path(String raw) {
-            if (raw.isBlank() || raw.indexOf('\0') >= 0) throw new IllegalArgumentException("not a path");
-            return raw;
-        }
-
         /** A base URL that paths are appended to: no query; a trailing slash is fine. */
         static URI baseUrl(String raw) {
             URI uri = url(raw);
@@ -866,9 +903,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                 values.putIfAbsent(Setting.ADMIN_API, ISTIO_ADMIN_API); // a null value counts as absent
                 values.putIfAbsent(Setting.ISTIO_QUIT_API, ISTIO_QUIT_API);
             }
-            Path tombstone = tombstone(cmd.env);
+            Path tombstone = Exit.tombstone(cmd.env);
             String exitFile = (String) values.get(Setting.EXIT_FILE);
-            if (oneFile(exitFile == null ? null : Path.of(exitFile), tombstone)) {
+            if (Exit.oneFile(exitFile == null ? null : Path.of(exitFile), tombstone)) {
                 throw new Invalid("the exit file and kubexit's tombstone (KUBEXIT_GRAVEYARD/KUBEXIT_NAME) are the same"
                         + " file, and would overwrite each other: '" + Log.shown(exitFile) + "'");
             }
@@ -900,39 +937,6 @@ public class EnvoyPreflight implements Callable<Integer> {
                 throw new Invalid("no COMMAND given: envoy-preflight [OPTIONS] [--] COMMAND [ARG...]");
             }
             return mode;
-        }
-
-        /** The exit file and the tombstone are one file, as the kernel finds them (their folders' links followed). */
-        static boolean oneFile(Path exitFile, Path tombstone) {
-            return exitFile != null && tombstone != null && real(exitFile).equals(real(tombstone));
-        }
-
-        private static Path real(Path file) {
-            Path path = file.toAbsolutePath().normalize();
-            try {
-                return path.getParent().toRealPath().resolve(path.getFileName());
-            } catch (IOException e) {
-                return path; // no folder yet: nothing to follow
-            }
-        }
-
-        /** kubexit's tombstone, $KUBEXIT_GRAVEYARD/$KUBEXIT_NAME, where both are set; else null. */
-        static Path tombstone(Map<String, String> env) throws Invalid {
-            String name = env.getOrDefault("KUBEXIT_NAME", "");
-            String graveyard = env.getOrDefault("KUBEXIT_GRAVEYARD", "");
-            if (name.isEmpty() || graveyard.isEmpty()) return null;
-            if (name.contains("/") || name.equals(".") || name.equals("..") || name.indexOf('\0') >= 0) {
-                throw new Invalid("KUBEXIT_NAME: not a file name: '" + Log.shown(name) + "'");
-            }
-            if (graveyard.indexOf('\0') >= 0 || Path.of(graveyard).toAbsolutePath().normalize().getParent() == null) {
-                throw new Invalid("KUBEXIT_GRAVEYARD: not a folder for tombstones: '" + Log.shown(graveyard) + "'");
-            }
-            String file = Path.of(graveyard, name).toString();
-            try {
-                return Path.of(Setting.file(file)).toAbsolutePath().normalize();
-            } catch (IllegalArgumentException e) {
-                throw new Invalid("KUBEXIT_GRAVEYARD/KUBEXIT_NAME: " + e.getMessage() + ": '" + Log.shown(file) + "'");
-            }
         }
 
         /** The exit file, if one is set. */
