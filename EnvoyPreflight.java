@@ -136,7 +136,7 @@ public class EnvoyPreflight implements Callable<Integer> {
     Exit.Ending shutDown(Config config, Lifecycle lifecycle, Log log, Exit.Ending end, Wait.Result waited) {
         Exit.exitFile(config.exitFile(), end.code(), log);
         lifecycle.buried(end.code()); // also when the app never ran: kubexit's sidecars stop all the same
-        boolean noSidecar = waited != null && waited.outcome() == Wait.Outcome.ABSENT && !Wait.cameLate(config, log);
+        boolean noSidecar = waited != null && waited.outcome() == Wait.Outcome.ABSENT && !Quit.cameLate(config, log);
         new Quit(config.duration(Setting.QUIT_TIMEOUT), log, lifecycle.appPid(), lifecycle::stopSignalled)
                 .run(Plan.of(config, end.code(), noSidecar), config.duration(Setting.QUIT_CONFIRM_TIMEOUT));
         return exit(log, end);
@@ -189,7 +189,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 if (limit.outcome() == Wait.Outcome.ABSENT) absence = "; " + limit.describe();
                 else deadline = limit.describe();
             }
-            out.println("before start: " + String.join(", then ", Wait.targets(config).stream().map(Wait.Target::until)
+            out.println("before start: " + String.join(", then ", Wait.targets(config).stream().map(t -> t.wording().until())
                     .toList()) + ", " + deadline + absence);
         } else {
             out.println("before start: no waiting (" + (config.on(Setting.START_WITHOUT_ENVOY) ? "start without Envoy"
@@ -1082,28 +1082,6 @@ public class EnvoyPreflight implements Callable<Integer> {
             @Override
             public String toString() { return id; }
 
-            /**
-             * The ready URLs of the named sidecars that are quit at one of these addresses: Istio's 15021 and
-             * Cloud SQL proxy's 9090 are the same sidecar as their quit ports, so they must refuse too.
-             */
-            static List<URI> ownReady(Config config, Set<URI> quitAddresses) {
-                List<URI> ready = new ArrayList<>();
-                @SuppressWarnings("unchecked")
-                List<Sidecar> named = (List<Sidecar>) config.values().get(Setting.SIDECARS);
-                for (Sidecar sidecar : named) {
-                    List<URI> own = new ArrayList<>();
-                    boolean quit = false;
-                    for (int i = 0; i < sidecar.settingsAndValues.length; i += 2) {
-                        String value = (String) sidecar.settingsAndValues[i + 1];
-                        if (value.contains("$")) continue; // Dapr's port: its ready and quit share it anyway
-                        if (sidecar.settingsAndValues[i] == Setting.READY_ENDPOINTS) own.add(URI.create(value));
-                        else quit |= quitAddresses.contains(Plan.address(URI.create(value)));
-                    }
-                    if (quit) ready.addAll(own);
-                }
-                return ready;
-            }
-
             static Sidecar named(String name) {
                 for (Sidecar s : values()) if (s.id.equals(name.toLowerCase(Locale.ROOT))) return s;
                 List<String> known = Arrays.stream(values()).map(s -> s.id).toList();
@@ -1179,11 +1157,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             URI uri();
             /** One question, within timeout; refused only where nothing listens. */
             Poll poll(Duration timeout, Http.Abort abort);
-            String what();       // "Envoy", "GET URL", "TCP HOST:PORT", "file PATH"
-            String waitingFor(); // after "waiting for": "GET URL to answer 2xx"
-            String ready();      // "GET URL answered 2xx"
-            String notReady();   // "GET URL did not answer 2xx"
-            String until();      // for --dry-run: "GET URL until 2xx"
+            String what(); // "Envoy", "GET URL", "TCP HOST:PORT", "file PATH"
+            Wording wording();
 
             /** After an absent wait: whether this answer shows that a sidecar is there now. */
             default boolean somethingThere(Poll poll) { return !poll.refused(); }
@@ -1201,6 +1176,14 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
         }
 
+        /** A target's words at each moment: waiting for it, ready, not ready in time, and for --dry-run. */
+        record Wording(String waitingFor, String ready, String notReady, String until) {
+            /** Each after what the target is: "GET URL" + " answered 2xx". */
+            static Wording of(String what, String waitingFor, String ready, String notReady, String until) {
+                return new Wording(what + " " + waitingFor, what + " " + ready, what + " " + notReady, what + " " + until);
+            }
+        }
+
         /** Envoy's /server_info until its top-level state is LIVE. */
         record Live(URI uri) implements Target {
             public Poll poll(Duration timeout, Http.Abort abort) {
@@ -1212,10 +1195,10 @@ public class EnvoyPreflight implements Callable<Integer> {
                 });
             }
             public String what() { return "Envoy"; }
-            public String waitingFor() { return "Envoy: GET " + Log.redact(uri); }
-            public String ready() { return "LIVE"; }
-            public String notReady() { return "Envoy was not LIVE"; }
-            public String until() { return "GET " + Log.redact(uri) + " until state LIVE"; }
+            public Wording wording() {
+                String get = "GET " + Log.redact(uri);
+                return new Wording("Envoy: " + get, "LIVE", "Envoy was not LIVE", get + " until state LIVE");
+            }
             public String checked(Poll poll) { return poll.ready() ? "LIVE" : Log.escape(poll.seen()); }
         }
 
@@ -1227,10 +1210,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                 return get(uri, headers, timeout, abort, (status, body) -> new Poll(status / 100 == 2, "HTTP " + status, false));
             }
             public String what() { return "GET " + Log.redact(uri); }
-            public String waitingFor() { return what() + " to answer 2xx"; }
-            public String ready() { return what() + " answered 2xx"; }
-            public String notReady() { return what() + " did not answer 2xx"; }
-            public String until() { return what() + " until 2xx"; }
+            public Wording wording() {
+                return Wording.of(what(), "to answer 2xx", "answered 2xx", "did not answer 2xx", "until 2xx");
+            }
         }
 
         /** tcp://HOST:PORT until a connection is accepted (and closed at once): a port that listens. */
@@ -1247,10 +1229,10 @@ public class EnvoyPreflight implements Callable<Integer> {
                 }
             }
             public String what() { return "TCP " + uri.getHost() + ":" + uri.getPort(); }
-            public String waitingFor() { return what() + " to accept a connection"; }
-            public String ready() { return what() + " accepted a connection"; }
-            public String notReady() { return what() + " accepted no connection"; }
-            public String until() { return what() + " until it accepts a connection"; }
+            public Wording wording() {
+                return Wording.of(what(), "to accept a connection", "accepted a connection", "accepted no connection",
+                        "until it accepts a connection");
+            }
         }
 
         /** file:///PATH until the path exists (a rendered secret); a missing file is never "nothing listens". */
@@ -1261,10 +1243,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             public String what() { return "file " + uri.getPath(); }
             public boolean somethingThere(Poll poll) { return poll.ready(); } // a missing file says nothing
-            public String waitingFor() { return what() + " to exist"; }
-            public String ready() { return what() + " exists"; }
-            public String notReady() { return what() + " did not exist"; }
-            public String until() { return what() + " until it exists"; }
+            public Wording wording() { return Wording.of(what(), "to exist", "exists", "did not exist", "until it exists"); }
         }
 
         /** One poll's answer: ready or not, what was seen (for the log), and if nothing listened. */
@@ -1326,7 +1305,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             for (Target next : config.shouldWait() ? targets(config) : List.<Target>of()) {
                 target = next;
                 String name = Log.redact(next.uri());
-                log.info(Log.Event.WAIT, "waiting for " + next.waitingFor(), "target", name);
+                log.info(Log.Event.WAIT, "waiting for " + next.wording().waitingFor(), "target", name);
                 Backoff backoff = new Backoff(config.duration(Setting.POLL_MAX_INTERVAL),
                         ThreadLocalRandom.current()::nextDouble);
                 for (int polls = 0; ; ) {
@@ -1342,7 +1321,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                         onlyRefused &= poll.refused();
                         if (poll.ready()) {
                             long ms = (System.nanoTime() - start) / 1_000_000;
-                            log.info(Log.Event.READY, next.ready() + " after " + polls + " polls in " + ms + " ms",
+                            log.info(Log.Event.READY, next.wording().ready() + " after " + polls + " polls in " + ms + " ms",
                                     "target", name, "polls", polls, "ms", ms);
                             break;
                         }
@@ -1372,11 +1351,11 @@ public class EnvoyPreflight implements Callable<Integer> {
                         + ": there is no sidecar" + (appFollows ? "; starting the app at once (at exit, it is quit only"
                         + " if it answers by then)" : ""), fields);
                 case GAVE_UP -> {
-                    String problem = target.notReady() + " within the give-up timeout (" + after + "); the app was not started";
+                    String problem = target.wording().notReady() + " within the give-up timeout (" + after + "); the app was not started";
                     log.error(Log.Event.GAVE_UP, problem, fields);
                     return new Result(Outcome.GAVE_UP, target, new Exit.Ending(Exit.UNAVAILABLE.code, problem));
                 }
-                default -> log.warn(Log.Event.WAIT_TIMEOUT, target.notReady() + " within the wait timeout (" + after
+                default -> log.warn(Log.Event.WAIT_TIMEOUT, target.wording().notReady() + " within the wait timeout (" + after
                         + "); " + (appFollows ? "starting the app anyway" : "waiting no longer"), fields);
             }
             return new Result(limit.outcome(), target, new Exit.Ending(0, null));
@@ -1387,29 +1366,6 @@ public class EnvoyPreflight implements Callable<Integer> {
             String problem = "stopped by SIG" + name + " while waiting for " + target.what() + "; the app was not started";
             log.warn(Log.Event.STOPPED, problem, "signal", name, "target", Log.redact(target.uri()));
             return new Result(Outcome.STOPPED, target, new Exit.Ending(128 + signal, problem));
-        }
-
-        /**
-         * After a wait that found no sidecar, one poll of each target: if one is there now (as the
-         * target judges: any answer but a refused connection, a file that exists), it came late and
-         * is quit as usual.
-         */
-        static boolean cameLate(Config config, Log log) {
-            try {
-                for (Target next : targets(config)) {
-                    Poll poll = next.poll(POLL_TIMEOUT, new Http.Abort());
-                    if (!next.somethingThere(poll)) continue;
-                    log.warn(Log.Event.LATE, next.what() + " answers now (" + poll.seen() + "), though nothing listened"
-                            + " during the wait: the sidecar came late, and is quit as usual",
-                            "target", Log.redact(next.uri()), "seen", poll.seen());
-                    return true;
-                }
-                return false;
-            } catch (RuntimeException | Error e) { // a bug must not cost a quit: quit as if it answered
-                log.error(Log.Event.INTERNAL_ERROR, "internal error while asking the sidecar again: " + e
-                        + "; quitting as usual", "error", e.toString());
-                return true;
-            }
         }
 
         /** A GET for a poll: whatever fails is "not ready yet", refused where nothing listens. */
@@ -2236,7 +2192,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             Set<URI> quit = new LinkedHashSet<>();
             for (URI uri : quits) if (Http.isLoopback(uri)) quit.add(address(uri));
-            Set<URI> ready = new HashSet<>(Config.Sidecar.ownReady(config, quit));
+            Set<URI> ready = new HashSet<>(ownReady(config, quit));
             boolean envoyQuit = config.url(Setting.ADMIN_API) != null && !config.on(Setting.GENERIC_QUIT_ONLY);
             boolean byName = !config.processes().isEmpty(); // a sidecar quit by process is known by its ports
             Set<URI> addresses = new LinkedHashSet<>();
@@ -2249,6 +2205,28 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             addresses.addAll(quit);
             return List.copyOf(addresses);
+        }
+
+        /**
+         * The ready URLs of the named sidecars that are quit at one of these addresses: Istio's 15021 and
+         * Cloud SQL proxy's 9090 are the same sidecar as their quit ports, so they must refuse too.
+         */
+        static List<URI> ownReady(Config config, Set<URI> quitAddresses) {
+            List<URI> ready = new ArrayList<>();
+            @SuppressWarnings("unchecked")
+            List<Config.Sidecar> named = (List<Config.Sidecar>) config.values().get(Setting.SIDECARS);
+            for (Config.Sidecar sidecar : named) {
+                List<URI> own = new ArrayList<>();
+                boolean quit = false;
+                for (int i = 0; i < sidecar.settingsAndValues.length; i += 2) {
+                    String value = (String) sidecar.settingsAndValues[i + 1];
+                    if (value.contains("$")) continue; // Dapr's port: its ready and quit share it anyway
+                    if (sidecar.settingsAndValues[i] == Setting.READY_ENDPOINTS) own.add(URI.create(value));
+                    else quit |= quitAddresses.contains(address(URI.create(value)));
+                }
+                if (quit) ready.addAll(own);
+            }
+            return ready;
         }
 
         static URI address(URI uri) {
@@ -2288,6 +2266,29 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** cut: a stop signal came (TERM always ends the tool): the confirmation waits no longer. */
         Quit(Duration timeout, Log log, long appPid, BooleanSupplier cut) {
             this(timeout, log, new HashMap<>(), new LinkedHashMap<>(), new LinkedHashSet<>(), appPid, cut);
+        }
+
+        /**
+         * After a wait that found no sidecar, one poll of each target: if one is there now (as the
+         * target judges: any answer but a refused connection, a file that exists), it came late and
+         * is quit as usual.
+         */
+        static boolean cameLate(Config config, Log log) {
+            try {
+                for (Wait.Target next : Wait.targets(config)) {
+                    Wait.Poll poll = next.poll(Wait.POLL_TIMEOUT, new Http.Abort());
+                    if (!next.somethingThere(poll)) continue;
+                    log.warn(Log.Event.LATE, next.what() + " answers now (" + poll.seen() + "), though nothing listened"
+                            + " during the wait: the sidecar came late, and is quit as usual",
+                            "target", Log.redact(next.uri()), "seen", poll.seen());
+                    return true;
+                }
+                return false;
+            } catch (RuntimeException | Error e) { // a bug must not cost a quit: quit as if it answered
+                log.error(Log.Event.INTERNAL_ERROR, "internal error while asking the sidecar again: " + e
+                        + "; quitting as usual", "error", e.toString());
+                return true;
+            }
         }
 
         /** The plan's steps, then until each sidecar has gone (or confirm has passed). */
