@@ -3,7 +3,8 @@
 //DEPS info.picocli:picocli:4.7.7
 //DEPS com.google.code.gson:gson:2.13.2
 //COMPILE_OPTIONS -XDignore.symbol.file -XDstringConcat=inline
-//RUNTIME_OPTIONS -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Xmx64m -Xmn4m -Xlog:cds=off -Xlog:cds+dynamic=off -XX:-MaxFDLimit -XX:-UsePerfData --add-opens=java.base/java.lang=ALL-UNNAMED
+//RUNTIME_OPTIONS -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xss512k -Xmx64m -Xmn4m -Xlog:cds=off -Xlog:cds+dynamic=off
+//RUNTIME_OPTIONS -XX:-MaxFDLimit -XX:-UsePerfData --add-opens=java.base/java.lang=ALL-UNNAMED
 //CDS
 //MANIFEST Add-Opens=java.base/java.lang
 //DESCRIPTION Waits for a sidecar (Envoy LIVE, Istio, Linkerd or any ready endpoint), runs your app,
@@ -40,6 +41,7 @@ import java.math.BigDecimal;
 import java.net.*;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.*;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.*;
@@ -189,8 +191,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 if (limit.outcome() == Wait.Outcome.ABSENT) absence = "; " + limit.describe();
                 else deadline = limit.describe();
             }
-            out.println("before start: " + String.join(", then ", Wait.targets(config).stream().map(t -> t.wording().until())
-                    .toList()) + ", " + deadline + absence);
+            List<String> targets = Wait.targets(config).stream().map(t -> t.wording().until()).toList();
+            out.println("before start: " + String.join(", then ", targets) + ", " + deadline + absence);
         } else {
             out.println("before start: no waiting (" + (config.on(Setting.START_WITHOUT_ENVOY) ? "start without Envoy"
                     : "no admin API") + ")");
@@ -253,7 +255,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         APP_SIGNAL(-1, "128+N", "the app died of signal N"),
         USAGE(2, "2", "bad configuration or command line: nothing was started or quit"),
         UNAVAILABLE(69, "69", "a sidecar was not ready within the give-up timeout: the app was not started"),
-        SOFTWARE(70, "70", "internal error of envoy-preflight (a bug: please report it); in a run, the sidecars were still quit"),
+        SOFTWARE(70, "70", "internal error of envoy-preflight (a bug: please report it); in a run, the sidecars were"
+                + " still quit"),
         NOT_EXECUTABLE(126, "126", "COMMAND found but cannot be run"),
         NOT_FOUND(127, "127", "COMMAND not found"),
         STOPPED(-1, "128+N", "stopped by signal N (TERM 143, INT 130, HUP 129) before the app started"),
@@ -322,17 +325,19 @@ public class EnvoyPreflight implements Callable<Integer> {
          */
         static void terminationMessage(Path path, String reason, String end) throws IOException {
             if (Files.isSymbolicLink(path)) throw new IOException("a symbolic link, which is not followed");
-            if (Files.exists(path, LinkOption.NOFOLLOW_LINKS) && !Files.isRegularFile(path, LinkOption.NOFOLLOW_LINKS)) {
+            LinkOption here = LinkOption.NOFOLLOW_LINKS;
+            if (Files.exists(path, here) && !Files.isRegularFile(path, here)) {
                 throw new IOException("not a regular file (a FIFO, folder or device)");
             }
             byte[] bytes = (reason + end).getBytes(StandardCharsets.UTF_8);
             if (bytes.length > 4096) {
                 int cut = 4096 - end.length() - 3;
                 while (cut > 0 && (bytes[cut] & 0xC0) == 0x80) cut--; // not inside a character
-                bytes = (new String(bytes, 0, cut, StandardCharsets.UTF_8) + "..." + end).getBytes(StandardCharsets.UTF_8);
+                String cutText = new String(bytes, 0, cut, StandardCharsets.UTF_8);
+                bytes = (cutText + "..." + end).getBytes(StandardCharsets.UTF_8);
             }
             Files.write(path, bytes, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                    StandardOpenOption.TRUNCATE_EXISTING, LinkOption.NOFOLLOW_LINKS); // a link made since: O_NOFOLLOW
+                    StandardOpenOption.TRUNCATE_EXISTING, here); // a link made since: O_NOFOLLOW
         }
 
         /** Why a file could not be written, in our words (the JDK's exception names its class, our temporary file). */
@@ -364,7 +369,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             try {
                 Files.writeString(temporary, text);
                 // readable by a sidecar running as another user (kubexit's os.Create gives 0666 less the umask)
-                Files.setPosixFilePermissions(temporary, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+                Files.setPosixFilePermissions(temporary, PosixFilePermissions.fromString("rw-r--r--"));
                 Files.move(temporary, path, StandardCopyOption.ATOMIC_MOVE,
                         StandardCopyOption.REPLACE_EXISTING);
             } finally {
@@ -392,7 +397,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 if (died[0]) return;
                 died[0] = true;
                 // as kubexit when its child never started: Died and ExitCode, no Born
-                write((firstLine[0] == null ? "" : firstLine[0]) + "Died: \"" + Instant.now() + "\"\nExitCode: " + code + "\n");
+                String born = firstLine[0] == null ? "" : firstLine[0];
+                write(born + "Died: \"" + Instant.now() + "\"\nExitCode: " + code + "\n");
             }
 
             private void write(String yaml) {
@@ -430,20 +436,24 @@ public class EnvoyPreflight implements Callable<Integer> {
                 throw new Config.Invalid("KUBEXIT_NAME: not a file name: '" + Log.shown(name) + "'");
             }
             if (graveyard.indexOf('\0') >= 0 || Path.of(graveyard).toAbsolutePath().normalize().getParent() == null) {
-                throw new Config.Invalid("KUBEXIT_GRAVEYARD: not a folder for tombstones: '" + Log.shown(graveyard) + "'");
+                throw new Config.Invalid("KUBEXIT_GRAVEYARD: not a folder for tombstones: '" + Log.shown(graveyard)
+                        + "'");
             }
             String file = Path.of(graveyard, name).toString();
             try {
                 return Path.of(file(file)).toAbsolutePath().normalize();
             } catch (IllegalArgumentException e) {
-                throw new Config.Invalid("KUBEXIT_GRAVEYARD/KUBEXIT_NAME: " + e.getMessage() + ": '" + Log.shown(file) + "'");
+                throw new Config.Invalid("KUBEXIT_GRAVEYARD/KUBEXIT_NAME: " + e.getMessage() + ": '" + Log.shown(file)
+                        + "'");
             }
         }
 
         /** A file we write: a path, not a folder, its name short enough for the file system (255 bytes). */
         static String file(String raw) {
             Path file = Path.of(path(raw)).toAbsolutePath().normalize().getFileName();
-            if (file == null || Files.isDirectory(Path.of(raw))) throw new IllegalArgumentException("a folder, not a file");
+            if (file == null || Files.isDirectory(Path.of(raw))) {
+                throw new IllegalArgumentException("a folder, not a file");
+            }
             if (file.toString().getBytes(StandardCharsets.UTF_8).length > 255) {
                 throw new IllegalArgumentException("the file name is longer than 255 bytes");
             }
@@ -473,7 +483,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 .footer(Exit.footer());
         for (Setting s : Setting.values()) spec.addOption(option(s));
         for (Config.Mode m : Config.Mode.values()) {
-            if (m.flag != null) spec.addOption(OptionSpec.builder(m.flag).type(boolean.class).description(m.help).build());
+            if (m.flag == null) continue;
+            spec.addOption(OptionSpec.builder(m.flag).type(boolean.class).description(m.help).build());
         }
         spec.addOption(OptionSpec.builder("--exit-code").paramLabel("N").type(Integer.class)
                 .description("With --quit-only: the exit code to quit with and exit with (0-255, default 0).").build());
@@ -499,8 +510,11 @@ public class EnvoyPreflight implements Callable<Integer> {
 
     /** A setting as picocli shows and reads it: its flag, its variables and default in the help. */
     static OptionSpec option(Setting s) {
-        StringBuilder env = new StringBuilder(s.variable).append(s.kind.list() ? " (separated by commas or spaces)" : "");
-        for (Setting.Alias a : s.aliases) env.append(", alias ").append(a.variable()).append(a.inverted() ? " (inverted)" : "");
+        StringBuilder env = new StringBuilder(s.variable);
+        if (s.kind.list()) env.append(" (separated by commas or spaces)");
+        for (Setting.Alias a : s.aliases) {
+            env.append(", alias ").append(a.variable()).append(a.inverted() ? " (inverted)" : "");
+        }
         OptionSpec.Builder b = OptionSpec.builder(s.flags).description(s.help + "%n  env: " + env
                 + (s.defaultValue == null ? "" : ", default: " + s.show(s.defaultValue)));
         if (s.kind == Setting.Kind.BOOL) return b.type(Boolean.class).negatable(true).build();
@@ -567,8 +581,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                         + " /proc/PID/comm is NAME (at most 15 bytes, as the kernel keeps it: a longer NAME is"
                         + " rejected), the eldest of a family of one name only, all names at once; wait up to the quit"
                         + " timeout, then KILL those left. Never the tool, its ancestors, the app or its own. Needs"
-                        + " shareProcessNamespace: true; a SIGNAL other than TERM is sent with the shell's kill (bash or"
-                        + " sh on PATH). Repeatable (comma-separated lists too)."),
+                        + " shareProcessNamespace: true; a SIGNAL other than TERM is sent with the shell's kill (bash"
+                        + " or sh on PATH). Repeatable (comma-separated lists too)."),
         GENERIC_QUIT_ONLY("--generic-quit-only", null, "GENERIC_QUIT_ONLY", Kind.BOOL, false,
                 "At exit only the generic quit endpoints and processes: no Istio API, no pkill, no Envoy quit."),
         NEVER_KILL_ISTIO("--never-kill-istio", null, "NEVER_KILL_ISTIO", Kind.BOOL, false,
@@ -582,8 +596,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                         + " loopback ports refuse connections, its processes exited), trying the plan's further means"
                         + " halfway; one still there is a warning (0: don't wait)."),
         POLL_MAX_INTERVAL("--poll-max-interval", "DUR", "ENVOY_PREFLIGHT_POLL_MAX_INTERVAL", Kind.POSITIVE_DURATION,
-                Duration.ofMillis(200), "Longest pause between two readiness polls; bounds how late the app starts after"
-                        + " the sidecar is ready."),
+                Duration.ofMillis(200), "Longest pause between two readiness polls; bounds how late the app starts"
+                        + " after the sidecar is ready."),
         VERBOSE("-v,--verbose", null, "ENVOY_PREFLIGHT_LOGGING", Kind.BOOL, false,
                 "Log each step to stderr (default: warnings and errors only).", new Alias("SCUTTLE_LOGGING", false)),
         LOG_FORMAT("--log-format", "text|json", "ENVOY_PREFLIGHT_LOG_FORMAT", Kind.LOG_FORMAT, Log.Format.TEXT,
@@ -593,15 +607,16 @@ public class EnvoyPreflight implements Callable<Integer> {
                         + " sidecar that watches a shared emptyDir. Not with --check, --dry-run or --wait-only."),
         TERMINATION_LOG("--termination-log", "PATH|off", "ENVOY_PREFLIGHT_TERMINATION_LOG", Kind.PATH,
                 "/dev/termination-log", "Where to say why when the tool fails on its own (exit " + Exit.ownCodes()
-                        + "), for kubectl describe pod; the default only where it exists and is writable; off: nowhere.");
+                        + "), for kubectl describe pod; the default only where it exists and is writable; off:"
+                        + " nowhere.");
 
         /** How a setting's text is read; a bad value throws IllegalArgumentException saying why. */
         enum Kind {
-            BOOL, DURATION, POSITIVE_DURATION, URL, BASE_URL, URL_LIST, READY_LIST, PROCESS_LIST, SIDECAR_LIST, LOG_FORMAT,
-            PATH, FILE;
+            BOOL, DURATION, POSITIVE_DURATION, URL, BASE_URL, LOG_FORMAT, PATH, FILE,
+            URL_LIST, READY_LIST, PROCESS_LIST, SIDECAR_LIST;
 
             /** A repeatable flag, a comma-separated variable, a list value. */
-            boolean list() { return this == URL_LIST || this == READY_LIST || this == PROCESS_LIST || this == SIDECAR_LIST; }
+            boolean list() { return compareTo(URL_LIST) >= 0; } // the list kinds come last
         }
 
         /** A variable read for the setting; inverted (a peer's alias): its true is the setting's false. */
@@ -668,7 +683,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** The typed value; a bad one names where it came from and what it was. */
         Object value(Source source) throws Config.Invalid {
             String raw = source.raw();
-            if (raw == null) return defaultValue != null ? defaultValue : kind.list() ? List.of() : null;
+            if (raw == null) return defaultValue == null && kind.list() ? List.of() : defaultValue;
             try {
                 return switch (kind) {
                     case BOOL -> Setting.bool(raw) != source.inverted();
@@ -692,15 +707,15 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** Its name in the log and --dry-run: the long flag's, plural for a list. */
         String shownName() {
             String name = flag().substring(2);
-            return name + (!kind.list() ? "" : name.endsWith("s") ? "es" : "s");
+            if (!kind.list()) return name;
+            return name + (name.endsWith("s") ? "es" : "s");
         }
 
         /** A value as a user would write it, credentials redacted. */
         String show(Object value) {
             return switch (kind) {
                 case DURATION, POSITIVE_DURATION -> Log.format((Duration) value);
-                case URL_LIST, READY_LIST, PROCESS_LIST, SIDECAR_LIST ->
-                        ((List<?>) value).stream().map(Setting::showOne).toList().toString();
+                case URL_LIST, READY_LIST, PROCESS_LIST, SIDECAR_LIST -> showEach((List<?>) value).toString();
                 case LOG_FORMAT -> value.toString().toLowerCase(Locale.ROOT);
                 default -> value == null ? "unset" : showOne(value);
             };
@@ -709,6 +724,10 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** One value or list entry: a URL with its credentials redacted. */
         static String showOne(Object value) {
             return value instanceof URI uri ? Log.redact(uri) : value.toString();
+        }
+
+        static List<String> showEach(List<?> values) {
+            return values.stream().map(Setting::showOne).toList();
         }
 
         // --- Reading values as the Go original and scuttle read them ---
@@ -981,7 +1000,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 Object v = e.getValue();
                 if (v == null) continue; // unset
                 if (s.kind == Setting.Kind.BOOL) shown.put(s.shownName(), v);
-                else if (v instanceof List<?> list) shown.put(s.shownName(), list.stream().map(Setting::showOne).toList());
+                else if (v instanceof List<?> list) shown.put(s.shownName(), Setting.showEach(list));
                 else shown.put(s.shownName(), s.show(v));
             }
             return shown;
@@ -1053,7 +1072,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** A warning found while resolving, with its event and fields. */
         record Warning(Log.Event event, String message, Object... fields) {}
 
-        /** Named sidecars: the settings a user would otherwise write, on their documented ports (docs/configuration.md). */
+        /** Named sidecars: the settings a user would otherwise write, on their ports (docs/configuration.md). */
         enum Sidecar {
             ISTIO("istio", Setting.ADMIN_API, ISTIO_ADMIN_API.toString(),
                     Setting.READY_ENDPOINTS, "http://127.0.0.1:15021/healthz/ready",
@@ -1087,7 +1106,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 List<String> known = Arrays.stream(values()).map(s -> s.id).toList();
                 String meant = Unknown.closest(name, known);
                 throw new IllegalArgumentException("unknown sidecar '" + Log.escape(name) + "'"
-                        + (meant == null ? "" : ": did you mean " + meant + "?") + " (known: " + String.join(", ", known) + ")");
+                        + (meant == null ? "" : ": did you mean " + meant + "?")
+                        + " (known: " + String.join(", ", known) + ")");
             }
 
             /**
@@ -1097,7 +1117,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             String apply(Map<Setting, Object> values, Set<Setting> explicit, Map<Integer, Map<String, String>> headers,
                          Map<String, String> env) throws Invalid {
                 String port = this == DAPR ? env.getOrDefault("DAPR_HTTP_PORT", "").strip() : "";
-                if (!port.isEmpty() && !(port.matches("\\d{1,5}") && Integer.parseInt(port) >= 1 && Integer.parseInt(port) <= 65535)) {
+                if (!port.isEmpty() && !(port.matches("\\d{1,5}") && Integer.parseInt(port) >= 1
+                        && Integer.parseInt(port) <= 65535)) {
                     throw new Invalid("DAPR_HTTP_PORT (for ENVOY_PREFLIGHT_SIDECARS dapr): not a port (1 to 65535): '"
                             + Log.shown(port) + "'");
                 }
@@ -1111,7 +1132,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 for (int i = 0; i < settingsAndValues.length; i += 2) {
                     Setting s = (Setting) settingsAndValues[i];
                     if (explicit.contains(s) && !s.kind.list()) continue; // a single value given explicitly wins
-                    String raw = ((String) settingsAndValues[i + 1]).replace("$DAPR_HTTP_PORT", port.isEmpty() ? "3500" : port);
+                    String raw = ((String) settingsAndValues[i + 1])
+                            .replace("$DAPR_HTTP_PORT", port.isEmpty() ? "3500" : port);
                     Object own = s.value(new Setting.Source("ENVOY_PREFLIGHT_SIDECARS (" + id + ")", raw, false));
                     Object value = own;
                     if (s.kind.list()) {
@@ -1128,7 +1150,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                     values.put(s, value);
                     set.add(s.shownName() + "=" + s.show(own));
                 }
-                return "sidecar " + id + ": " + (set.isEmpty() ? "nothing (all given explicitly)" : String.join(", ", set))
+                String what = set.isEmpty() ? "nothing (all given explicitly)" : String.join(", ", set);
+                return "sidecar " + id + ": " + what
                         + (extra.isEmpty() ? "" : " (each request with the header dapr-api-token from DAPR_API_TOKEN)");
             }
         }
@@ -1180,7 +1203,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         record Wording(String waitingFor, String ready, String notReady, String until) {
             /** Each after what the target is: "GET URL" + " answered 2xx". */
             static Wording of(String what, String waitingFor, String ready, String notReady, String until) {
-                return new Wording(what + " " + waitingFor, what + " " + ready, what + " " + notReady, what + " " + until);
+                String the = what + " ";
+                return new Wording(the + waitingFor, the + ready, the + notReady, the + until);
             }
         }
 
@@ -1207,7 +1231,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             Answers2xx(URI uri) { this(uri, Map.of()); }
             public String toString() { return "Answers2xx[" + Log.redact(uri) + "]"; } // headers may hold a secret
             public Poll poll(Duration timeout, Http.Abort abort) {
-                return get(uri, headers, timeout, abort, (status, body) -> new Poll(status / 100 == 2, "HTTP " + status, false));
+                return get(uri, headers, timeout, abort,
+                        (status, body) -> new Poll(status / 100 == 2, "HTTP " + status, false));
             }
             public String what() { return "GET " + Log.redact(uri); }
             public Wording wording() {
@@ -1243,7 +1268,9 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             public String what() { return "file " + uri.getPath(); }
             public boolean somethingThere(Poll poll) { return poll.ready(); } // a missing file says nothing
-            public Wording wording() { return Wording.of(what(), "to exist", "exists", "did not exist", "until it exists"); }
+            public Wording wording() {
+                return Wording.of(what(), "to exist", "exists", "did not exist", "until it exists");
+            }
         }
 
         /** One poll's answer: ready or not, what was seen (for the log), and if nothing listened. */
@@ -1310,7 +1337,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                         ThreadLocalRandom.current()::nextDouble);
                 for (int polls = 0; ; ) {
                     long left = Long.MAX_VALUE; // a poll is cut short by the deadlines, never by absence
-                    for (Limit l : limits) if (l.outcome() != Outcome.ABSENT) left = Math.min(left, nanosLeft(start, l));
+                    for (Limit l : limits) {
+                        if (l.outcome() != Outcome.ABSENT) left = Math.min(left, nanosLeft(start, l));
+                    }
                     if (polls == 0 || left >= MIN_POLL.toNanos()) { // else the pause ran to a deadline: judge it
                         polls++;
                         Poll poll = next.poll(Duration.ofNanos(Math.max(MIN_POLL.toNanos(),
@@ -1321,8 +1350,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                         onlyRefused &= poll.refused();
                         if (poll.ready()) {
                             long ms = (System.nanoTime() - start) / 1_000_000;
-                            log.info(Log.Event.READY, next.wording().ready() + " after " + polls + " polls in " + ms + " ms",
-                                    "target", name, "polls", polls, "ms", ms);
+                            log.info(Log.Event.READY, next.wording().ready() + " after " + polls + " polls in " + ms
+                                    + " ms", "target", name, "polls", polls, "ms", ms);
                             break;
                         }
                     }
@@ -1351,19 +1380,21 @@ public class EnvoyPreflight implements Callable<Integer> {
                         + ": there is no sidecar" + (appFollows ? "; starting the app at once (at exit, it is quit only"
                         + " if it answers by then)" : ""), fields);
                 case GAVE_UP -> {
-                    String problem = target.wording().notReady() + " within the give-up timeout (" + after + "); the app was not started";
+                    String problem = target.wording().notReady() + " within the give-up timeout (" + after
+                            + "); the app was not started";
                     log.error(Log.Event.GAVE_UP, problem, fields);
                     return new Result(Outcome.GAVE_UP, target, new Exit.Ending(Exit.UNAVAILABLE.code, problem));
                 }
-                default -> log.warn(Log.Event.WAIT_TIMEOUT, target.wording().notReady() + " within the wait timeout (" + after
-                        + "); " + (appFollows ? "starting the app anyway" : "waiting no longer"), fields);
+                default -> log.warn(Log.Event.WAIT_TIMEOUT, target.wording().notReady() + " within the wait timeout ("
+                        + after + "); " + (appFollows ? "starting the app anyway" : "waiting no longer"), fields);
             }
             return new Result(limit.outcome(), target, new Exit.Ending(0, null));
         }
 
         private Result stopped(Target target, int signal) {
             String name = Lifecycle.Signals.name(signal);
-            String problem = "stopped by SIG" + name + " while waiting for " + target.what() + "; the app was not started";
+            String problem = "stopped by SIG" + name + " while waiting for " + target.what()
+                    + "; the app was not started";
             log.warn(Log.Event.STOPPED, problem, "signal", name, "target", Log.redact(target.uri()));
             return new Result(Outcome.STOPPED, target, new Exit.Ending(128 + signal, problem));
         }
@@ -1562,8 +1593,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                     log.info(Log.Event.SIGNAL, "relayed SIG" + sig.name() + " to the app (pid " + p.pid() + ")",
                             "signal", sig.name(), "relayed", true, "pid", p.pid());
                 } else {
-                    log.warn(Log.Event.SIGNAL, "could not relay SIG" + sig.name() + " to pid " + p.pid() + ": " + failure,
-                            "signal", sig.name(), "relayed", false, "error", failure);
+                    log.warn(Log.Event.SIGNAL, "could not relay SIG" + sig.name() + " to pid " + p.pid() + ": "
+                            + failure, "signal", sig.name(), "relayed", false, "error", failure);
                 }
             }
         }
@@ -1618,7 +1649,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** The signals we take over from the JVM, and how we send one. */
         static final class Signals {
-            /** Relayed as the same signal. Never CHLD, URG or PIPE (the Go original's mistake); QUIT stays the JVM's. */
+            /** Relayed as the same signal. Never CHLD, URG or PIPE (the Go original's mistake); QUIT is the JVM's. */
             enum Sig {
                 HUP(true, false), INT(true, true), TERM(true, false), USR1(false, false), USR2(false, false),
                 ALRM(false, false), WINCH(false, true);
@@ -1674,8 +1705,8 @@ public class EnvoyPreflight implements Callable<Integer> {
              */
             static String send(String name, ProcessHandle target) {
                 if (name.equals("TERM") || name.equals("KILL")) {
-                    boolean sent = name.equals("TERM") ? target.destroy() : target.destroyForcibly();
-                    return sent ? null : target.isAlive() ? "not permitted" : "the process has exited";
+                    if (name.equals("TERM") ? target.destroy() : target.destroyForcibly()) return null;
+                    return target.isAlive() ? "not permitted" : "the process has exited";
                 }
                 String shell = Stream.of("bash", "sh").map(s -> App.resolve(s, System.getenv("PATH")))
                         .filter(r -> r.exitCode() == 0).map(r -> r.path().toString()).findFirst().orElse(null);
@@ -1691,7 +1722,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                         return "kill did not finish";
                     }
                     String error = new String(kill.getErrorStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-                    return kill.exitValue() == 0 ? null : error.isEmpty() ? "kill exited " + kill.exitValue() : error;
+                    if (kill.exitValue() == 0) return null;
+                    return error.isEmpty() ? "kill exited " + kill.exitValue() : error;
                 } catch (IOException e) {
                     return e.getMessage();
                 } catch (InterruptedException e) {
@@ -1739,7 +1771,8 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** How the app starts: our streams and environment, with what was set aside for it given back. */
         ProcessBuilder builder(List<String> launch) {
-            ProcessBuilder pb = new ProcessBuilder(launch).redirectInput(stdio(0, ProcessBuilder.Redirect.from(DEV_NULL)))
+            ProcessBuilder pb = new ProcessBuilder(launch)
+                    .redirectInput(stdio(0, ProcessBuilder.Redirect.from(DEV_NULL)))
                     .redirectOutput(stdio(1, ProcessBuilder.Redirect.to(DEV_NULL)))
                     .redirectError(stdio(2, ProcessBuilder.Redirect.to(DEV_NULL)));
             Map<String, String> env = pb.environment();
@@ -1791,7 +1824,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             boolean ours = target.startsWith(System.getProperty("java.home") + "/");
             for (String entry : System.getProperty("java.class.path").split(File.pathSeparator)) {
                 try {
-                    ours |= !entry.isEmpty() && target.equals(Path.of(entry).toRealPath().toString()); // /proc's is real
+                    // /proc's link is the real path
+                    ours |= !entry.isEmpty() && target.equals(Path.of(entry).toRealPath().toString());
                 } catch (IOException e) {
                     // a class path entry that is not there: not our stream either
                 }
@@ -1906,14 +1940,16 @@ public class EnvoyPreflight implements Callable<Integer> {
                 if (env != null && succeeds(env, "--default-signal=QUIT", "true")) {
                     launch.addAll(List.of(env, "--default-signal=QUIT"));
                 } else {
-                    log.info(Log.Event.SETUP, "GNU env is not on PATH: on this JDK the app starts with SIGQUIT blocked");
+                    log.info(Log.Event.SETUP, "GNU env is not on PATH: on this JDK the app starts with SIGQUIT"
+                            + " blocked");
                 }
             }
             String setpriv = genuine("setpriv");
             if (setpriv != null) {
                 launch.addAll(List.of(setpriv, "--pdeathsig", "TERM", "--"));
             } else {
-                log.info(Log.Event.SETUP, "util-linux setpriv is not on PATH: the app would outlive a SIGKILL of envoy-preflight");
+                log.info(Log.Event.SETUP, "util-linux setpriv is not on PATH: the app would outlive a SIGKILL of"
+                        + " envoy-preflight");
             }
             // Unless we are a terminal's foreground group (^C, ^Z and fg stay the terminal's), the app leads a
             // session of its own: a signal to our whole group (timeout(1), kill -TERM -PGID) reaches it once, relayed.
@@ -2000,13 +2036,14 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             if (n < 2 || head[0] != '#' || head[1] != '!') return found;
             // As the kernel reads it: up to the newline, spaces and tabs around; a CR (a CRLF script) stays
-            String line = new String(head, 2, n - 2, StandardCharsets.UTF_8).split("\n", 2)[0].replaceAll("^[ \t]+", "");
-            String interpreter = line.split("[ \t]", 2)[0];
+            String line = new String(head, 2, n - 2, StandardCharsets.UTF_8).split("\n", 2)[0];
+            String interpreter = line.replaceAll("^[ \t]+", "").split("[ \t]", 2)[0];
             Path path = Path.of(interpreter);
-            String why = interpreter.isEmpty() || !Files.exists(path) ? "No such file or directory"
-                    : Files.isDirectory(path) || !Files.isExecutable(path) ? "Permission denied" : null;
-            return why == null ? found : new Resolved(null, Exit.NOT_EXECUTABLE.code,
-                    "cannot run '" + word + "': " + found.path() + ": " + interpreter + ": bad interpreter: " + why);
+            boolean missing = interpreter.isEmpty() || !Files.exists(path);
+            if (!missing && !Files.isDirectory(path) && Files.isExecutable(path)) return found;
+            String why = missing ? "No such file or directory" : "Permission denied";
+            return new Resolved(null, Exit.NOT_EXECUTABLE.code, "cannot run '" + word + "': " + found.path() + ": "
+                    + interpreter + ": bad interpreter: " + why);
         }
 
         private static Resolved judge(Path path, String word) {
@@ -2088,11 +2125,14 @@ public class EnvoyPreflight implements Callable<Integer> {
                 String[] parts = entry.split(":", 2);
                 String name = parts[0];
                 String signal = parts.length == 1 ? "TERM" : parts[1].toUpperCase(Locale.ROOT).replaceFirst("^SIG", "");
-                if (name.isEmpty() || name.contains("/") || name.getBytes(StandardCharsets.UTF_8).length > COMM_LENGTH) {
+                int bytes = name.getBytes(StandardCharsets.UTF_8).length;
+                if (name.isEmpty() || name.contains("/") || bytes > COMM_LENGTH) {
                     throw new IllegalArgumentException("not a process name (1 to " + COMM_LENGTH
                             + " bytes, as /proc/PID/comm holds it)");
                 }
-                if (!Lifecycle.Signals.isName(signal)) throw new IllegalArgumentException("not a signal name (like TERM, INT, QUIT)");
+                if (!Lifecycle.Signals.isName(signal)) {
+                    throw new IllegalArgumentException("not a signal name (like TERM, INT, QUIT)");
+                }
                 return new Stop(name, signal);
             }
         }
@@ -2405,9 +2445,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                         .toList();
                 if (left.isEmpty()) continue;
                 List<Long> pids = left.stream().map(ProcessHandle::pid).toList();
-                log.warn(Log.Event.QUIT, s.name() + " " + pids + " still runs "
-                        + Log.format(timeout) + " after SIG" + s.signal() + ": sending KILL", "process", s.name(),
-                        "pids", pids, "signal", "KILL", "error", "still running", "ms", millisSince(start), "ok", false);
+                log.warn(Log.Event.QUIT, s.name() + " " + pids + " still runs " + Log.format(timeout) + " after SIG"
+                        + s.signal() + ": sending KILL", "process", s.name(), "pids", pids, "signal", "KILL",
+                        "error", "still running", "ms", millisSince(start), "ok", false);
                 for (ProcessHandle process : left) {
                     String failure = Lifecycle.Signals.send("KILL", process);
                     if (failure == null || !running(process)) continue;
@@ -2431,7 +2471,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             if (members.isEmpty()) {
                 // pkill's pilot-agent is a guess with a fallback; a process asked for by name is missed
                 String why = asked ? "no process named " + name + " is visible to SIG" + signal
-                        + " (shareProcessNamespace: true?)" : "no " + name + " process is visible (shareProcessNamespace?)";
+                        + " (shareProcessNamespace: true?)"
+                        : "no " + name + " process is visible (shareProcessNamespace?)";
                 Object[] fields = {"process", name, "signal", signal, "error", "not visible", "ms", millisSince(start),
                         "ok", false};
                 if (asked) log.warn(Log.Event.QUIT, why, fields);
@@ -2579,8 +2620,9 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         private void write(String level, Event event, String message, Object[] fields) {
             String safe = Log.redact(message);
-            String line = format == Format.JSON ? json(level, event, safe, fields) // JSON escapes control characters
-                    : NAME + ": " + (level.equals("info") ? "" : level + ": ") + Log.escape(safe);
+            String label = level.equals("info") ? "" : level + ": ";
+            // JSON escapes control characters itself
+            String line = format == Format.JSON ? json(level, event, safe, fields) : NAME + ": " + label + escape(safe);
             synchronized (err) {
                 err.println(line);
                 err.flush();
@@ -2683,11 +2725,11 @@ public class EnvoyPreflight implements Callable<Integer> {
          * last '@'), and its invisible characters escaped (a trailing CR would look like nothing).
          */
         static String shown(String raw) {
-            String safe = raw.contains("://") ? redact(raw) : raw.contains("@") ? "***" + raw.substring(raw.lastIndexOf('@')) : raw;
-            return escape(safe);
+            if (raw.contains("://")) return escape(redact(raw));
+            return escape(raw.contains("@") ? "***" + raw.substring(raw.lastIndexOf('@')) : raw);
         }
 
-        /** Control characters as \\n, \\r, \\t or \\xNN: text from outside can't forge a log line or colour a terminal. */
+        /** Control characters as \\n, \\r, \\t or \\xNN: text from outside can't forge a log line or colour a tty. */
         static String escape(String s) {
             StringBuilder b = null;
             for (int i = 0; i < s.length(); i++) {
@@ -2697,7 +2739,12 @@ public class EnvoyPreflight implements Callable<Integer> {
                     continue;
                 }
                 if (b == null) b = new StringBuilder(s.length() + 8).append(s, 0, i);
-                b.append(c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : String.format("\\x%02x", (int) c));
+                b.append(switch (c) {
+                    case '\n' -> "\\n";
+                    case '\r' -> "\\r";
+                    case '\t' -> "\\t";
+                    default -> String.format("\\x%02x", (int) c);
+                });
             }
             return b == null ? s : b.toString();
         }
@@ -2771,9 +2818,10 @@ public class EnvoyPreflight implements Callable<Integer> {
                               BodyReader<T> reader) throws IOException {
             long deadline = System.nanoTime() + timeout.toNanos();
             return eachAddress(uri, timeout, deadline, address -> {
-                URL at = address == null ? uri.toURL() : new URL(uri.getScheme(), address instanceof Inet6Address
-                        ? "[" + address.getHostAddress() + "]" : address.getHostAddress(), uri.getPort(),
-                        uri.getRawPath() + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery()));
+                if (address == null) return exchange(method, uri, headers, uri.toURL(), deadline, abort, reader);
+                String host = address.getHostAddress();
+                URL at = new URL(uri.getScheme(), address instanceof Inet6Address ? "[" + host + "]" : host,
+                        uri.getPort(), uri.getRawPath() + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery()));
                 return exchange(method, uri, headers, at, deadline, abort, reader);
             });
         }
@@ -2786,7 +2834,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                 try {
                     abort.attach(() -> close(socket));
                     long left = Math.max(1, TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime()));
-                    socket.connect(new InetSocketAddress(address, uri.getPort()), (int) Math.min(Integer.MAX_VALUE, left));
+                    socket.connect(new InetSocketAddress(address, uri.getPort()),
+                            (int) Math.min(Integer.MAX_VALUE, left));
                     return socket;
                 } catch (IOException e) {
                     close(socket);
@@ -2811,10 +2860,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             IOException refused = null;
             IOException failed = null;
             String host = uri.getHost();
-            // an address as written is parsed, not looked up; https goes by name, as TLS checks the name
+            // an address as written is parsed, not looked up
             List<InetAddress> all = isLiteral(host) ? List.of(InetAddress.getByName(host.replaceAll("^\\[|]$", "")))
                     : List.of(lookup(host, timeout, deadline));
-            if (uri.getScheme().equalsIgnoreCase("https")) all = Collections.singletonList(null); // the lookup is cached
+            // https goes by name (the lookup is cached), as TLS checks the name
+            if (uri.getScheme().equalsIgnoreCase("https")) all = Collections.singletonList(null);
             for (InetAddress address : all) {
                 try {
                     return attempt.at(address);
@@ -2859,7 +2909,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             try {
                 return answer.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
             } catch (TimeoutException e) {
-                throw new UnknownHostException(host + " (no answer from the resolver within " + Log.format(timeout) + ")");
+                throw new UnknownHostException(host + " (no answer from the resolver within " + Log.format(timeout)
+                        + ")");
             } catch (ExecutionException e) {
                 if (e.getCause() instanceof IOException io) throw io;
                 throw new IOException(e.getCause());
