@@ -215,7 +215,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         int code = end.code();
         if (end.reason() == null || modes.contains(Config.Mode.QUIT_ONLY)) return code;
         String reason = Log.escape(Log.redact(end.reason()));
-        String path = ((String) Setting.TERMINATION_LOG.early(this)).strip();
+        String path = ((String) early(Setting.TERMINATION_LOG)).strip();
         boolean given = !path.equals(Setting.TERMINATION_LOG.defaultValue);
         if (path.equalsIgnoreCase("off") || !given && !Files.isWritable(Path.of(path))) return code;
         try {
@@ -232,7 +232,7 @@ public class EnvoyPreflight implements Callable<Integer> {
     private void tellTheSidecars(int code) {
         if (!modes.isEmpty() && !modes.contains(Config.Mode.QUIT_ONLY)) return; // --check, --dry-run, --wait-only
         Log log = Log.forErrors(this);
-        String raw = (String) Setting.EXIT_FILE.early(this); // null where it is not valid: nothing to write
+        String raw = (String) early(Setting.EXIT_FILE); // null where it is not valid: nothing to write
         Path exitFile = raw == null ? null : Path.of(raw).toAbsolutePath().normalize();
         Path tombstone = null;
         try {
@@ -244,6 +244,15 @@ public class EnvoyPreflight implements Callable<Integer> {
         Exit.exitFile(exitFile, code, log);
         Exit.Tombstone grave = Exit.Tombstone.of(tombstone, log);
         if (grave != null) grave.died(code);
+    }
+
+    /** Its value before the configuration is known; a bad one counts as unset, and is reported later. */
+    Object early(Setting s) {
+        try {
+            return s.value(s.source(flags, env, new ArrayList<>()));
+        } catch (Config.Invalid e) {
+            return s.defaultValue;
+        }
     }
 
     /**
@@ -671,15 +680,6 @@ public class EnvoyPreflight implements Callable<Integer> {
             return chosen != null ? chosen : new Source(variable, null, false);
         }
 
-        /** Its value before the configuration is known; a bad one counts as unset, and is reported later. */
-        Object early(EnvoyPreflight cmd) {
-            try {
-                return value(source(cmd.flags, cmd.env, new ArrayList<>()));
-            } catch (Config.Invalid e) {
-                return defaultValue;
-            }
-        }
-
         /** The typed value; a bad one names where it came from and what it was. */
         Object value(Source source) throws Config.Invalid {
             String raw = source.raw();
@@ -715,19 +715,10 @@ public class EnvoyPreflight implements Callable<Integer> {
         String show(Object value) {
             return switch (kind) {
                 case DURATION, POSITIVE_DURATION -> Log.format((Duration) value);
-                case URL_LIST, READY_LIST, PROCESS_LIST, SIDECAR_LIST -> showEach((List<?>) value).toString();
+                case URL_LIST, READY_LIST, PROCESS_LIST, SIDECAR_LIST -> Log.showEach((List<?>) value).toString();
                 case LOG_FORMAT -> value.toString().toLowerCase(Locale.ROOT);
-                default -> value == null ? "unset" : showOne(value);
+                default -> value == null ? "unset" : Log.showOne(value);
             };
-        }
-
-        /** One value or list entry: a URL with its credentials redacted. */
-        static String showOne(Object value) {
-            return value instanceof URI uri ? Log.redact(uri) : value.toString();
-        }
-
-        static List<String> showEach(List<?> values) {
-            return values.stream().map(Setting::showOne).toList();
         }
 
         // --- Reading values as the Go original and scuttle read them ---
@@ -1000,7 +991,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 Object v = e.getValue();
                 if (v == null) continue; // unset
                 if (s.kind == Setting.Kind.BOOL) shown.put(s.shownName(), v);
-                else if (v instanceof List<?> list) shown.put(s.shownName(), Setting.showEach(list));
+                else if (v instanceof List<?> list) shown.put(s.shownName(), Log.showEach(list));
                 else shown.put(s.shownName(), s.show(v));
             }
             return shown;
@@ -1167,14 +1158,6 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         enum Outcome { READY, WAIT_TIMED_OUT, GAVE_UP, STOPPED, ABSENT }
 
-        /** What ends a wait early (a stop signal), and how to pause and cut a poll short for it. */
-        interface Stop {
-            boolean stopped();
-            int signal(); // once stopped
-            boolean pauseUnlessStopped(long nanos); // true at once if stopped
-            Http.Abort abort();
-        }
-
         /** One readiness target, of one kind: it asks, judges the answer, and words it for the log. */
         sealed interface Target permits Live, Answers2xx, Accepts, Exists {
             URI uri();
@@ -1324,7 +1307,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /** Polls each target in turn until all are ready, a limit passes, or a stop signal comes. */
-        Result until(Stop stop, boolean appFollows) {
+        Result until(Lifecycle stop, boolean appFollows) {
             long start = System.nanoTime(); // every limit counts from the start of the whole wait
             List<Limit> limits = limits(config);
             boolean onlyRefused = true; // any other answer means a sidecar is there
@@ -1404,9 +1387,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                         Http.BodyReader<Poll> judge) {
             try {
                 return Http.exchange("GET", uri, headers, timeout, abort, judge);
-            } catch (Unusable e) {
-                return new Poll(false, e.getMessage(), false);
-            } catch (IOException e) {
+            } catch (IOException e) { // an unusable body too: a "not yet", like any other wrong answer
                 return new Poll(false, Http.describe(e, timeout), e instanceof ConnectException);
             }
         }
@@ -1427,7 +1408,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             /** The top-level "state" of a JSON object (null if it has none); the whole body must be that object. */
             static String state(InputStream body) throws IOException {
                 byte[] bytes = body.readNBytes(MAX_BODY + 1);
-                if (bytes.length > MAX_BODY) throw new Unusable("HTTP 200 but the body is longer than 1 MiB");
+                if (bytes.length > MAX_BODY) throw new IOException("HTTP 200 but the body is longer than 1 MiB");
                 JsonReader json = new JsonReader(new StringReader(new String(bytes, StandardCharsets.UTF_8)));
                 json.setStrictness(Strictness.STRICT);
                 try {
@@ -1436,16 +1417,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                     return info.getAsJsonObject().get("state") instanceof JsonPrimitive state && state.isString()
                             ? state.getAsString() : null;
                 } catch (IOException | JsonParseException e) { // Gson's own words hold a hint and a URL: ours
-                    throw new Unusable(e.getCause() instanceof EOFException ? "HTTP 200 but the JSON object ends early"
-                            : "HTTP 200 but not a JSON object");
+                    String what = e.getCause() instanceof EOFException ? "the JSON object ends early" : "not a JSON object";
+                    throw new IOException("HTTP 200 but " + what);
                 }
-            }
-        }
-
-        /** The body was not a usable answer: a "not yet", like any other wrong answer. */
-        static final class Unusable extends IOException {
-            Unusable(String message) {
-                super(message);
             }
         }
 
@@ -1472,7 +1446,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
     // --- The app's lifecycle: one phase, the stop signal, the relay of signals; and our signals themselves. ---
 
-    static final class Lifecycle implements Wait.Stop, Consumer<Lifecycle.Signals.Sig> {
+    static final class Lifecycle implements Consumer<Lifecycle.Signals.Sig> {
         enum Phase { WAITING, RUNNING, EXITED }
 
         private final Log log;
@@ -1575,7 +1549,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         private void relayLocked(Signals.Sig sig) {
             if (relay == null) {
-                relay = Executors.newSingleThreadExecutor(r -> Http.daemon(r, "signal-relay"));
+                relay = Executors.newSingleThreadExecutor(r -> Lifecycle.daemon(r, "signal-relay"));
             }
             Process p = app;
             relay.execute(() -> send(sig, p));
@@ -1645,6 +1619,22 @@ public class EnvoyPreflight implements Callable<Integer> {
             log.info(Log.Event.APP_EXIT, "the app exited with code " + code
                     + (signal != null ? " (= 128+SIG" + signal + ")" : ""), "code", code, "signal", signal);
             return new Exit.Ending(code, null);
+        }
+
+        /** Thread.sleep between rounds; nothing interrupts, and an interrupt would only end the pause early. */
+        static void pause(long ms) {
+            try {
+                Thread.sleep(ms);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+
+        /** A thread that never keeps the JVM alive: the tool exits when the app does. */
+        static Thread daemon(Runnable r, String name) {
+            Thread t = new Thread(r, name);
+            t.setDaemon(true);
+            return t;
         }
 
         /** The signals we take over from the JVM, and how we send one. */
@@ -1759,9 +1749,9 @@ public class EnvoyPreflight implements Callable<Integer> {
     record App(List<String> command, Log log) {
         static final File DEV_NULL = new File("/dev/null");
         /**
-         * Variables the launcher changed for the JVMs that are the app's (JAVA_TOOL_OPTIONS and its
-         * kin, which every JVM reads, ours too; LC_ALL): their names, space-separated, and each
-         * value as it was under {@link #MOVED_VALUE}NAME, absent if it was unset.
+         * Variables the launcher changed for the JVMs that are the app's (JAVA_TOOL_OPTIONS and its kin, which every
+         * JVM reads, ours too; LC_ALL): their names, space-separated, and each value as it was under {@link
+         * #MOVED_VALUE}NAME, absent if it was unset.
          */
         static final String MOVED = "ENVOY_PREFLIGHT_MOVED";
         static final String MOVED_VALUE = "ENVOY_PREFLIGHT_APP_";
@@ -1793,9 +1783,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /**
-         * The JDK's own map under pb.environment(), whose values keep the bytes they were read as
-         * (a JVM option that is not UTF-8 reaches the app as it was); empty where java.lang is not
-         * open to us (the reaper's --add-opens): then such bytes become U+FFFD (docs/containers.md).
+         * The JDK's own map under pb.environment(), whose values keep the bytes they were read as (a JVM option that
+         * is not UTF-8 reaches the app as it was); empty where java.lang is not open to us (the reaper's
+         * --add-opens): then such bytes become U+FFFD (docs/containers.md).
          */
         @SuppressWarnings("unchecked")
         private static Map<Object, Object> undecoded(Map<String, String> env) {
@@ -1809,8 +1799,8 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /**
-         * Our descriptor fd, unless it was closed when the JVM started: the JVM then reused the slot
-         * for a file of its own (lib/modules, a jar), which the app must never get as a stream.
+         * Our descriptor fd, unless it was closed when the JVM started: the JVM then reused the slot for a file of
+         * its own (lib/modules, a jar), which the app must never get as a stream.
          */
         private static ProcessBuilder.Redirect stdio(int fd, ProcessBuilder.Redirect closed) {
             Path link = Path.of("/proc/self/fd/" + fd);
@@ -1843,12 +1833,11 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /**
-         * As a container's PID 1 we inherit every orphaned descendant of the app, and the JVM reaps
-         * only the processes it started: the others would stay zombies. So, as tini does, reap
-         * them, but never one of ours: the JDK reaps those itself, and a reaper that took the
-         * app's exit status first would turn its exit code into 0. The JDK's own waitpid is used,
-         * for one pid at a time, and only for a zombie child that is not ours, so it never blocks
-         * and never races the JDK.
+         * As a container's PID 1 we inherit every orphaned descendant of the app, and the JVM reaps only the
+         * processes it started: the others would stay zombies. So, as tini does, reap them, but never one of ours:
+         * the JDK reaps those itself, and a reaper that took the app's exit status first would turn its exit code
+         * into 0. The JDK's own waitpid is used, for one pid at a time, and only for a zombie child that is not
+         * ours, so it never blocks and never races the JDK.
          */
         static final class Orphans {
             static final boolean INIT = ProcessHandle.current().pid() == 1;
@@ -1870,7 +1859,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                             + "); they stay zombies until the container stops");
                     return;
                 }
-                Http.daemon(() -> {
+                Lifecycle.daemon(() -> {
                     try {
                         while (true) {
                             try {
@@ -1902,9 +1891,9 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
 
             /**
-             * Orphans are given to our first thread (the launcher's, which only waits): its children
-             * file lists them, one small read a round. Without it (a kernel without
-             * CONFIG_PROC_CHILDREN), every child, from a scan of /proc (measured in bench i).
+             * Orphans are given to our first thread (the launcher's, which only waits): its children file lists
+             * them, one small read a round. Without it (a kernel without CONFIG_PROC_CHILDREN), every child, from a
+             * scan of /proc (measured in bench i).
              */
             private static List<String> orphans() {
                 try {
@@ -2382,7 +2371,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     for (Plan.Step step : plan.further()) bounded.attempt(step);
                     continue;
                 }
-                Http.pause(Math.min(pause, TimeUnit.NANOSECONDS.toMillis(left) + 1));
+                Lifecycle.pause(Math.min(pause, TimeUnit.NANOSECONDS.toMillis(left) + 1));
             }
             String why = cut.getAsBoolean() ? "a stop signal ended the wait; " : "";
             for (String target : targets.keySet()) {
@@ -2439,7 +2428,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             List<ProcessHandle> members = new ArrayList<>();
             for (Plan.Stop s : stops) members.addAll(signal(s.name(), s.signal(), true));
             long deadline = start + timeout.toNanos();
-            while (members.stream().anyMatch(Quit::running) && System.nanoTime() - deadline < 0) Http.pause(20);
+            while (members.stream().anyMatch(Quit::running) && System.nanoTime() - deadline < 0) Lifecycle.pause(20);
             for (Plan.Stop s : stops) { // one warning a sidecar, naming every member KILLed
                 List<ProcessHandle> left = signalled.getOrDefault(s.name(), List.of()).stream().filter(Quit::running)
                         .toList();
@@ -2602,7 +2591,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** A log for errors before the configuration is known: in the asked format, else text. */
         static Log forErrors(EnvoyPreflight cmd) {
-            return new Log(false, (Format) Setting.LOG_FORMAT.early(cmd), cmd.err);
+            return new Log(false, (Format) cmd.early(Setting.LOG_FORMAT), cmd.err);
         }
 
         /** fields: name, value, name, value...; a null value is left out, strings are redacted. */
@@ -2720,6 +2709,15 @@ public class EnvoyPreflight implements Callable<Integer> {
             return uri.getRawUserInfo() == null ? s : s.replace(uri.getRawUserInfo() + "@", "***@");
         }
 
+        /** One value or list entry: a URL with its credentials redacted. */
+        static String showOne(Object value) {
+            return value instanceof URI uri ? Log.redact(uri) : value.toString();
+        }
+
+        static List<String> showEach(List<?> values) {
+            return values.stream().map(Log::showOne).toList();
+        }
+
         /**
          * A raw value as an error shows it: its credentials redacted (with no scheme, all before the
          * last '@'), and its invisible characters escaped (a trailing CR would look like nothing).
@@ -2789,26 +2787,10 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** Disconnects on a thread of its own: a disconnect waits for a read, and the signal thread must not. */
         private static synchronized ScheduledThreadPoolExecutor cutter() {
             if (cutter == null) {
-                cutter = new ScheduledThreadPoolExecutor(1, r -> daemon(r, "http-deadline"));
+                cutter = new ScheduledThreadPoolExecutor(1, r -> Lifecycle.daemon(r, "http-deadline"));
                 cutter.setRemoveOnCancelPolicy(true);
             }
             return cutter;
-        }
-
-        /** Thread.sleep between rounds; nothing interrupts, and an interrupt would only end the pause early. */
-        static void pause(long ms) {
-            try {
-                Thread.sleep(ms);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
-
-        /** A thread that never keeps the JVM alive: the tool exits when the app does. */
-        static Thread daemon(Runnable r, String name) {
-            Thread t = new Thread(r, name);
-            t.setDaemon(true);
-            return t;
         }
 
         private static void cut(Runnable cancel) { if (cancel != null) cutter().execute(cancel); }
@@ -2897,7 +2879,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         private static InetAddress[] lookup(String host, Duration timeout, long deadline) throws IOException {
             Future<InetAddress[]> answer;
             synchronized (Http.class) {
-                if (lookups == null) lookups = Executors.newCachedThreadPool(r -> daemon(r, "name-lookup"));
+                if (lookups == null) lookups = Executors.newCachedThreadPool(r -> Lifecycle.daemon(r, "name-lookup"));
                 answer = LOOKING_UP.computeIfAbsent(host, h -> lookups.submit(() -> {
                     try {
                         return InetAddress.getAllByName(h);
