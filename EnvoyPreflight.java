@@ -1417,8 +1417,8 @@ public class EnvoyPreflight implements Callable<Integer> {
                     return info.getAsJsonObject().get("state") instanceof JsonPrimitive state && state.isString()
                             ? state.getAsString() : null;
                 } catch (IOException | JsonParseException e) { // Gson's own words hold a hint and a URL: ours
-                    throw new IOException("HTTP 200 but "
-                            + (e.getCause() instanceof EOFException ? "the JSON object ends early" : "not a JSON object"));
+                    boolean cut = e.getCause() instanceof EOFException;
+                    throw new IOException("HTTP 200 but " + (cut ? "the JSON object ends early" : "not a JSON object"));
                 }
             }
         }
