@@ -112,11 +112,11 @@ public class EnvoyPreflight implements Callable<Integer> {
         Log log = new Log(config.on(Setting.VERBOSE), config.logFormat(), err);
         for (Config.Warning w : config.warnings()) log.warn(w.event(), w.message(), w.fields()); // no lambda at start
         return switch (config.mode()) {
-            case CHECK -> new Exit.Ending(check(config), null);
-            case DRY_RUN -> new Exit.Ending(dryRun(config), null);
+            case CHECK -> Exit.Ending.of(check(config));
+            case DRY_RUN -> Exit.Ending.of(dryRun(config));
             case WAIT_ONLY -> exit(log, new Wait(config, log).until(watch(config, log), false).ending()); // no quit
-            case QUIT_ONLY -> shutDown(config, watch(config, log), log, new Exit.Ending(exitCode == null ? 0 : exitCode,
-                    null), null);
+            case QUIT_ONLY -> shutDown(config, watch(config, log), log, Exit.Ending.of(exitCode == null ? 0 : exitCode),
+                    null); // as if an app had exited
             case RUN -> awaitRunShutDown(config, watch(config, log), log);
         };
     }
@@ -287,7 +287,9 @@ public class EnvoyPreflight implements Callable<Integer> {
         static final Set<Exit> OWN = EnumSet.of(USAGE, UNAVAILABLE, SOFTWARE, NOT_EXECUTABLE, NOT_FOUND, STOPPED);
 
         /** How a run ends: the exit code, and why where the tool failed on its own (null: the app's code stands). */
-        record Ending(int code, String reason) {}
+        record Ending(int code, String reason) {
+            static Ending of(int code) { return new Ending(code, null); }
+        }
 
         /** A bug of ours: exit 70, and the pod is told unless an app ran (its own message stands). */
         static Ending internalError(Log log, Throwable e, boolean ours) {
@@ -1350,7 +1352,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     if (stop.pauseUnlessStopped(pause)) return stopped(next, stop.signal());
                 }
             }
-            return new Result(Outcome.READY, target, new Exit.Ending(0, null));
+            return new Result(Outcome.READY, target, Exit.Ending.of(0));
         }
 
         /** A limit passed while waiting for target: said at its level, and the exit code if the app won't start. */
@@ -1371,7 +1373,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 default -> log.warn(Log.Event.WAIT_TIMEOUT, target.wording().notReady() + " within the wait timeout ("
                         + after + "); " + (appFollows ? "starting the app anyway" : "waiting no longer"), fields);
             }
-            return new Result(limit.outcome(), target, new Exit.Ending(0, null));
+            return new Result(limit.outcome(), target, Exit.Ending.of(0));
         }
 
         private Result stopped(Target target, int signal) {
@@ -1618,7 +1620,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             String signal = code > 128 && code <= 128 + 64 ? Signals.name(code - 128) : null;
             log.info(Log.Event.APP_EXIT, "the app exited with code " + code
                     + (signal != null ? " (= 128+SIG" + signal + ")" : ""), "code", code, "signal", signal);
-            return new Exit.Ending(code, null);
+            return Exit.Ending.of(code);
         }
 
         /** Thread.sleep between rounds; nothing interrupts, and an interrupt would only end the pause early. */
