@@ -1927,34 +1927,31 @@ public class EnvoyPreflight implements Callable<Integer> {
         List<String> launchCommand() {
             List<String> launch = new ArrayList<>();
             if (Runtime.version().feature() < 20) {
-                String env = genuine("env");
-                if (env != null && succeeds(env, "--default-signal=QUIT", "true")) {
-                    launch.addAll(List.of(env, "--default-signal=QUIT"));
-                } else {
-                    log.info(Log.Event.SETUP, "GNU env is not on PATH: on this JDK the app starts with SIGQUIT"
-                            + " blocked");
-                }
+                wrap(launch, "GNU env", "on this JDK the app starts with SIGQUIT blocked", "--default-signal=QUIT");
             }
-            String setpriv = genuine("setpriv");
-            if (setpriv != null) {
-                launch.addAll(List.of(setpriv, "--pdeathsig", "TERM", "--"));
-            } else {
-                log.info(Log.Event.SETUP, "util-linux setpriv is not on PATH: the app would outlive a SIGKILL of"
-                        + " envoy-preflight");
-            }
+            wrap(launch, "util-linux setpriv", "the app would outlive a SIGKILL of envoy-preflight", "--pdeathsig",
+                    "TERM", "--");
             // Unless we are a terminal's foreground group (^C, ^Z and fg stay the terminal's), the app leads a
             // session of its own: a signal to our whole group (timeout(1), kill -TERM -PGID) reaches it once, relayed.
             String[] self = Lifecycle.Signals.stat("self");
-            boolean foreground = self != null && self[5].equals(self[2]); // tpgid is pgrp; -1 with no terminal
-            String setsid = self != null && !foreground ? genuine("setsid") : null;
-            if (setsid != null) {
-                launch.addAll(List.of(setsid, "--"));
-            } else if (self != null && !foreground) {
-                log.info(Log.Event.SETUP, "util-linux setsid is not on PATH: a signal to envoy-preflight's process"
-                        + " group reaches the app twice");
+            if (self != null && !self[5].equals(self[2])) { // tpgid is pgrp in the foreground; -1 with no terminal
+                wrap(launch, "util-linux setsid", "a signal to envoy-preflight's process group reaches the app twice",
+                        "--");
             }
             launch.addAll(command);
             return launch;
+        }
+
+        /** The named tool and its args, where it is on PATH (an env that knows them: GNU's); else what is lost. */
+        private void wrap(List<String> launch, String named, String without, String... args) {
+            String tool = named.substring(named.indexOf(' ') + 1);
+            String path = genuine(tool);
+            if (path != null && (!tool.equals("env") || succeeds(path, args[0], "true"))) {
+                launch.add(path);
+                launch.addAll(List.of(args));
+            } else {
+                log.info(Log.Event.SETUP, named + " is not on PATH: " + without);
+            }
         }
 
         /** tool's path on PATH, unless it is a busybox or toybox applet (a link to another name). */
