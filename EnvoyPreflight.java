@@ -121,17 +121,24 @@ public class EnvoyPreflight implements Callable<Integer> {
         };
     }
 
-    /** Await the sidecars, run the app, shut down; a bug of ours in either step still quits them (70). */
+    /** Await the sidecars, run the app, shut down; a bug of ours in any step still quits them, and is exit 70. */
     Exit.Ending awaitRunShutDown(Config config, Lifecycle lifecycle, Log log) {
         Wait.Result waited = null;
-        Exit.Ending end;
+        Exit.Ending end = Exit.Ending.of(Exit.SOFTWARE.code);
+        Throwable bug = null;
         try {
             waited = new Wait(config, log).until(lifecycle, true);
             end = waited.startsApp() ? lifecycle.run(new App(config.command(), log)) : waited.ending();
         } catch (RuntimeException | Error e) {
-            end = Exit.internalError(log, e, !lifecycle.appStarted());
+            bug = e;
         }
-        return shutDown(config, lifecycle, log, end, waited);
+        try {
+            shutDown(config, lifecycle, log, end, waited);
+        } catch (RuntimeException | Error e) {
+            bug = e; // as a finally would have it: the later bug is the one told
+        }
+        // told last, after the quit; the pod hears of it only if no app ran (else the app's own message stands)
+        return bug == null ? end : Exit.internalError(log, bug, !lifecycle.appStarted());
     }
 
     /** Every end after an app ran, or might have: first what a watching sidecar reads, then the quit plan. */
@@ -1411,7 +1418,8 @@ public class EnvoyPreflight implements Callable<Integer> {
             static String state(InputStream body) throws IOException {
                 byte[] bytes = body.readNBytes(MAX_BODY + 1);
                 if (bytes.length > MAX_BODY) throw new IOException("HTTP 200 but the body is longer than 1 MiB");
-                JsonReader json = new JsonReader(new StringReader(new String(bytes, StandardCharsets.UTF_8)));
+                String text = new String(bytes, StandardCharsets.UTF_8);
+                JsonReader json = new JsonReader(new StringReader(text));
                 json.setStrictness(Strictness.STRICT);
                 try {
                     JsonElement info = JsonParser.parseReader(json);
@@ -1419,7 +1427,9 @@ public class EnvoyPreflight implements Callable<Integer> {
                     return info.getAsJsonObject().get("state") instanceof JsonPrimitive state && state.isString()
                             ? state.getAsString() : null;
                 } catch (IOException | JsonParseException e) { // Gson's own words hold a hint and a URL: ours
-                    boolean cut = e.getCause() instanceof EOFException;
+                    // an object cut short, or nothing at all; anything else (an array, a string) is no object
+                    boolean object = text.strip().startsWith("{");
+                    boolean cut = text.isBlank() || object && e.getCause() instanceof EOFException;
                     throw new IOException("HTTP 200 but " + (cut ? "the JSON object ends early" : "not a JSON object"));
                 }
             }

@@ -18,6 +18,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The real program, as a separate process, against FakeEnvoy: one nested class per numbered point. */
@@ -570,6 +571,57 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
             JsonObject line = TestSupport.event(err.toString(), "internal-error");
             assertEquals("error", line.get("level").getAsString());
             assertEquals("java.lang.IllegalStateException: a bug of ours", line.get("error").getAsString());
+        }
+
+        /** A bug of ours after the app ran: still exit 70, said last, and the pod keeps the app's own message. */
+        @org.junit.jupiter.api.Tag("fast")
+        @Test
+        void aBugAfterTheAppRanIsToldLastAndNotToThePod() throws Exception {
+            var logged = new TestSupport.Captured(true, EnvoyPreflight.Log.Format.TEXT);
+            EnvoyPreflight tool = new EnvoyPreflight() {
+                @Override
+                EnvoyPreflight.Exit.Ending shutDown(EnvoyPreflight.Config config, EnvoyPreflight.Lifecycle lifecycle,
+                                                    EnvoyPreflight.Log log, EnvoyPreflight.Exit.Ending end,
+                                                    EnvoyPreflight.Wait.Result waited) {
+                    super.shutDown(config, lifecycle, log, end, waited);
+                    throw new IllegalStateException("a bug of ours");
+                }
+            };
+            tool.env = Map.of("START_WITHOUT_ENVOY", "true");
+            tool.command = List.of("sh", "-c", "exit 3");
+            var lifecycle = new EnvoyPreflight.Lifecycle(logged.log, null); // no signal handlers in the test JVM
+            var end = tool.awaitRunShutDown(EnvoyPreflight.Config.resolve(tool), lifecycle, logged.log);
+            assertEquals(70, end.code());
+            assertNull(end.reason(), "the app ran: its own termination message stands");
+            List<String> lines = logged.text().lines().toList();
+            assertTrue(lines.get(lines.size() - 1).contains("internal error: java.lang.IllegalStateException: a bug of"
+                    + " ours"), logged.text());
+            assertTrue(logged.text().contains("the app exited with code 3"), logged.text());
+        }
+
+        /** A bug of ours in the wait: the quit still runs (with 70), then the bug is told, and the pod hears why. */
+        @org.junit.jupiter.api.Tag("fast")
+        @Test
+        void aBugInTheWaitIsToldAfterTheQuitAndToThePod() throws Exception {
+            var bytes = new java.io.ByteArrayOutputStream();
+            var err = new java.io.PrintStream(bytes, true) {
+                @Override
+                public void println(String line) {
+                    super.println(line);
+                    if (line.contains("waiting for")) throw new IllegalStateException("a bug of ours");
+                }
+            };
+            var log = new EnvoyPreflight.Log(true, EnvoyPreflight.Log.Format.TEXT, err);
+            EnvoyPreflight tool = TestSupport.tool(Map.of("ENVOY_ADMIN_API", "http://127.0.0.1:" + TestSupport.closedPort(),
+                    "GENERIC_QUIT_ONLY", "true"), "true");
+            var lifecycle = new EnvoyPreflight.Lifecycle(log, null);
+            var end = tool.awaitRunShutDown(EnvoyPreflight.Config.resolve(tool), lifecycle, log);
+            assertEquals(70, end.code());
+            assertEquals("internal error: java.lang.IllegalStateException: a bug of ours", end.reason());
+            List<String> lines = bytes.toString().lines().toList();
+            assertTrue(lines.get(lines.size() - 2).endsWith("exit code 70"), bytes.toString());
+            assertTrue(lines.get(lines.size() - 1).contains("internal error"), bytes.toString());
+            assertFalse(lifecycle.appStarted());
         }
 
         @org.junit.jupiter.api.Tag("fast")

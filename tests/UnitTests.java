@@ -102,6 +102,15 @@ class UnitTests {
         }
 
         @Test
+        void everyListEntryIsStrippedOfWhitespaceBeyondTheSeparators() {
+            assertEquals(List.of(EnvoyPreflight.Config.Sidecar.LINKERD),
+                    EnvoyPreflight.Setting.list("linkerd\u2003", EnvoyPreflight.Config.Sidecar::named));
+            assertEquals("foo:TERM", EnvoyPreflight.Setting.list("foo\u001f", EnvoyPreflight.Plan.Stop::of).get(0)
+                    .toString());
+            assertEquals(List.of(), EnvoyPreflight.Setting.list("\u2003", EnvoyPreflight.Setting::url));
+        }
+
+        @Test
         void csvWithOneBadEntryNamesThatEntry() {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> EnvoyPreflight.Setting.list("http://a:1/x,ftp://b/y,http://c/z", EnvoyPreflight.Setting::url));
@@ -174,6 +183,16 @@ class UnitTests {
         @Test
         void caseMatters() throws IOException {
             assertEquals("live", state("{\"state\":\"live\"}"));
+        }
+
+        @ParameterizedTest
+        @org.junit.jupiter.params.provider.CsvSource(delimiter = '|', value = {
+                "''|HTTP 200 but the JSON object ends early", "'  '|HTTP 200 but the JSON object ends early",
+                "'{\"state\":\"LIVE\"'|HTTP 200 but the JSON object ends early",
+                "'['|HTTP 200 but not a JSON object", "'\"LIVE\"'|HTTP 200 but not a JSON object",
+                "'{state:LIVE}'|HTTP 200 but not a JSON object", "'{} x'|HTTP 200 but not a JSON object"})
+        void anUnusableBodyIsSaidInOurWords(String body, String said) {
+            assertEquals(said, assertThrows(IOException.class, () -> state(body)).getMessage());
         }
 
         @Test
