@@ -5,6 +5,8 @@ import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
+import org.junit.jupiter.api.parallel.ResourceLock;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -36,7 +38,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * "At home in any container": the app's JVM options, any locale, a read-only /tmp, IPv6 loopback,
  * closed streams, limits, PID 1's orphans, cold caches and @ arguments. One nested class per
  * point of the issue, against the real program (through the committed launcher where the point
- * is the launcher's).
+ * is the launcher's). What runs JBang, compiles, or starts many processes at once takes the CPU
+ * (TestSupport.CPU): a nested class of such tests holds it alone while it runs.
  */
 class ContainerTests {
     static final Path ROOT = TestSupport.repositoryRoot();
@@ -132,6 +135,7 @@ class ContainerTests {
     // --- 1. The app's JVM options stay the app's ---------------------------------------------------
 
     @Nested
+    @ResourceLock(TestSupport.CPU)
     class JavaOptions {
         /** A Java agent that appends the main command of each JVM that loads it to the file it is given. */
         Path agent() throws Exception {
@@ -240,6 +244,7 @@ class ContainerTests {
 
     /** The JVM options variables reach the app as the bytes they were, UTF-8 or not (docs/containers.md). */
     @Nested
+    @ResourceLock(TestSupport.CPU)
     class JavaOptionsBytes {
         /** For bash: bytes that are not UTF-8 (ff fe), after a newline; and what od shows of them. */
         static final String NOT_UTF8 = "$'-Dx=a\\n\\xff\\xfe end'";
@@ -301,6 +306,7 @@ class ContainerTests {
         }
 
         @Test
+        @ResourceLock(TestSupport.CPU)
         void aColdCompileAndRunInTheCLocalePassesNonAsciiArgumentsUnchanged() throws Exception {
             Map<String, String> c = new HashMap<>(Map.of("LC_ALL", "C", "JBANG_CACHE_DIR", dir.resolve("cache").toString()));
             var r = bash(c, "unset LANG LC_CTYPE; ./jbang EnvoyPreflight.java -- printf '[%s]' 'Z\u00fcrich \u65e5\u672c' x");
@@ -315,6 +321,7 @@ class ContainerTests {
     // --- 3. A read-only root filesystem ---------------------------------------------------------------
 
     @Nested
+    @ResourceLock(TestSupport.CPU)
     class ReadOnlyTmp {
         @Test
         void aWarmRunNeedsNoWritableTmpThroughTheLauncherOrDirectly() throws Exception {
@@ -352,6 +359,7 @@ class ContainerTests {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void aResolverThatNeverAnswersCostsNoMoreThanTheQuitTimeout() throws Exception {
             assumeWorks("no private mount namespace here", "unshare", "-m", "true");
             // A name server that takes every question and answers none.
@@ -387,6 +395,7 @@ class ContainerTests {
     // --- 5. Closed standard streams ------------------------------------------------------------------
 
     @Nested
+    @ResourceLock(TestSupport.CPU)
     class ClosedStreams {
         /** What the app's descriptors 0-2 are, read from outside while it runs: each a link target or "closed". */
         List<String> appStreams(String redirect, boolean launcher) throws Exception {
@@ -432,6 +441,7 @@ class ContainerTests {
     // --- 6. Limits are the app's ----------------------------------------------------------------------
 
     @Nested
+    @ResourceLock(TestSupport.CPU)
     class Limits {
         @Test
         void theAppGetsTheOpenFilesLimitTheToolWasStartedWith() throws Exception {
@@ -445,6 +455,7 @@ class ContainerTests {
     // --- 7. PID 1's orphans --------------------------------------------------------------------------
 
     @Nested
+    @ResourceLock(TestSupport.CPU)
     class Pid1 {
         @org.junit.jupiter.api.BeforeEach
         void aPidNamespaceCanBeMade() throws Exception {
@@ -518,6 +529,7 @@ class ContainerTests {
 
     @Nested
     @Tag("launcher")
+    @ResourceLock(TestSupport.CPU)
     class ExportedJar {
         @ParameterizedTest(name = "{displayName}, JDK {0}")
         @ValueSource(ints = {17, 25})
@@ -597,6 +609,7 @@ class ContainerTests {
     // --- 9. Cold caches --------------------------------------------------------------------------------
 
     @Nested
+    @ResourceLock(TestSupport.CPU)
     class ColdCache {
         @Test
         void eightFirstRunsAtOnceOnAnEmptyCacheAllRunTheirApp() throws Exception {
@@ -618,6 +631,7 @@ class ContainerTests {
     // --- 10. @ arguments are the app's -----------------------------------------------------------------
 
     @Nested
+    @ResourceLock(TestSupport.CPU)
     class AtArguments {
         @Test
         void atFilesAndEmptyArgumentsReachTheAppVerbatimOnTheLauncherPath() throws Exception {

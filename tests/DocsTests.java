@@ -3,6 +3,7 @@ import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
+import org.junit.jupiter.api.parallel.ResourceLock;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -486,6 +487,7 @@ class DocsTests {
      */
     @org.junit.jupiter.api.Tag("launcher")
     @Nested
+    @ResourceLock(TestSupport.CPU)
     class Install {
         Path home;
         Path elsewhere;

@@ -2,6 +2,8 @@ import com.google.gson.JsonObject;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.net.InetAddress;
 import java.net.ServerSocket;
@@ -164,6 +166,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void oneThatIgnoresTermIsKilledWhenTheQuitTimeoutRunsOut() throws Exception {
             Process stubborn = sidecar("stubborn", true);
             long stubbornPid = pidInside(stubborn);

@@ -1,5 +1,6 @@
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.parallel.ResourceLock;
 import org.yaml.snakeyaml.LoaderOptions;
 import org.yaml.snakeyaml.Yaml;
 import org.yaml.snakeyaml.constructor.SafeConstructor;
@@ -424,6 +425,7 @@ class ExamplesTests {
 
     @org.junit.jupiter.api.Tag("launcher")
     @Test
+    @ResourceLock(TestSupport.CPU)
     void theJBangImagesBuildStepsMakeTheLaunchersArchiveAndItsEntrypointRunsOffline() throws Exception {
         // No Docker engine here: the Dockerfile's own steps, run on this machine in a folder that
         // stands for the image's /opt/envoy-preflight, with its ENV pointed at folders of the test's.
@@ -478,6 +480,7 @@ class ExamplesTests {
 
     @org.junit.jupiter.api.Tag("launcher")
     @Test
+    @ResourceLock(TestSupport.CPU)
     void theReadmesLaptopCycleWithASidecarThatIsNotEnvoyRunsEndToEnd() throws Exception {
         String commands = readmeBashBlockAfter("A sidecar that is not Envoy");
         assertTrue(commands.contains("9902") && commands.contains("4191"), commands);
@@ -535,6 +538,7 @@ class ExamplesTests {
 
     @org.junit.jupiter.api.Tag("launcher")
     @Test
+    @ResourceLock(TestSupport.CPU)
     void theReadmesLaptopCycleRunsEndToEnd() throws Exception {
         // The three commands exactly as the README shows them, on a free port instead of 9901.
         String commands = readmeBashBlockAfter("## Try it on a laptop");

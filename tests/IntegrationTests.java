@@ -5,6 +5,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -47,6 +49,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
     @Nested
     class Waiting {
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void startsTheAppOnlyOnceEnvoyIsLive() throws Exception {
             // LIVE 600 ms after the tool's first poll, whenever its JVM gets there on a busy machine
             java.util.concurrent.atomic.AtomicLong live = new java.util.concurrent.atomic.AtomicLong(Long.MAX_VALUE);
@@ -97,6 +100,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void theGiveUpTimeoutExits69WithoutStartingTheAppAndWinsOverTheWaitTimeout() throws Exception {
             fake.forceState("INITIALIZING");
             try (var tool = TestSupport.Tool.start(admin("WAIT_FOR_ENVOY_TIMEOUT", "200ms",
@@ -128,6 +132,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void aHungAdminApiNeverStallsTheWait() throws Exception {
             fake.override("/server_info", exchange -> TestSupport.sleep(20_000));
             try (var tool = TestSupport.Tool.start(admin("WAIT_FOR_ENVOY_TIMEOUT", "1500ms", "NEVER_KILL_ISTIO", "true"),
@@ -313,6 +318,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void aStopSignalCutsAHungPollShort() throws Exception {
             fake.override("/server_info", exchange -> TestSupport.sleep(20_000));
             try (var tool = TestSupport.Tool.start(admin("NEVER_KILL_ISTIO", "true"), markerApp(0))) {
@@ -397,6 +403,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void refusingAndHungEndpointsAreBoundedAndPassedOver() throws Exception {
             fake.override("/hang", exchange -> TestSupport.sleep(20_000));
             String refused = "http://127.0.0.1:" + TestSupport.closedPort() + "/drain";
@@ -716,6 +723,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
     @org.junit.jupiter.api.Tag("launcher")
     @Nested
+    @ResourceLock(TestSupport.CPU)
     class ThroughJBang {
         final Path root = TestSupport.repositoryRoot();
 

@@ -2,6 +2,8 @@ import com.google.gson.JsonObject;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -142,6 +144,7 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void aTermDuringTheConfirmationEndsTheWait() throws Exception {
             fake.stayAfterQuit();
             try (var tool = TestSupport.Tool.start(json("ENVOY_ADMIN_API", fake.url().toString(),
@@ -314,6 +317,7 @@ class JobFinishesTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void severalNamesShareOneTimeout() throws Exception {
             Path a = dir.resolve("stubborn-a");
             Path b = dir.resolve("stubborn-b");

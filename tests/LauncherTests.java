@@ -3,6 +3,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.parallel.ResourceLock;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -31,6 +32,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * broken archive, and that none of its JVM options reach the script's JVM or the app; its first-run
  * lock (bounded, said, skipped by a warm run, in JBang's own folder), and a locale that is UTF-8 in
  * name only, there and in the jar image's entrypoint. Each run gets JBang's variables set here, not the caller's.
+ * Each test takes the CPU (JBang's JVMs, compiles): it runs alone, beside idle tests only.
  */
 @Tag("launcher")
 class LauncherTests {
@@ -122,6 +124,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void theFirstRunMakesAnArchiveOfJBangAndLaterRunsStillRunSilently() throws Exception {
         assertEquals(List.of(), archives());
         assertRanSilently(run(Map.of()));
@@ -139,6 +142,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void aSecondJdkGetsAnArchiveOfItsOwnBesideTheDefaultJdks() throws Exception {
         TestSupport.Jdk other = TestSupport.otherJdk();
         int onPath = TestSupport.defaultJdk().orElseThrow(() -> new AssertionError("no java on PATH")).feature();
@@ -157,6 +161,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void twoFirstRunsAtOnceBothRunAndLeaveOneArchive() throws Exception {
         Process a = start(Map.of());
         Process b = start(Map.of());
@@ -168,6 +173,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void aBrokenArchiveIsPassedOverSilently() throws Exception {
         assertRanSilently(run(Map.of()));
         Path archive = lib.resolve(archives().get(0));
@@ -179,6 +185,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void aReadOnlyJbangDirRunsWithoutAnArchive() throws Exception {
         // Another user than the owner, who can read .jbang/ but not write it (root writes anywhere).
         Path home = Files.createDirectories(dir.resolve("nobody"));
@@ -210,6 +217,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void noOptionOfJBangsJvmReachesTheScriptsJvmOrTheApp() throws Exception {
         assertRanSilently(run(Map.of())); // the archive exists: the next run uses it
         TestSupport.Run r = TestSupport.finish(launch(Map.of(), "sh", "-c",
@@ -227,12 +235,14 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void stockJBangStartsWithNoneOfIt() throws Exception {
         assertRanSilently(run(Map.of("JBANG_LAUNCHER_TUNE", "false")));
         assertEquals(List.of(), archives());
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void aCloneWithoutJBangBootstrapsItFromMavenAndMakesTheArchive() throws Exception {
         // A fresh clone: no .jbang/ at all. Maven fetches JBang (from its local repository, or Central).
         Path clone = Files.createDirectories(dir.resolve("clone"));
@@ -362,6 +372,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void aFirstRunSaysAtOnceThatItWaitsForTheLockAndGoesOnWithoutItAfterTheBound() throws Exception {
         Path lock = dir.resolve("jbang-dir").resolve("launcher.lock");
         try (HeldLock held = new HeldLock(lock);
@@ -380,6 +391,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void aWarmRunDoesNotWaitForAnotherRunsLock() throws Exception {
         // The lock held as by another run in JBang's phase (a warm one, or a first run that takes long):
         // this run's script is built already, so it has nothing to wait for.
@@ -394,6 +406,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void theLockIsInJBangsOwnFolderWithOrWithoutHome() throws Exception {
         // JBang's folder without JBANG_DIR is Java's user.home/.jbang, and user.home is the passwd entry's
         // home, whatever HOME says. A private mount namespace gives this uid a passwd home of the test's own.
@@ -452,6 +465,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void aLocaleUtf8InNameOnlyPassesArgumentsUnchangedThroughTheLauncherAndTheEntrypoint() throws Exception {
         String missing = missingUtf8Locale();
         String word = "\u00e9\u20ac";

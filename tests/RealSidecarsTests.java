@@ -4,6 +4,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -68,6 +70,7 @@ class RealSidecarsTests {
      * answers keeps its worker (and so the master) running past the quit timeout, and both are KILLed.
      */
     @Test
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     void nginxHeldOpenPastTheQuitTimeoutIsKilledWithOneWarningPerProcess() throws Exception {
         Sidecar nginx = sidecar("nginx");
         int port = TestSupport.closedPort();

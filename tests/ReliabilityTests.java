@@ -4,6 +4,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
@@ -69,12 +71,14 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
         @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
         @org.junit.jupiter.api.parallel.ResourceLock(value = "huge-bodies",
                 mode = org.junit.jupiter.api.parallel.ResourceAccessMode.READ)
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void theWaitGoesOnUntilItsTimeoutAndTheAppStillRuns(String fault) throws Exception {
             waitsUntilItsTimeoutAndTheAppStillRuns(fault);
         }
 
         @Test
         @org.junit.jupiter.api.parallel.ResourceLock("huge-bodies")
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void theWaitGoesOnPastAHugeBodyUntilItsTimeoutAndTheAppStillRuns() throws Exception {
             waitsUntilItsTimeoutAndTheAppStillRuns("HUGE_BODY");
         }
@@ -101,6 +105,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         @org.junit.jupiter.api.parallel.ResourceLock("huge-bodies")
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void aHugeLiveBodyIsReadInSmallMemory() throws Exception {
             // 10 MB of JSON through a 64 MB heap: streamed, never held.
             fake.override("/server_info", exchange -> {
@@ -143,6 +148,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
 
         @ParameterizedTest(name = "{0} {1}")
         @MethodSource("targetsAndFaults")
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void eachRequestIsBoundedLoggedAndNeverChangesTheExitCode(String target, String fault) throws Exception {
             boolean refused = fault.equals("REFUSED");
             FakeEnvoy.Fault f = refused ? null : FakeEnvoy.Fault.valueOf(fault);
@@ -249,6 +255,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
         /** Waits out a 5 s bound, idle: beside the other tests of this class (RunTests runs it in parallel). */
         @Test
         @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void aKillHelperThatHangsIsGivenUpWithinItsBound() throws Exception {
             // The shell that would send USR1 never returns and keeps its stderr open.
             var app = new TestSupport.SignalApp(dir);
@@ -375,6 +382,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void anAppThatLeavesChildrenBehindStillEndsTheTool() throws Exception {
             Path pidFile = dir.resolve("grandchild");
             try (var tool = TestSupport.Tool.start(verbose(), "sh", "-c",

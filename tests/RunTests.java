@@ -64,12 +64,15 @@ public class RunTests {
                 .selectors(DiscoverySelectors.selectClasspathRoots(Set.of(jar)))
                 // JUnit's own discovery would also pick up classes of the sourced scripts: only ours.
                 .filters(ClassNameFilter.includeClassNamePatterns(".*Tests"))
-                // one test at a time, but for those marked @Execution(CONCURRENT): tests that wait, idle
+                // Classes side by side, each one's tests one at a time (but for those marked
+                // @Execution(CONCURRENT)): most tests wait, idle, for a JVM, a timeout or a fake. What needs
+                // the CPU or takes it holds TestSupport.CPU, so a timing window never shares it with a compile.
                 .configurationParameter("junit.jupiter.execution.parallel.enabled", "true")
                 .configurationParameter("junit.jupiter.execution.parallel.mode.default", "same_thread")
-                .configurationParameter("junit.jupiter.execution.parallel.mode.classes.default", "same_thread")
+                .configurationParameter("junit.jupiter.execution.parallel.mode.classes.default", "concurrent")
                 .configurationParameter("junit.jupiter.execution.parallel.config.strategy", "fixed")
-                .configurationParameter("junit.jupiter.execution.parallel.config.fixed.parallelism", "4");
+                .configurationParameter("junit.jupiter.execution.parallel.config.fixed.parallelism", "4")
+                .configurationParameter("junit.jupiter.testclass.order.default", HeaviestFirst.class.getName());
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--tag" -> request.filters(TagFilter.includeTags(args[++i]));
@@ -321,6 +324,18 @@ public class RunTests {
                         + " suite on this machine signals processes by name)");
             }
             return ours.isEmpty() ? "" : "pilot-agent (pid " + process.pid() + ") got " + String.join(", ", ours);
+        }
+    }
+
+    /**
+     * The classes with the most tests that take the CPU (TestSupport.CPU, held alone) start first:
+     * those tests run one after another, the longest chain of the run, beside the rest.
+     */
+    public static final class HeaviestFirst implements org.junit.jupiter.api.ClassOrderer {
+        @Override
+        public void orderClasses(org.junit.jupiter.api.ClassOrdererContext context) {
+            context.getClassDescriptors().sort(java.util.Comparator.comparingInt(
+                    (org.junit.jupiter.api.ClassDescriptor d) -> -TestSupport.takesTheCpu(d.getTestClass())));
         }
     }
 

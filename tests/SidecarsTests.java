@@ -4,6 +4,8 @@ import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -69,6 +71,7 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void aLinkerdOnlyPodNeedsNoAdminApiAndTheAppStartsWithin300msOfReady() throws Exception {
             fake.close();
             fake = FakeEnvoy.start(0, Duration.ofMillis(1200)).withGenericSidecar(0);
@@ -102,6 +105,7 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void theTimeoutsCountFromTheStartOfTheWholeWait() throws Exception {
             fake.close();
             fake = FakeEnvoy.start(0, Duration.ofMillis(900)).withGenericSidecar(0);
@@ -368,6 +372,7 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
     @Nested
     class NoSidecar {
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void nothingListeningForTheWholeSpanMeansNoSidecar() throws Exception {
             String admin = "http://127.0.0.1:" + TestSupport.closedPort();
             Map<String, String> env = TestSupport.json("ENVOY_ADMIN_API", admin,
@@ -391,6 +396,7 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
 
         @ParameterizedTest
         @CsvSource({"admin", "generic"})
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void anyOtherAnswerMeansASidecarIsThere(String which) throws Exception {
             fake.forceState("INITIALIZING");
             fake.overrideGeneric("/ready", exchange -> FakeEnvoy.reply(exchange, 503, "text/plain", "no\n"));

@@ -102,6 +102,32 @@ final class TestSupport {
 
     static final Duration PATIENCE = Duration.ofSeconds(30);
 
+    /**
+     * The CPU, as a resource of the suite (RunTests runs classes side by side). A test that takes it
+     * (a compile, JBang's JVMs, many JVMs at once) holds it alone: {@code @ResourceLock(TestSupport.CPU)}.
+     * A test with a timing window holds it shared ({@code mode = READ}): beside idle tests and other
+     * timing windows, never beside a compile. The rest need no lock: they wait, idle, most of the time.
+     */
+    static final String CPU = "cpu";
+
+    /** How many tests of a class (and its nested classes) take the CPU: RunTests starts those classes first. */
+    static int takesTheCpu(Class<?> testClass) {
+        int n = 0;
+        for (Class<?> c = testClass; c != null && c != Object.class; c = c.getSuperclass()) {
+            n += takesTheCpu(c.getAnnotationsByType(org.junit.jupiter.api.parallel.ResourceLock.class));
+            for (java.lang.reflect.Method m : c.getDeclaredMethods()) {
+                n += takesTheCpu(m.getAnnotationsByType(org.junit.jupiter.api.parallel.ResourceLock.class));
+            }
+            for (Class<?> nested : c.getDeclaredClasses()) n += takesTheCpu(nested);
+        }
+        return n;
+    }
+
+    private static int takesTheCpu(org.junit.jupiter.api.parallel.ResourceLock[] locks) {
+        return (int) java.util.Arrays.stream(locks).filter(l -> l.value().equals(CPU)
+                && l.mode() == org.junit.jupiter.api.parallel.ResourceAccessMode.READ_WRITE).count();
+    }
+
     /** The tool's JVM: this test JVM's java and class path, with the script's //RUNTIME_OPTIONS. */
     static List<String> javaCommand() {
         List<String> command = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java")));
@@ -824,7 +850,8 @@ final class TestSupport {
      * The script compiled into JBang's cache first, with the suite's own launcher: JBang says
      * "Building jar" on a first compile, and two JBangs compiling one script at once collide.
      */
-    static void buildTheScript() throws Exception {
+    static synchronized void buildTheScript() throws Exception {
+        if (scriptBuilt) return; // once a suite: classes that need it may start side by side
         Path root = repositoryRoot();
         ProcessBuilder pb = new ProcessBuilder(root.resolve("jbang").toString(), "build",
                 root.resolve("EnvoyPreflight.java").toString()).redirectErrorStream(true);
@@ -832,7 +859,10 @@ final class TestSupport {
         pb.environment().remove("JAVA_HOME");
         Run built = finish(pb.start());
         if (built.code() != 0) throw new AssertionError("jbang build: " + built.out());
+        scriptBuilt = true;
     }
+
+    private static boolean scriptBuilt;
 
     /** The JBang the suite's own launcher bootstrapped under root/.jbang (it runs this very suite). */
     static Path jbangLib(Path root) throws IOException {
