@@ -32,7 +32,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * broken archive, and that none of its JVM options reach the script's JVM or the app; its first-run
  * lock (bounded, said, skipped by a warm run, in JBang's own folder), and a locale that is UTF-8 in
  * name only, there and in the jar image's entrypoint. Each run gets JBang's variables set here, not the caller's.
- * Each test takes the CPU (JBang's JVMs, compiles): it runs alone, beside idle tests only.
+ * A test that compiles, or runs JBangs side by side, takes the CPU (TestSupport.CPU); warm runs one
+ * after another do not.
  */
 @Tag("launcher")
 class LauncherTests {
@@ -75,25 +76,9 @@ class LauncherTests {
     Map<String, String> jbangVariables() {
         Map<String, String> env = new HashMap<>();
         env.put("JBANG_DIR", dir.resolve("jbang-dir").toString());
-        env.put("JBANG_CACHE_DIR", callersJbangCache().toString());
-        env.put("JBANG_REPO", callersMavenRepository().toString());
+        env.put("JBANG_CACHE_DIR", TestSupport.callersJbangCache().toString());
+        env.put("JBANG_REPO", TestSupport.callersMavenRepository().toString());
         return env;
-    }
-
-    /** JBang's cache for the caller: JBANG_CACHE_DIR, else its folder's cache (JBANG_DIR, else user.home's). */
-    static Path callersJbangCache() {
-        String cache = System.getenv("JBANG_CACHE_DIR");
-        if (cache != null && !cache.isEmpty()) return Path.of(cache);
-        String folder = System.getenv("JBANG_DIR");
-        Path jbangFolder = folder != null && !folder.isEmpty() ? Path.of(folder)
-                : Path.of(System.getProperty("user.home"), ".jbang");
-        return jbangFolder.resolve("cache");
-    }
-
-    static Path callersMavenRepository() {
-        String repo = System.getenv("JBANG_REPO");
-        return repo != null && !repo.isEmpty() ? Path.of(repo)
-                : Path.of(System.getProperty("user.home"), ".m2", "repository");
     }
 
     /** The tool through our launcher copy running app, with {@link #jbangVariables} and env over them. */
@@ -124,7 +109,6 @@ class LauncherTests {
     }
 
     @Test
-    @ResourceLock(TestSupport.CPU)
     void theFirstRunMakesAnArchiveOfJBangAndLaterRunsStillRunSilently() throws Exception {
         assertEquals(List.of(), archives());
         assertRanSilently(run(Map.of()));
@@ -173,7 +157,6 @@ class LauncherTests {
     }
 
     @Test
-    @ResourceLock(TestSupport.CPU)
     void aBrokenArchiveIsPassedOverSilently() throws Exception {
         assertRanSilently(run(Map.of()));
         Path archive = lib.resolve(archives().get(0));
@@ -217,7 +200,6 @@ class LauncherTests {
     }
 
     @Test
-    @ResourceLock(TestSupport.CPU)
     void noOptionOfJBangsJvmReachesTheScriptsJvmOrTheApp() throws Exception {
         assertRanSilently(run(Map.of())); // the archive exists: the next run uses it
         TestSupport.Run r = TestSupport.finish(launch(Map.of(), "sh", "-c",
@@ -235,7 +217,6 @@ class LauncherTests {
     }
 
     @Test
-    @ResourceLock(TestSupport.CPU)
     void stockJBangStartsWithNoneOfIt() throws Exception {
         assertRanSilently(run(Map.of("JBANG_LAUNCHER_TUNE", "false")));
         assertEquals(List.of(), archives());
@@ -391,7 +372,6 @@ class LauncherTests {
     }
 
     @Test
-    @ResourceLock(TestSupport.CPU)
     void aWarmRunDoesNotWaitForAnotherRunsLock() throws Exception {
         // The lock held as by another run in JBang's phase (a warm one, or a first run that takes long):
         // this run's script is built already, so it has nothing to wait for.

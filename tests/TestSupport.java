@@ -864,6 +864,22 @@ final class TestSupport {
 
     private static boolean scriptBuilt;
 
+    /** JBang's cache for the caller: JBANG_CACHE_DIR, else its folder's cache (JBANG_DIR, else user.home's). */
+    static Path callersJbangCache() {
+        String cache = System.getenv("JBANG_CACHE_DIR");
+        if (cache != null && !cache.isEmpty()) return Path.of(cache);
+        String folder = System.getenv("JBANG_DIR");
+        Path jbangFolder = folder != null && !folder.isEmpty() ? Path.of(folder)
+                : Path.of(System.getProperty("user.home"), ".jbang");
+        return jbangFolder.resolve("cache");
+    }
+
+    static Path callersMavenRepository() {
+        String repo = System.getenv("JBANG_REPO");
+        return repo != null && !repo.isEmpty() ? Path.of(repo)
+                : Path.of(System.getProperty("user.home"), ".m2", "repository");
+    }
+
     /** The JBang the suite's own launcher bootstrapped under root/.jbang (it runs this very suite). */
     static Path jbangLib(Path root) throws IOException {
         try (Stream<Path> dirs = Files.list(root.resolve(".jbang"))) {
