@@ -39,8 +39,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * closed streams, limits, PID 1's orphans, cold caches and @ arguments. One nested class per
  * point of the issue, against the real program (through the committed launcher where the point
  * is the launcher's). A test that compiles (JBang, javac, the jar's export) or starts many processes
- * at once takes the CPU (TestSupport.CPU); warm runs one after another do not.
+ * at once takes the CPU (TestSupport.CPU); warm runs one after another do not. Each test has a
+ * folder of its own, and a cache of its own where it builds: they run side by side.
  */
+@org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
 class ContainerTests {
     static final Path ROOT = TestSupport.repositoryRoot();
     static final Path LAUNCHER = ROOT.resolve("jbang");

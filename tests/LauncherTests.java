@@ -33,9 +33,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * lock (bounded, said, skipped by a warm run, in JBang's own folder), and a locale that is UTF-8 in
  * name only, there and in the jar image's entrypoint. Each run gets JBang's variables set here, not the caller's.
  * A test that compiles, or runs JBangs side by side, takes the CPU (TestSupport.CPU); warm runs one
- * after another do not.
+ * after another do not. Each test has a launcher, a JBang folder and an archive of its own: they run
+ * side by side.
  */
 @Tag("launcher")
+@org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
 class LauncherTests {
     static final Path ROOT = TestSupport.repositoryRoot();
     static final String APP = "echo \"app $1\"";

@@ -71,7 +71,7 @@ public class RunTests {
                 .configurationParameter("junit.jupiter.execution.parallel.mode.default", "same_thread")
                 .configurationParameter("junit.jupiter.execution.parallel.mode.classes.default", "concurrent")
                 .configurationParameter("junit.jupiter.execution.parallel.config.strategy", "fixed")
-                .configurationParameter("junit.jupiter.execution.parallel.config.fixed.parallelism", "4")
+                .configurationParameter("junit.jupiter.execution.parallel.config.fixed.parallelism", "6")
                 .configurationParameter("junit.jupiter.testclass.order.default", HeaviestFirst.class.getName());
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {

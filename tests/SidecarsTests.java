@@ -202,6 +202,7 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
     // --- 3. Istio-aware quit without ISTIO_QUIT_API ----------------------------------------------
 
     @Nested
+    @ResourceLock(TestSupport.ISTIO_PORTS)
     class IstioQuit {
         /** A fake on Istio's own ports, 15000 and 15020; the test is skipped if they are taken. */
         FakeEnvoy onIstioPorts() {

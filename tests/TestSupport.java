@@ -110,6 +110,9 @@ final class TestSupport {
      */
     static final String CPU = "cpu";
 
+    /** Istio's own ports (15000, 15020, 15021): a test that listens there holds them, as classes run side by side. */
+    static final String ISTIO_PORTS = "istio-ports";
+
     /** How many tests of a class (and its nested classes) take the CPU: RunTests starts those classes first. */
     static int takesTheCpu(Class<?> testClass) {
         int n = 0;
@@ -755,6 +758,7 @@ final class TestSupport {
 
         final HttpServer server;
         final List<Request> requests = new CopyOnWriteArrayList<>();
+        private volatile Runnable onQuit;
 
         /** On loopback's port (0: any free one), answering status without a body. */
         Recorder(int port, int status) throws IOException {
@@ -772,8 +776,31 @@ final class TestSupport {
                 } else {
                     FakeEnvoy.reply(exchange, status, "text/plain", body);
                 }
+                Runnable quit = onQuit;
+                if (quit != null && exchange.getRequestMethod().equals("POST")) {
+                    onQuit = null;
+                    new Thread(quit, "recorder-quit").start(); // not on the server's own thread: it stops it
+                }
             });
             server.start();
+        }
+
+        /**
+         * As a sidecar told to quit: once it has answered a POST, it stops listening, and so do the
+         * others given (the rest of the same sidecar), so that the tool's confirmation sees it gone.
+         */
+        Recorder leavesOnPost(AutoCloseable... alsoGone) {
+            onQuit = () -> {
+                server.stop(0);
+                for (AutoCloseable other : alsoGone) {
+                    try {
+                        other.close();
+                    } catch (Exception e) {
+                        throw new IllegalStateException(e);
+                    }
+                }
+            };
+            return this;
         }
 
         /** On a fixed port (a sidecar's default), or the test is skipped where it is taken. */
