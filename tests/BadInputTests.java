@@ -317,7 +317,7 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
         @ValueSource(strings = {"ENVOY_ADMIN_API", "ISTIO_QUIT_API", "GENERIC_QUIT_ENDPOINTS"})
         void percentEncodedUserinfoIsSentDecoded(String variable) throws Exception {
             try (var server = new TestSupport.Recorder(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 200,
-                    "{\"state\":\"LIVE\"}")) {
+                    "{\"state\":\"LIVE\"}").leavesOnPost()) {
                 String url = "http://us%40er:p%40ss%3Aw@127.0.0.1:" + server.port()
                         + (variable.equals("GENERIC_QUIT_ENDPOINTS") ? "/quit" : "");
                 Map<String, String> env = TestSupport.env(variable, url);

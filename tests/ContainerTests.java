@@ -39,7 +39,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * closed streams, limits, PID 1's orphans, cold caches and @ arguments. One nested class per
  * point of the issue, against the real program (through the committed launcher where the point
  * is the launcher's). A test that compiles (JBang, javac, the jar's export) or starts many processes
- * at once takes the CPU (TestSupport.CPU); warm runs one after another do not. Each test has a
+ * at once takes the CPU alone (TestSupport.CPU); warm runs one after another share it. Each test has a
  * folder of its own, and a cache of its own where it builds: they run side by side.
  */
 @org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
@@ -180,6 +180,7 @@ class ContainerTests {
                 + " \"${_JAVA_OPTIONS-unset}\" \"${ENVOY_PREFLIGHT_MOVED-unset}\"";
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void aGcChoiceForTheAppNeitherBreaksTheToolNorChangesOnTheWay() throws Exception {
             // Before: "Multiple garbage collectors selected", exit 1, nothing run.
             var r = launched(Map.of("JAVA_TOOL_OPTIONS", "-XX:+UseParallelGC", "_JAVA_OPTIONS", "-Xmx300m  -Dx='a b'"),
@@ -190,6 +191,7 @@ class ContainerTests {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void emptyStaysEmptyAndUnsetStaysUnset() throws Exception {
             var r = launched(Map.of("JDK_JAVA_OPTIONS", ""), "sh", "-c", SHOW);
             assertEquals(0, r.code(), r.err());
@@ -265,6 +267,7 @@ class ContainerTests {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void optionsThatAreNotUtf8ReachTheAppByteForByteThroughTheLauncher() throws Exception {
             assertEquals(NOT_UTF8_HEX.repeat(3), shownBy("./jbang EnvoyPreflight.java --"), WHICH);
         }
@@ -326,6 +329,7 @@ class ContainerTests {
     @Nested
     class ReadOnlyTmp {
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void aWarmRunNeedsNoWritableTmpThroughTheLauncherOrDirectly() throws Exception {
             assumeWorks("no private mount namespace with a read-only bind mount here", "unshare", "-m", "sh", "-c",
                     "mount --bind -o ro /tmp /tmp || { mount --bind /tmp /tmp && mount -o remount,ro,bind /tmp; }");
@@ -347,7 +351,8 @@ class ContainerTests {
         @Test
         void aSidecarOnIpv6LoopbackAloneIsFoundByNameForPollsAndQuits() throws Exception {
             Path hosts = Files.writeString(dir.resolve("hosts"), "127.0.0.1 localhost\n::1 localhost\n");
-            try (var server = new TestSupport.Recorder(new InetSocketAddress(InetAddress.getByName("::1"), 0), 200, null)) {
+            try (var server = new TestSupport.Recorder(new InetSocketAddress(InetAddress.getByName("::1"), 0), 200, null)
+                    .leavesOnPost()) {
                 String base = "http://localhost:" + server.port();
                 var r = bash(Map.of("GENERIC_READY_ENDPOINTS", base + "/ready", "GENERIC_QUIT_ENDPOINTS", base + "/quit",
                         "ENVOY_PREFLIGHT_LOGGING", "true"),
@@ -427,6 +432,7 @@ class ContainerTests {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void aClosedStreamReachesTheAppClosedOrAsDevNullNeverAsAFileOfOurs() throws Exception {
             for (boolean launcher : List.of(true, false)) {
                 for (int fd = 0; fd < 3; fd++) {
@@ -444,6 +450,7 @@ class ContainerTests {
     @Nested
     class Limits {
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void theAppGetsTheOpenFilesLimitTheToolWasStartedWith() throws Exception {
             var r = bash(Map.of(), "ulimit -Sn 1024; ./jbang EnvoyPreflight.java -- sh -c 'ulimit -Sn'; "
                     + toolCommand(List.of()) + " sh -c 'ulimit -Sn'");
@@ -482,6 +489,7 @@ class ContainerTests {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void runsWhoseAppExitsAsOrphansDieAtTheReapersRoundEachKeepTheAppsExitCode() throws Exception {
             // The reaper acts only at its rounds (at the app's start, then every PERIOD_MS), so a run
             // puts the app's code at stake only where the app exits as a round reaps its orphans.
@@ -637,6 +645,7 @@ class ContainerTests {
     @Nested
     class AtArguments {
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void atFilesAndEmptyArgumentsReachTheAppVerbatimOnTheLauncherPath() throws Exception {
             Path body = Files.writeString(dir.resolve("body.json"), "{\"a\": 1}\n");
             var r = launched(Map.of(), "printf", "[%s]", "@" + body, "@@x", "@", "", "@@", "x@y", "a b", "");

@@ -3,6 +3,8 @@ import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
+import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -486,6 +488,7 @@ class DocsTests {
      */
     @org.junit.jupiter.api.Tag("launcher")
     @Nested
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     class Install {
         Path home;
         Path elsewhere;

@@ -323,6 +323,13 @@ class ExamplesTests {
         try (var ns = TestSupport.PidNamespace.create();
              var forward = new java.net.ServerSocket(0, 8, java.net.InetAddress.getLoopbackAddress())) {
             Process shipper = ns.start(new ProcessBuilder(fakeFluentBit(dir).toString()));
+            shipper.onExit().thenRun(() -> { // its forward port goes with it, as the confirmation expects
+                try {
+                    forward.close();
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
             TestSupport.await("the shipper", () -> Files.exists(dir.resolve("shipping")));
             Map<String, String> env = mapped(pod, Map.of(":24224", ":" + forward.getLocalPort()));
             try (var tool = TestSupport.Tool.in(ns, env, ROOT.resolve("examples/docker/job.sh").toString())) {
@@ -338,13 +345,14 @@ class ExamplesTests {
         Pod pod = named("dapr-job.yaml");
         assertEquals("true", pod.annotations().get("dapr.io/enabled"));
         List<String> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
-        var daprd = com.sun.net.httpserver.HttpServer.create(
+        final var daprd = com.sun.net.httpserver.HttpServer.create(
                 new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), 8);
         daprd.createContext("/", exchange -> {
             seen.add(exchange.getRequestMethod() + " " + exchange.getRequestURI().getPath() + " "
                     + exchange.getRequestHeaders().getFirst("dapr-api-token"));
             exchange.sendResponseHeaders(204, -1); // as daprd answers both
             exchange.close();
+            if (exchange.getRequestMethod().equals("POST")) new Thread(() -> daprd.stop(0)).start(); // and leaves
         });
         daprd.start();
         try {

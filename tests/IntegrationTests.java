@@ -723,6 +723,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
     @org.junit.jupiter.api.Tag("launcher")
     @Nested
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     class ThroughJBang {
         final Path root = TestSupport.repositoryRoot();
 

@@ -4,6 +4,7 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -32,8 +33,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * broken archive, and that none of its JVM options reach the script's JVM or the app; its first-run
  * lock (bounded, said, skipped by a warm run, in JBang's own folder), and a locale that is UTF-8 in
  * name only, there and in the jar image's entrypoint. Each run gets JBang's variables set here, not the caller's.
- * A test that compiles, or runs JBangs side by side, takes the CPU (TestSupport.CPU); warm runs one
- * after another do not. Each test has a launcher, a JBang folder and an archive of its own: they run
+ * A test that compiles, or runs JBangs side by side, takes the CPU alone (TestSupport.CPU); warm runs
+ * one after another share it. Each test has a launcher, a JBang folder and an archive of its own: they run
  * side by side.
  */
 @Tag("launcher")
@@ -111,6 +112,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     void theFirstRunMakesAnArchiveOfJBangAndLaterRunsStillRunSilently() throws Exception {
         assertEquals(List.of(), archives());
         assertRanSilently(run(Map.of()));
@@ -159,6 +161,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     void aBrokenArchiveIsPassedOverSilently() throws Exception {
         assertRanSilently(run(Map.of()));
         Path archive = lib.resolve(archives().get(0));
@@ -202,6 +205,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     void noOptionOfJBangsJvmReachesTheScriptsJvmOrTheApp() throws Exception {
         assertRanSilently(run(Map.of())); // the archive exists: the next run uses it
         TestSupport.Run r = TestSupport.finish(launch(Map.of(), "sh", "-c",
@@ -219,6 +223,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     void stockJBangStartsWithNoneOfIt() throws Exception {
         assertRanSilently(run(Map.of("JBANG_LAUNCHER_TUNE", "false")));
         assertEquals(List.of(), archives());
@@ -374,6 +379,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     void aWarmRunDoesNotWaitForAnotherRunsLock() throws Exception {
         // The lock held as by another run in JBang's phase (a warm one, or a first run that takes long):
         // this run's script is built already, so it has nothing to wait for.

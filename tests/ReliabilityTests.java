@@ -8,7 +8,6 @@ import org.junit.jupiter.api.parallel.ResourceLock;
 import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -437,25 +436,6 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
     @Nested
     @org.junit.jupiter.api.Tag("slow")
     class Soak {
-        @Test
-        void thousandsOfPollsLeakNoHeapThreadsOrDescriptors() throws Exception {
-            fake.forceState("INITIALIZING");
-            EnvoyPreflight.Config config = TestSupport.config(Map.of("ENVOY_ADMIN_API", fake.url().toString()));
-            EnvoyPreflight.Wait.Target admin = EnvoyPreflight.Wait.targets(config).get(0);
-            for (int i = 0; i < 300; i++) admin.poll(Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()); // warm-up
-            long heap0 = usedHeapAfterGc();
-            long threads0 = ourThreads();
-            long fds0 = openDescriptors();
-            for (int i = 0; i < 3000; i++) {
-                assertFalse(admin.poll(Duration.ofSeconds(1), new EnvoyPreflight.Http.Abort()).ready());
-            }
-            long heapGrowth = usedHeapAfterGc() - heap0;
-            assertTrue(heapGrowth < 2 << 20, "heap grew by " + heapGrowth + " bytes over 3000 polls");
-            assertEquals(threads0, ourThreads(), "threads");
-            long fds = openDescriptors();
-            assertTrue(fds <= fds0 + 8, "descriptors: " + fds0 + " before, " + fds + " after 3000 polls");
-        }
-
         /**
          * 3000 polls apart (at about 2 ms a poll: 6 s, where 9000 took 19 s): a thread or a descriptor
          * left by one poll in a thousand still shows, and so do 1.4 kB a poll of memory.
@@ -497,30 +477,6 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
                 Thread.sleep(1);
             }
             return new long[]{rss, threads, fds};
-        }
-
-        long usedHeapAfterGc() throws InterruptedException {
-            long best = Long.MAX_VALUE;
-            for (int i = 0; i < 3; i++) {
-                System.gc();
-                Thread.sleep(50);
-                var heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
-                best = Math.min(best, heap.getUsed());
-            }
-            return best;
-        }
-
-        /** Threads of this JVM that are not the fake server's (whose pool grows and shrinks). */
-        long ourThreads() {
-            return Thread.getAllStackTraces().keySet().stream()
-                    .filter(t -> !t.getName().startsWith("fake-envoy") && !t.getName().startsWith("HTTP-Dispatcher"))
-                    .count();
-        }
-
-        long openDescriptors() throws IOException {
-            try (var fds = Files.list(Path.of("/proc/self/fd"))) {
-                return fds.count();
-            }
         }
     }
 }

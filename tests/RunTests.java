@@ -9,6 +9,7 @@
 //SOURCES UnitTests.java
 //SOURCES IntegrationTests.java
 //SOURCES ReliabilityTests.java
+//SOURCES PollLeakTests.java
 //SOURCES SidecarsTests.java
 //SOURCES LauncherTests.java
 //SOURCES ContainerTests.java
@@ -71,7 +72,7 @@ public class RunTests {
                 .configurationParameter("junit.jupiter.execution.parallel.mode.default", "same_thread")
                 .configurationParameter("junit.jupiter.execution.parallel.mode.classes.default", "concurrent")
                 .configurationParameter("junit.jupiter.execution.parallel.config.strategy", "fixed")
-                .configurationParameter("junit.jupiter.execution.parallel.config.fixed.parallelism", "6")
+                .configurationParameter("junit.jupiter.execution.parallel.config.fixed.parallelism", "4")
                 .configurationParameter("junit.jupiter.testclass.order.default", HeaviestFirst.class.getName());
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -330,14 +331,17 @@ public class RunTests {
     }
 
     /**
-     * The classes with the most tests that take the CPU (TestSupport.CPU, held alone) start first:
-     * those tests run one after another, the longest chain of the run, beside the rest.
+     * A class that runs alone (@Isolated) first, while it is short; then the classes with the most
+     * tests that take the CPU (TestSupport.CPU, held alone): those tests run one after another, the
+     * longest chain of the run, beside the rest.
      */
     public static final class HeaviestFirst implements org.junit.jupiter.api.ClassOrderer {
         @Override
         public void orderClasses(org.junit.jupiter.api.ClassOrdererContext context) {
             context.getClassDescriptors().sort(java.util.Comparator.comparingInt(
-                    (org.junit.jupiter.api.ClassDescriptor d) -> -TestSupport.takesTheCpu(d.getTestClass())));
+                    (org.junit.jupiter.api.ClassDescriptor d) -> d.isAnnotated(
+                            org.junit.jupiter.api.parallel.Isolated.class) ? Integer.MIN_VALUE
+                            : -TestSupport.takesTheCpu(d.getTestClass())));
         }
     }
 

@@ -296,7 +296,10 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void envoyKillApiIsPostedInsteadOfTheAdminQuit() throws Exception {
-            fake.override("/kill", exchange -> FakeEnvoy.reply(exchange, 200, "text/plain", "killed\n"));
+            fake.override("/kill", exchange -> {
+                FakeEnvoy.reply(exchange, 200, "text/plain", "killed\n");
+                new Thread(fake::close).start(); // and Envoy goes, as the confirmation expects
+            });
             try (var tool = TestSupport.Tool.start(admin("ENVOY_KILL_API", fake.url() + "/kill?now=1"), markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertEquals(List.of("admin POST /kill"), posts());

@@ -104,9 +104,10 @@ final class TestSupport {
 
     /**
      * The CPU, as a resource of the suite (RunTests runs classes side by side). A test that takes it
-     * (a compile, JBang's JVMs, many JVMs at once) holds it alone: {@code @ResourceLock(TestSupport.CPU)}.
-     * A test with a timing window holds it shared ({@code mode = READ}): beside idle tests and other
-     * timing windows, never beside a compile. The rest need no lock: they wait, idle, most of the time.
+     * (a compile, JBangs at once, many processes at once) holds it alone: {@code @ResourceLock(TestSupport.CPU)}.
+     * A test with a timing window, or one that keeps a core busy (warm JBang runs one after another),
+     * holds it shared ({@code mode = READ}): beside idle tests and other such, never beside a compile.
+     * The rest need no lock: they wait, idle, most of the time.
      */
     static final String CPU = "cpu";
 
