@@ -383,7 +383,8 @@ class BadInputTests extends TestSupport.WithFakeEnvoy {
                 assertTrue(tool.stderr().contains("state PRE\\nenvoy-preflight: LIVE after 1 polls\\x1b[31m"), tool.stderr());
             }
             try (var tool = TestSupport.Tool.start(verbose("ENVOY_ADMIN_API", fake.url().toString(),
-                    "WAIT_FOR_ENVOY_TIMEOUT", "1500ms", "NEVER_KILL_ISTIO", "true", "ENVOY_PREFLIGHT_LOG_FORMAT", "json"),
+                    "WAIT_FOR_ENVOY_TIMEOUT", "1500ms", "NEVER_KILL_ISTIO", "true",
+                    "ENVOY_PREFLIGHT_LOG_FORMAT", "json"),
                     "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertFalse(tool.stderr().contains("\u001b"), tool.stderr());
