@@ -3,6 +3,8 @@ import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
+import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -486,6 +488,7 @@ class DocsTests {
      */
     @org.junit.jupiter.api.Tag("launcher")
     @Nested
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     class Install {
         Path home;
         Path elsewhere;
@@ -504,13 +507,14 @@ class DocsTests {
                     .redirectErrorStream(true).redirectOutput(log.toFile())
                     .redirectInput(ProcessBuilder.Redirect.from(Path.of("/dev/null").toFile()));
             TestSupport.TOOL_VARIABLES.forEach(pb.environment()::remove);
-            for (String v : List.of("JBANG_DIR", "JBANG_CACHE_DIR", "JBANG_JAVA_OPTIONS")) pb.environment().remove(v);
+            for (String v : List.of("JBANG_DIR", "JBANG_JAVA_OPTIONS")) pb.environment().remove(v);
             pb.environment().put("HOME", home.toString());
             pb.environment().put("JBANG_JAVA_OPTIONS", "-Duser.home=" + home);
             pb.environment().put("JBANG_NO_VERSION_CHECK", "true");
-            // the machine's Maven repository, which already holds picocli and Gson: no download
-            String repo = System.getenv("JBANG_REPO");
-            pb.environment().put("JBANG_REPO", repo != null ? repo : Path.of(System.getProperty("user.home"), ".m2", "repository").toString());
+            // the cache the suite built the script into (no compile: the docs' claims are about the home
+            // folder, which holds no cache), and the Maven repository that holds picocli and Gson: no download
+            pb.environment().put("JBANG_CACHE_DIR", TestSupport.callersJbangCache().toString());
+            pb.environment().put("JBANG_REPO", TestSupport.callersMavenRepository().toString());
             pb.environment().put("PATH", path);
             Process p = pb.start();
             try {

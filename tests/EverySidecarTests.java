@@ -2,6 +2,8 @@ import com.google.gson.JsonObject;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.net.InetAddress;
 import java.net.ServerSocket;
@@ -164,6 +166,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void oneThatIgnoresTermIsKilledWhenTheQuitTimeoutRunsOut() throws Exception {
             Process stubborn = sidecar("stubborn", true);
             long stubbornPid = pidInside(stubborn);
@@ -342,7 +345,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
     class NamedSidecars {
         @Test
         void linkerdOnItsDefaultPort() throws Exception {
-            try (var linkerd = TestSupport.Recorder.onDefaultPort(4191);
+            try (var linkerd = TestSupport.Recorder.onDefaultPort(4191).leavesOnPost();
                  var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "linkerd"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertEquals(List.of("GET /ready", "POST /shutdown"), linkerd.seen());
@@ -351,7 +354,8 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void cloudSqlProxyOnItsDefaultPorts() throws Exception {
-            try (var health = TestSupport.Recorder.onDefaultPort(9090); var admin = TestSupport.Recorder.onDefaultPort(9091);
+            try (var health = TestSupport.Recorder.onDefaultPort(9090);
+                 var admin = TestSupport.Recorder.onDefaultPort(9091).leavesOnPost(health);
                  var tool = TestSupport.Tool.start(TestSupport.env(), "--sidecar", "cloud-sql-proxy", "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertEquals(List.of("GET /readiness"), health.seen());
@@ -360,6 +364,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(TestSupport.ISTIO_PORTS)
         void istioOnItsDefaultPorts() throws Exception {
             try (var ready = TestSupport.Recorder.onDefaultPort(15021); var pilot = TestSupport.Recorder.onDefaultPort(15020)) {
                 FakeEnvoy envoy;
@@ -369,6 +374,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
                     Assumptions.abort("port 15000 is taken here");
                     return;
                 }
+                pilot.leavesOnPost(ready, envoy); // pilot-agent takes Envoy with it
                 try (envoy; var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "istio"), "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
                     assertTrue(envoy.requests().stream().anyMatch(r -> r.path().equals("/server_info")), envoy.requests().toString());
@@ -380,7 +386,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void daprOnItsPortWithItsTokenWhichIsNeverLogged() throws Exception {
-            try (var dapr = new TestSupport.Recorder(0, 204)) {
+            try (var dapr = new TestSupport.Recorder(0, 204).leavesOnPost()) {
                 String port = String.valueOf(dapr.port());
                 Map<String, String> env = TestSupport.json("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT", port,
                         "DAPR_API_TOKEN", "t0ken-s3cret");
@@ -403,7 +409,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
         /** A line break inside the token is exit 2 (BadInputTests' table); one at its end, as a file gives it, is not. */
         @Test
         void aTrailingLineBreakInTheTokenIsTrimmed() throws Exception {
-            try (var dapr = new TestSupport.Recorder(0, 204)) {
+            try (var dapr = new TestSupport.Recorder(0, 204).leavesOnPost()) {
                 try (var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr", "DAPR_HTTP_PORT",
                         String.valueOf(dapr.port()), "DAPR_API_TOKEN", "from-a-file\n"), "true")) {
                     assertEquals(0, tool.exitCode(), tool.stderr());
@@ -414,7 +420,7 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void daprOnItsDefaultPort() throws Exception {
-            try (var dapr = TestSupport.Recorder.onDefaultPort(3500);
+            try (var dapr = TestSupport.Recorder.onDefaultPort(3500).leavesOnPost();
                  var tool = TestSupport.Tool.start(TestSupport.env("ENVOY_PREFLIGHT_SIDECARS", "dapr"), "true")) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertEquals(List.of("GET /v1.0/healthz/outbound", "POST /v1.0/shutdown"), dapr.seen());
@@ -445,7 +451,8 @@ class EverySidecarTests extends TestSupport.WithFakeEnvoy {
     class CloudSqlProxyOperator {
         @Test
         void eachSpaceSeparatedUrlIsPostedWithNoOtherConfiguration() throws Exception {
-            try (var a = new TestSupport.Recorder(0, 200); var b = new TestSupport.Recorder(0, 200)) {
+            try (var a = new TestSupport.Recorder(0, 200).leavesOnPost();
+                 var b = new TestSupport.Recorder(0, 200).leavesOnPost()) {
                 Map<String, String> env = TestSupport.json("CSQL_PROXY_QUIT_URLS", a.url() + "/quitquitquit " + b.url()
                         + "/quitquitquit");
                 try (var tool = TestSupport.Tool.start(env, "true")) {

@@ -1,5 +1,6 @@
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.parallel.ResourceLock;
 import org.yaml.snakeyaml.LoaderOptions;
 import org.yaml.snakeyaml.Yaml;
 import org.yaml.snakeyaml.constructor.SafeConstructor;
@@ -322,6 +323,13 @@ class ExamplesTests {
         try (var ns = TestSupport.PidNamespace.create();
              var forward = new java.net.ServerSocket(0, 8, java.net.InetAddress.getLoopbackAddress())) {
             Process shipper = ns.start(new ProcessBuilder(fakeFluentBit(dir).toString()));
+            shipper.onExit().thenRun(() -> { // its forward port goes with it, as the confirmation expects
+                try {
+                    forward.close();
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
             TestSupport.await("the shipper", () -> Files.exists(dir.resolve("shipping")));
             Map<String, String> env = mapped(pod, Map.of(":24224", ":" + forward.getLocalPort()));
             try (var tool = TestSupport.Tool.in(ns, env, ROOT.resolve("examples/docker/job.sh").toString())) {
@@ -337,13 +345,14 @@ class ExamplesTests {
         Pod pod = named("dapr-job.yaml");
         assertEquals("true", pod.annotations().get("dapr.io/enabled"));
         List<String> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
-        var daprd = com.sun.net.httpserver.HttpServer.create(
+        final var daprd = com.sun.net.httpserver.HttpServer.create(
                 new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), 8);
         daprd.createContext("/", exchange -> {
             seen.add(exchange.getRequestMethod() + " " + exchange.getRequestURI().getPath() + " "
                     + exchange.getRequestHeaders().getFirst("dapr-api-token"));
             exchange.sendResponseHeaders(204, -1); // as daprd answers both
             exchange.close();
+            if (exchange.getRequestMethod().equals("POST")) new Thread(() -> daprd.stop(0)).start(); // and leaves
         });
         daprd.start();
         try {
@@ -424,6 +433,7 @@ class ExamplesTests {
 
     @org.junit.jupiter.api.Tag("launcher")
     @Test
+    @ResourceLock(TestSupport.CPU)
     void theJBangImagesBuildStepsMakeTheLaunchersArchiveAndItsEntrypointRunsOffline() throws Exception {
         // No Docker engine here: the Dockerfile's own steps, run on this machine in a folder that
         // stands for the image's /opt/envoy-preflight, with its ENV pointed at folders of the test's.
@@ -478,6 +488,7 @@ class ExamplesTests {
 
     @org.junit.jupiter.api.Tag("launcher")
     @Test
+    @ResourceLock(TestSupport.CPU)
     void theReadmesLaptopCycleWithASidecarThatIsNotEnvoyRunsEndToEnd() throws Exception {
         String commands = readmeBashBlockAfter("A sidecar that is not Envoy");
         assertTrue(commands.contains("9902") && commands.contains("4191"), commands);
@@ -535,6 +546,7 @@ class ExamplesTests {
 
     @org.junit.jupiter.api.Tag("launcher")
     @Test
+    @ResourceLock(TestSupport.CPU)
     void theReadmesLaptopCycleRunsEndToEnd() throws Exception {
         // The three commands exactly as the README shows them, on a free port instead of 9901.
         String commands = readmeBashBlockAfter("## Try it on a laptop");

@@ -5,6 +5,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -48,6 +50,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
     @Nested
     class Waiting {
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void startsTheAppOnlyOnceEnvoyIsLive() throws Exception {
             // LIVE 600 ms after the tool's first poll, whenever its JVM gets there on a busy machine
             java.util.concurrent.atomic.AtomicLong live = new java.util.concurrent.atomic.AtomicLong(Long.MAX_VALUE);
@@ -98,6 +101,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void theGiveUpTimeoutExits69WithoutStartingTheAppAndWinsOverTheWaitTimeout() throws Exception {
             fake.forceState("INITIALIZING");
             try (var tool = TestSupport.Tool.start(admin("WAIT_FOR_ENVOY_TIMEOUT", "200ms",
@@ -129,6 +133,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void aHungAdminApiNeverStallsTheWait() throws Exception {
             fake.override("/server_info", exchange -> TestSupport.sleep(20_000));
             try (var tool = TestSupport.Tool.start(admin("WAIT_FOR_ENVOY_TIMEOUT", "1500ms", "NEVER_KILL_ISTIO", "true"),
@@ -314,6 +319,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void aStopSignalCutsAHungPollShort() throws Exception {
             fake.override("/server_info", exchange -> TestSupport.sleep(20_000));
             try (var tool = TestSupport.Tool.start(admin("NEVER_KILL_ISTIO", "true"), markerApp(0))) {
@@ -398,6 +404,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void refusingAndHungEndpointsAreBoundedAndPassedOver() throws Exception {
             fake.override("/hang", exchange -> TestSupport.sleep(20_000));
             String refused = "http://127.0.0.1:" + TestSupport.closedPort() + "/drain";
@@ -768,6 +775,7 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
     @org.junit.jupiter.api.Tag("launcher")
     @Nested
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     class ThroughJBang {
         final Path root = TestSupport.repositoryRoot();
 
@@ -798,8 +806,10 @@ class IntegrationTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void aCatalogAddedByNameServesTheAliasFromAnywhere() throws Exception {
-            // A JBang home of its own, so the developer's catalogs are neither used nor changed.
-            Map<String, String> home = Map.of("JBANG_DIR", dir.resolve("jbang-home").toString());
+            // A JBang home of its own, so the developer's catalogs are neither used nor changed; the cache
+            // the suite built the script into, so that nothing compiles it again.
+            Map<String, String> home = Map.of("JBANG_DIR", dir.resolve("jbang-home").toString(),
+                    "JBANG_CACHE_DIR", TestSupport.callersJbangCache().toString());
             Path elsewhere = Files.createDirectories(dir.resolve("elsewhere"));
             Object[] added = jbang(elsewhere, home, "catalog", "add", "--name", "myorg",
                     root.resolve("jbang-catalog.json").toString());

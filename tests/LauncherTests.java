@@ -3,6 +3,8 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -31,8 +33,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * broken archive, and that none of its JVM options reach the script's JVM or the app; its first-run
  * lock (bounded, said, skipped by a warm run, in JBang's own folder), and a locale that is UTF-8 in
  * name only, there and in the jar image's entrypoint. Each run gets JBang's variables set here, not the caller's.
+ * A test that compiles, or runs JBangs side by side, takes the CPU alone (TestSupport.CPU); warm runs
+ * one after another share it. Each test has a launcher, a JBang folder and an archive of its own: they run
+ * side by side.
  */
 @Tag("launcher")
+@org.junit.jupiter.api.parallel.Execution(org.junit.jupiter.api.parallel.ExecutionMode.CONCURRENT)
 class LauncherTests {
     static final Path ROOT = TestSupport.repositoryRoot();
     static final String APP = "echo \"app $1\"";
@@ -73,25 +79,9 @@ class LauncherTests {
     Map<String, String> jbangVariables() {
         Map<String, String> env = new HashMap<>();
         env.put("JBANG_DIR", dir.resolve("jbang-dir").toString());
-        env.put("JBANG_CACHE_DIR", callersJbangCache().toString());
-        env.put("JBANG_REPO", callersMavenRepository().toString());
+        env.put("JBANG_CACHE_DIR", TestSupport.callersJbangCache().toString());
+        env.put("JBANG_REPO", TestSupport.callersMavenRepository().toString());
         return env;
-    }
-
-    /** JBang's cache for the caller: JBANG_CACHE_DIR, else its folder's cache (JBANG_DIR, else user.home's). */
-    static Path callersJbangCache() {
-        String cache = System.getenv("JBANG_CACHE_DIR");
-        if (cache != null && !cache.isEmpty()) return Path.of(cache);
-        String folder = System.getenv("JBANG_DIR");
-        Path jbangFolder = folder != null && !folder.isEmpty() ? Path.of(folder)
-                : Path.of(System.getProperty("user.home"), ".jbang");
-        return jbangFolder.resolve("cache");
-    }
-
-    static Path callersMavenRepository() {
-        String repo = System.getenv("JBANG_REPO");
-        return repo != null && !repo.isEmpty() ? Path.of(repo)
-                : Path.of(System.getProperty("user.home"), ".m2", "repository");
     }
 
     /** The tool through our launcher copy running app, with {@link #jbangVariables} and env over them. */
@@ -122,6 +112,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     void theFirstRunMakesAnArchiveOfJBangAndLaterRunsStillRunSilently() throws Exception {
         assertEquals(List.of(), archives());
         assertRanSilently(run(Map.of()));
@@ -139,6 +130,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void aSecondJdkGetsAnArchiveOfItsOwnBesideTheDefaultJdks() throws Exception {
         TestSupport.Jdk other = TestSupport.otherJdk();
         int onPath = TestSupport.defaultJdk().orElseThrow(() -> new AssertionError("no java on PATH")).feature();
@@ -157,6 +149,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void twoFirstRunsAtOnceBothRunAndLeaveOneArchive() throws Exception {
         Process a = start(Map.of());
         Process b = start(Map.of());
@@ -168,6 +161,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     void aBrokenArchiveIsPassedOverSilently() throws Exception {
         assertRanSilently(run(Map.of()));
         Path archive = lib.resolve(archives().get(0));
@@ -179,6 +173,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void aReadOnlyJbangDirRunsWithoutAnArchive() throws Exception {
         // Another user than the owner, who can read .jbang/ but not write it (root writes anywhere).
         Path home = Files.createDirectories(dir.resolve("nobody"));
@@ -210,6 +205,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     void noOptionOfJBangsJvmReachesTheScriptsJvmOrTheApp() throws Exception {
         assertRanSilently(run(Map.of())); // the archive exists: the next run uses it
         TestSupport.Run r = TestSupport.finish(launch(Map.of(), "sh", "-c",
@@ -227,12 +223,14 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     void stockJBangStartsWithNoneOfIt() throws Exception {
         assertRanSilently(run(Map.of("JBANG_LAUNCHER_TUNE", "false")));
         assertEquals(List.of(), archives());
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void aCloneWithoutJBangBootstrapsItFromMavenAndMakesTheArchive() throws Exception {
         // A fresh clone: no .jbang/ at all. Maven fetches JBang (from its local repository, or Central).
         Path clone = Files.createDirectories(dir.resolve("clone"));
@@ -362,6 +360,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void aFirstRunSaysAtOnceThatItWaitsForTheLockAndGoesOnWithoutItAfterTheBound() throws Exception {
         Path lock = dir.resolve("jbang-dir").resolve("launcher.lock");
         try (HeldLock held = new HeldLock(lock);
@@ -380,6 +379,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     void aWarmRunDoesNotWaitForAnotherRunsLock() throws Exception {
         // The lock held as by another run in JBang's phase (a warm one, or a first run that takes long):
         // this run's script is built already, so it has nothing to wait for.
@@ -394,6 +394,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void theLockIsInJBangsOwnFolderWithOrWithoutHome() throws Exception {
         // JBang's folder without JBANG_DIR is Java's user.home/.jbang, and user.home is the passwd entry's
         // home, whatever HOME says. A private mount namespace gives this uid a passwd home of the test's own.
@@ -452,6 +453,7 @@ class LauncherTests {
     }
 
     @Test
+    @ResourceLock(TestSupport.CPU)
     void aLocaleUtf8InNameOnlyPassesArgumentsUnchangedThroughTheLauncherAndTheEntrypoint() throws Exception {
         String missing = missingUtf8Locale();
         String word = "\u00e9\u20ac";

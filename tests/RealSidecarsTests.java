@@ -4,6 +4,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -29,7 +31,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * The real tool in front of an app, with real multi-process sidecars nobody here wrote: nginx
  * (master and two workers) and HAProxy in master-worker mode, from Debian. Both name every process
  * of theirs alike, and the tool signals processes by name, so each run happens in a fresh PID
- * namespace (unshare): the tool sees only the sidecar the test started, and nothing outside is touched.
+ * namespace (TestSupport.PidNamespace; the test is skipped where none can be made): the tool sees
+ * only the sidecar the test started, and nothing outside is touched.
  */
 class RealSidecarsTests {
     @TempDir
@@ -68,6 +71,7 @@ class RealSidecarsTests {
      * answers keeps its worker (and so the master) running past the quit timeout, and both are KILLed.
      */
     @Test
+    @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
     void nginxHeldOpenPastTheQuitTimeoutIsKilledWithOneWarningPerProcess() throws Exception {
         Sidecar nginx = sidecar("nginx");
         int port = TestSupport.closedPort();
@@ -153,7 +157,6 @@ class RealSidecarsTests {
     // --- The sidecars -------------------------------------------------------------------------------
 
     private static Sidecar sidecar(String name) {
-        unshareOrSkip();
         String binary = binary(name);
         // nginx: a master and worker_processes 2; HAProxy -W: a master and one worker
         return new Sidecar(name, binary, name.equals("nginx") ? 3 : 2);
@@ -175,25 +178,6 @@ class RealSidecarsTests {
         if ("true".equals(System.getenv("CI"))) fail(why + ": CI must run the real sidecars (.ci/run installs them)");
         Assumptions.assumeTrue(false, why);
         return null;
-    }
-
-    private static String unshareProblem;
-
-    /** A PID namespace needs privileges (root, or user namespaces): without, skipped with unshare's words. */
-    private static synchronized void unshareOrSkip() {
-        if (unshareProblem == null) {
-            try {
-                Process p = new ProcessBuilder("unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "true")
-                        .redirectErrorStream(true)
-                        .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
-                String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
-                unshareProblem = p.waitFor() == 0 ? "" : out;
-            } catch (IOException | InterruptedException e) {
-                unshareProblem = e.toString();
-            }
-        }
-        Assumptions.assumeTrue(unshareProblem.isEmpty(), "no PID namespace here (the tool would signal every "
-                + "nginx and haproxy of the machine): unshare --pid --fork --mount-proc: " + unshareProblem);
     }
 
     /**
@@ -249,19 +233,15 @@ class RealSidecarsTests {
             "}", "");
 
     /**
-     * pid 1 of the namespace: the sidecar in the background, then the tool in the foreground (its
-     * JSON log to tool.log), then which of the family is left ("left"), and the sidecar's own exit
-     * code. Leaving pid 1 KILLs whatever is left in the namespace.
+     * The tool in the namespace, its JSON log to tool.log; right after it exits, which of the
+     * family is left ("left"). Exits with the tool's code.
      */
-    private static final String INIT = String.join("\n",
+    private static final String RUN = String.join("\n",
             "dir=$1 name=$2; shift 2",
             ". \"$dir/named.sh\"",
-            "sh \"$dir/sidecar.sh\" > \"$dir/sidecar.log\" 2>&1 &",
-            "sidecar=$!",
             "\"$@\" > \"$dir/tool.out\" 2> \"$dir/tool.log\" < /dev/null",
             "code=$?",
             "named \"$name\" > \"$dir/left\"",
-            "[ -s \"$dir/left\" ] || { wait \"$sidecar\"; echo $? > \"$dir/sidecar.code\"; }",
             "exit \"$code\"", "");
 
     /** The app: says it started, waits for the test where asked, records the family, exits 3. */
@@ -273,41 +253,56 @@ class RealSidecarsTests {
             "named \"$name\" > \"$dir/family\"",
             "exit 3", "");
 
+    /**
+     * One run in a PID namespace of its own (TestSupport.PidNamespace): the sidecar in the
+     * background, as a container runs it, then the tool in front of the app. Closing it ends the
+     * namespace, and the kernel KILLs whatever is left inside: the sidecar never outlives the test.
+     */
     static final class Namespace implements AutoCloseable {
-        final Process unshare;
+        final TestSupport.PidNamespace ns;
+        final Process sidecar;
+        final Process run;
         final Path dir;
 
-        private Namespace(Process unshare, Path dir) {
-            this.unshare = unshare;
+        private Namespace(TestSupport.PidNamespace ns, Process sidecar, Process run, Path dir) {
+            this.ns = ns;
+            this.sidecar = sidecar;
+            this.run = run;
             this.dir = dir;
         }
 
-        /**
-         * unshare --kill-child: when the test ends the run (or dies), pid 1 gets KILL, and the kernel
-         * KILLs everything left in its namespace: the sidecar never outlives the test.
-         */
         static Namespace start(Path dir, Sidecar sidecar, boolean hold, String... toolArgs) throws IOException {
             Files.writeString(dir.resolve("named.sh"), NAMED);
-            Files.writeString(dir.resolve("init.sh"), INIT);
+            Files.writeString(dir.resolve("run.sh"), RUN);
             Files.writeString(dir.resolve("app.sh"), APP);
-            List<String> command = new ArrayList<>(List.of("unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
-                    "sh", dir.resolve("init.sh").toString(), dir.toString(), sidecar.name()));
-            command.addAll(TestSupport.javaCommand());
-            command.addAll(List.of(toolArgs));
-            command.addAll(List.of("--", "sh", dir.resolve("app.sh").toString(), dir.toString(), sidecar.name(),
-                    Boolean.toString(hold)));
-            ProcessBuilder pb = TestSupport.cleanEnvironment(new ProcessBuilder(command))
-                    .redirectOutput(dir.resolve("unshare.out").toFile()).redirectErrorStream(true)
-                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
-            pb.environment().putAll(TestSupport.json());
-            return new Namespace(pb.start(), dir);
+            TestSupport.PidNamespace ns = TestSupport.PidNamespace.create();
+            try {
+                Process started = ns.start(TestSupport.cleanEnvironment(new ProcessBuilder("sh",
+                        dir.resolve("sidecar.sh").toString())).redirectErrorStream(true)
+                        .redirectOutput(dir.resolve("sidecar.log").toFile())
+                        .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))));
+                List<String> command = new ArrayList<>(List.of("sh", dir.resolve("run.sh").toString(),
+                        dir.toString(), sidecar.name()));
+                command.addAll(TestSupport.javaCommand());
+                command.addAll(List.of(toolArgs));
+                command.addAll(List.of("--", "sh", dir.resolve("app.sh").toString(), dir.toString(), sidecar.name(),
+                        Boolean.toString(hold)));
+                ProcessBuilder pb = TestSupport.cleanEnvironment(new ProcessBuilder(command))
+                        .redirectOutput(dir.resolve("run.out").toFile()).redirectErrorStream(true)
+                        .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+                pb.environment().putAll(TestSupport.json());
+                return new Namespace(ns, started, ns.start(pb), dir);
+            } catch (IOException | RuntimeException e) {
+                ns.close();
+                throw e;
+            }
         }
 
         int exitCode() throws InterruptedException {
-            if (!unshare.waitFor(TestSupport.PATIENCE.toMillis(), TimeUnit.MILLISECONDS)) {
+            if (!run.waitFor(TestSupport.PATIENCE.toMillis(), TimeUnit.MILLISECONDS)) {
                 throw new AssertionError("the run did not end within " + TestSupport.PATIENCE + ": " + report());
             }
-            return unshare.exitValue();
+            return run.exitValue();
         }
 
         List<JsonObject> events() {
@@ -324,8 +319,12 @@ class RealSidecarsTests {
             return read("left").lines().toList();
         }
 
-        String sidecarCode() {
-            return read("sidecar.code").strip();
+        /** The sidecar's own exit code, once none of its family is left; "" while one is. */
+        String sidecarCode() throws InterruptedException {
+            if (!left().isEmpty() || !sidecar.waitFor(TestSupport.PATIENCE.toMillis(), TimeUnit.MILLISECONDS)) {
+                return "";
+            }
+            return Integer.toString(sidecar.exitValue()); // nsenter's: the sidecar's, 128+N if killed by signal N
         }
 
         String sidecarLog() {
@@ -338,19 +337,23 @@ class RealSidecarsTests {
 
         String report() {
             StringBuilder b = new StringBuilder();
-            for (String name : List.of("tool.log", "family", "left", "sidecar.code", "sidecar.log", "unshare.out")) {
+            for (String name : List.of("tool.log", "family", "left", "sidecar.log", "run.out")) {
                 b.append("\n--- ").append(name).append(":\n").append(read(name));
             }
             return b.toString();
         }
 
         @Override
-        public void close() throws InterruptedException {
-            List<ProcessHandle> all = new ArrayList<>(unshare.descendants().toList());
-            unshare.destroyForcibly();
-            all.forEach(ProcessHandle::destroyForcibly);
-            unshare.waitFor(10, TimeUnit.SECONDS);
-            for (ProcessHandle p : all) p.onExit().completeOnTimeout(p, 10, TimeUnit.SECONDS).join();
+        public void close() {
+            ns.close(); // the kernel ends everything inside; nsenter follows its child
+            for (Process p : List.of(run, sidecar)) {
+                try {
+                    if (!p.waitFor(TestSupport.PATIENCE.toMillis(), TimeUnit.MILLISECONDS)) p.destroyForcibly();
+                } catch (InterruptedException e) {
+                    p.destroyForcibly();
+                    Thread.currentThread().interrupt();
+                }
+            }
         }
     }
 

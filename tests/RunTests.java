@@ -9,6 +9,7 @@
 //SOURCES UnitTests.java
 //SOURCES IntegrationTests.java
 //SOURCES ReliabilityTests.java
+//SOURCES PollLeakTests.java
 //SOURCES SidecarsTests.java
 //SOURCES LauncherTests.java
 //SOURCES ContainerTests.java
@@ -64,12 +65,15 @@ public class RunTests {
                 .selectors(DiscoverySelectors.selectClasspathRoots(Set.of(jar)))
                 // JUnit's own discovery would also pick up classes of the sourced scripts: only ours.
                 .filters(ClassNameFilter.includeClassNamePatterns(".*Tests"))
-                // one test at a time, but for those marked @Execution(CONCURRENT): tests that wait, idle
+                // Classes side by side, each one's tests one at a time (but for those marked
+                // @Execution(CONCURRENT)): most tests wait, idle, for a JVM, a timeout or a fake. What needs
+                // the CPU or takes it holds TestSupport.CPU, so a timing window never shares it with a compile.
                 .configurationParameter("junit.jupiter.execution.parallel.enabled", "true")
                 .configurationParameter("junit.jupiter.execution.parallel.mode.default", "same_thread")
-                .configurationParameter("junit.jupiter.execution.parallel.mode.classes.default", "same_thread")
+                .configurationParameter("junit.jupiter.execution.parallel.mode.classes.default", "concurrent")
                 .configurationParameter("junit.jupiter.execution.parallel.config.strategy", "fixed")
-                .configurationParameter("junit.jupiter.execution.parallel.config.fixed.parallelism", "4");
+                .configurationParameter("junit.jupiter.execution.parallel.config.fixed.parallelism", "4")
+                .configurationParameter("junit.jupiter.testclass.order.default", HeaviestFirst.class.getName());
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--tag" -> request.filters(TagFilter.includeTags(args[++i]));
@@ -150,6 +154,8 @@ public class RunTests {
             }
         };
         long t0 = System.nanoTime();
+        // JBang's compile of the script, before any test: it takes the CPU, and the classes start side by side
+        if (!List.of(args).contains("fast")) TestSupport.buildTheScript();
         LauncherFactory.create().execute(request.build(), report);
         long wall = (System.nanoTime() - t0) / 1_000_000;
 
@@ -321,6 +327,21 @@ public class RunTests {
                         + " suite on this machine signals processes by name)");
             }
             return ours.isEmpty() ? "" : "pilot-agent (pid " + process.pid() + ") got " + String.join(", ", ours);
+        }
+    }
+
+    /**
+     * A class that runs alone (@Isolated) first, while it is short; then the classes with the most
+     * tests that take the CPU (TestSupport.CPU, held alone): those tests run one after another, the
+     * longest chain of the run, beside the rest.
+     */
+    public static final class HeaviestFirst implements org.junit.jupiter.api.ClassOrderer {
+        @Override
+        public void orderClasses(org.junit.jupiter.api.ClassOrdererContext context) {
+            context.getClassDescriptors().sort(java.util.Comparator.comparingInt(
+                    (org.junit.jupiter.api.ClassDescriptor d) -> d.isAnnotated(
+                            org.junit.jupiter.api.parallel.Isolated.class) ? Integer.MIN_VALUE
+                            : -TestSupport.takesTheCpu(d.getTestClass())));
         }
     }
 

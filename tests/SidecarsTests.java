@@ -4,6 +4,8 @@ import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.api.parallel.ResourceLock;
+import org.junit.jupiter.api.parallel.ResourceAccessMode;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -69,6 +71,7 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void aLinkerdOnlyPodNeedsNoAdminApiAndTheAppStartsWithin300msOfReady() throws Exception {
             fake.close();
             fake = FakeEnvoy.start(0, Duration.ofMillis(1200)).withGenericSidecar(0);
@@ -102,6 +105,7 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
         }
 
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void theTimeoutsCountFromTheStartOfTheWholeWait() throws Exception {
             fake.close();
             fake = FakeEnvoy.start(0, Duration.ofMillis(900)).withGenericSidecar(0);
@@ -198,6 +202,7 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
     // --- 3. Istio-aware quit without ISTIO_QUIT_API ----------------------------------------------
 
     @Nested
+    @ResourceLock(TestSupport.ISTIO_PORTS)
     class IstioQuit {
         /** A fake on Istio's own ports, 15000 and 15020; the test is skipped if they are taken. */
         FakeEnvoy onIstioPorts() {
@@ -291,7 +296,10 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
 
         @Test
         void envoyKillApiIsPostedInsteadOfTheAdminQuit() throws Exception {
-            fake.override("/kill", exchange -> FakeEnvoy.reply(exchange, 200, "text/plain", "killed\n"));
+            fake.override("/kill", exchange -> {
+                FakeEnvoy.reply(exchange, 200, "text/plain", "killed\n");
+                new Thread(fake::close).start(); // and Envoy goes, as the confirmation expects
+            });
             try (var tool = TestSupport.Tool.start(admin("ENVOY_KILL_API", fake.url() + "/kill?now=1"), markerApp(0))) {
                 assertEquals(0, tool.exitCode(), tool.stderr());
                 assertEquals(List.of("admin POST /kill"), posts());
@@ -368,6 +376,7 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
     @Nested
     class NoSidecar {
         @Test
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void nothingListeningForTheWholeSpanMeansNoSidecar() throws Exception {
             String admin = "http://127.0.0.1:" + TestSupport.closedPort();
             Map<String, String> env = TestSupport.json("ENVOY_ADMIN_API", admin,
@@ -391,6 +400,7 @@ class SidecarsTests extends TestSupport.WithFakeEnvoy {
 
         @ParameterizedTest
         @CsvSource({"admin", "generic"})
+        @ResourceLock(value = TestSupport.CPU, mode = ResourceAccessMode.READ)
         void anyOtherAnswerMeansASidecarIsThere(String which) throws Exception {
             fake.forceState("INITIALIZING");
             fake.overrideGeneric("/ready", exchange -> FakeEnvoy.reply(exchange, 503, "text/plain", "no\n"));

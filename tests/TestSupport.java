@@ -102,6 +102,36 @@ final class TestSupport {
 
     static final Duration PATIENCE = Duration.ofSeconds(30);
 
+    /**
+     * The CPU, as a resource of the suite (RunTests runs classes side by side). A test that takes it
+     * (a compile, JBangs at once, many processes at once) holds it alone: {@code @ResourceLock(TestSupport.CPU)}.
+     * A test with a timing window, or one that keeps a core busy (warm JBang runs one after another),
+     * holds it shared ({@code mode = READ}): beside idle tests and other such, never beside a compile.
+     * The rest need no lock: they wait, idle, most of the time.
+     */
+    static final String CPU = "cpu";
+
+    /** Istio's own ports (15000, 15020, 15021): a test that listens there holds them, as classes run side by side. */
+    static final String ISTIO_PORTS = "istio-ports";
+
+    /** How many tests of a class (and its nested classes) take the CPU: RunTests starts those classes first. */
+    static int takesTheCpu(Class<?> testClass) {
+        int n = 0;
+        for (Class<?> c = testClass; c != null && c != Object.class; c = c.getSuperclass()) {
+            n += takesTheCpu(c.getAnnotationsByType(org.junit.jupiter.api.parallel.ResourceLock.class));
+            for (java.lang.reflect.Method m : c.getDeclaredMethods()) {
+                n += takesTheCpu(m.getAnnotationsByType(org.junit.jupiter.api.parallel.ResourceLock.class));
+            }
+            for (Class<?> nested : c.getDeclaredClasses()) n += takesTheCpu(nested);
+        }
+        return n;
+    }
+
+    private static int takesTheCpu(org.junit.jupiter.api.parallel.ResourceLock[] locks) {
+        return (int) java.util.Arrays.stream(locks).filter(l -> l.value().equals(CPU)
+                && l.mode() == org.junit.jupiter.api.parallel.ResourceAccessMode.READ_WRITE).count();
+    }
+
     /** The tool's JVM: this test JVM's java and class path, with the script's //RUNTIME_OPTIONS. */
     static List<String> javaCommand() {
         List<String> command = new ArrayList<>(List.of(ProcessHandle.current().info().command().orElse("java")));
@@ -729,6 +759,7 @@ final class TestSupport {
 
         final HttpServer server;
         final List<Request> requests = new CopyOnWriteArrayList<>();
+        private volatile Runnable onQuit;
 
         /** On loopback's port (0: any free one), answering status without a body. */
         Recorder(int port, int status) throws IOException {
@@ -746,8 +777,31 @@ final class TestSupport {
                 } else {
                     FakeEnvoy.reply(exchange, status, "text/plain", body);
                 }
+                Runnable quit = onQuit;
+                if (quit != null && exchange.getRequestMethod().equals("POST")) {
+                    onQuit = null;
+                    new Thread(quit, "recorder-quit").start(); // not on the server's own thread: it stops it
+                }
             });
             server.start();
+        }
+
+        /**
+         * As a sidecar told to quit: once it has answered a POST, it stops listening, and so do the
+         * others given (the rest of the same sidecar), so that the tool's confirmation sees it gone.
+         */
+        Recorder leavesOnPost(AutoCloseable... alsoGone) {
+            onQuit = () -> {
+                server.stop(0);
+                for (AutoCloseable other : alsoGone) {
+                    try {
+                        other.close();
+                    } catch (Exception e) {
+                        throw new IllegalStateException(e);
+                    }
+                }
+            };
+            return this;
         }
 
         /** On a fixed port (a sidecar's default), or the test is skipped where it is taken. */
@@ -824,7 +878,8 @@ final class TestSupport {
      * The script compiled into JBang's cache first, with the suite's own launcher: JBang says
      * "Building jar" on a first compile, and two JBangs compiling one script at once collide.
      */
-    static void buildTheScript() throws Exception {
+    static synchronized void buildTheScript() throws Exception {
+        if (scriptBuilt) return; // once a suite: classes that need it may start side by side
         Path root = repositoryRoot();
         ProcessBuilder pb = new ProcessBuilder(root.resolve("jbang").toString(), "build",
                 root.resolve("EnvoyPreflight.java").toString()).redirectErrorStream(true);
@@ -832,6 +887,25 @@ final class TestSupport {
         pb.environment().remove("JAVA_HOME");
         Run built = finish(pb.start());
         if (built.code() != 0) throw new AssertionError("jbang build: " + built.out());
+        scriptBuilt = true;
+    }
+
+    private static boolean scriptBuilt;
+
+    /** JBang's cache for the caller: JBANG_CACHE_DIR, else its folder's cache (JBANG_DIR, else user.home's). */
+    static Path callersJbangCache() {
+        String cache = System.getenv("JBANG_CACHE_DIR");
+        if (cache != null && !cache.isEmpty()) return Path.of(cache);
+        String folder = System.getenv("JBANG_DIR");
+        Path jbangFolder = folder != null && !folder.isEmpty() ? Path.of(folder)
+                : Path.of(System.getProperty("user.home"), ".jbang");
+        return jbangFolder.resolve("cache");
+    }
+
+    static Path callersMavenRepository() {
+        String repo = System.getenv("JBANG_REPO");
+        return repo != null && !repo.isEmpty() ? Path.of(repo)
+                : Path.of(System.getProperty("user.home"), ".m2", "repository");
     }
 
     /** The JBang the suite's own launcher bootstrapped under root/.jbang (it runs this very suite). */
