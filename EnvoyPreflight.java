@@ -665,8 +665,6 @@ public class EnvoyPreflight implements Callable<Integer> {
         /** The long flag: how errors and the "set by" line name the command line. */
         String flag() { return flags[flags.length - 1]; }
 
-        List<String> variables() { return readings.stream().map(Alias::variable).toList(); }
-
         /** The flag if given, else the variable, else its first alias set (empty is unset); each is checked. */
         Source source(Map<Setting, String> flagValues, Map<String, String> env, List<Config.Warning> warnings)
                 throws Config.Invalid {
@@ -735,12 +733,14 @@ public class EnvoyPreflight implements Callable<Integer> {
             throw new IllegalArgumentException("not a boolean (true or false)");
         }
 
-        // Go's two spellings of micro are escaped: the source stays ASCII, so it compiles in any locale.
-        private static final Pattern BARE_SECONDS = Pattern.compile("\\d+(\\.\\d+)?");
-        private static final Pattern PART = Pattern.compile("(\\d+\\.?\\d*|\\.\\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)");
-        private static final Map<String, Long> NANOS_PER_UNIT = Map.of(
-                "ns", 1L, "us", 1_000L, "\u00b5s", 1_000L, "\u03bcs", 1_000L, "ms", 1_000_000L,
-                "s", 1_000_000_000L, "m", 60_000_000_000L, "h", 3_600_000_000_000L);
+        /** Go's syntax, compiled at the first duration read, not at each start (bench b); both micros escaped. */
+        private static final class Go {
+            static final Pattern BARE_SECONDS = Pattern.compile("\\d+(\\.\\d+)?");
+            static final Pattern PART = Pattern.compile("(\\d+\\.?\\d*|\\.\\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)");
+            static final Map<String, Long> NANOS_PER_UNIT = Map.of("ns", 1L, "us", 1_000L, "\u00b5s", 1_000L,
+                    "\u03bcs", 1_000L, "ms", 1_000_000L, "s", 1_000_000_000L, "m", 60_000_000_000L,
+                    "h", 3_600_000_000_000L);
+        }
 
         /**
          * Go's syntax (500ms, 1h30m, +5s, -0) as scuttle accepts it, or bare seconds. A non-zero
@@ -753,11 +753,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             if (negative || s.startsWith("+")) s = s.substring(1);
             if (s.isEmpty()) throw new IllegalArgumentException("not a duration");
             BigDecimal nanos;
-            if (BARE_SECONDS.matcher(s).matches()) {
+            if (Go.BARE_SECONDS.matcher(s).matches()) {
                 nanos = new BigDecimal(s).multiply(BigDecimal.valueOf(1_000_000_000L));
             } else {
                 nanos = BigDecimal.ZERO;
-                Matcher m = PART.matcher(s);
+                Matcher m = Go.PART.matcher(s);
                 int at = 0;
                 while (at < s.length()) {
                     if (!m.find(at) || m.start() != at) {
@@ -765,7 +765,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                                 + " or a number of seconds)");
                     }
                     nanos = nanos.add(new BigDecimal(m.group(1).endsWith(".") ? m.group(1) + "0" : m.group(1))
-                            .multiply(BigDecimal.valueOf(NANOS_PER_UNIT.get(m.group(2)))));
+                            .multiply(BigDecimal.valueOf(Go.NANOS_PER_UNIT.get(m.group(2)))));
                     at = m.end();
                 }
             }
@@ -2682,11 +2682,13 @@ public class EnvoyPreflight implements Callable<Integer> {
                     + (s % 60 != 0 ? s % 60 + "s" : "");
         }
 
-        /** Where a URL may start: any scheme, wherever it stands (jdbc:postgresql://, <http://, DSN:mysql://). */
-        private static final Pattern URL_START = Pattern.compile("[A-Za-z][A-Za-z0-9+.-]*://");
-        /** Where another URL surely starts: at the start of a word ("pa://ss" inside a password is none). */
-        private static final Pattern WORD_START =
-                Pattern.compile("(?:^|(?<=[\\s'\"=,(\\[]))[A-Za-z][A-Za-z0-9+.-]*://");
+        /** Where URLs start, compiled at the first URL shown, not at every start (bench b). */
+        private static final class Urls {
+            /** Where a URL may start: any scheme, wherever it stands (jdbc:postgresql://, <http://, DSN:mysql://). */
+            static final Pattern START = Pattern.compile("[A-Za-z][A-Za-z0-9+.-]*://");
+            /** Where another URL surely starts: at the start of a word ("pa://ss" inside a password is none). */
+            static final Pattern WORD_START = Pattern.compile("(?:^|(?<=[\\s'\"=,(\\[]))[A-Za-z][A-Za-z0-9+.-]*://");
+        }
 
         /**
          * Credentials (user:pass@) in any text never reach a log line or an error: from each "//" to
@@ -2696,8 +2698,8 @@ public class EnvoyPreflight implements Callable<Integer> {
          */
         static String redact(String s) {
             if (s == null || !s.contains("://")) return s;
-            Matcher any = URL_START.matcher(s);
-            Matcher word = WORD_START.matcher(s);
+            Matcher any = Urls.START.matcher(s);
+            Matcher word = Urls.WORD_START.matcher(s);
             StringBuilder b = new StringBuilder();
             int copied = 0;
             for (int from = 0; any.find(from); ) {

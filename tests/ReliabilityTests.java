@@ -414,7 +414,7 @@ class ReliabilityTests extends TestSupport.WithFakeEnvoy {
         @Test
         void emptyValuesAreUnsetAndEmptyCsvEntriesAreSkipped() throws Exception {
             Map<String, String> env = new java.util.HashMap<>();
-            for (EnvoyPreflight.Setting s : EnvoyPreflight.Setting.values()) s.variables().forEach(v -> env.put(v, ""));
+            for (EnvoyPreflight.Setting s : EnvoyPreflight.Setting.values()) s.readings.forEach(r -> env.put(r.variable(), ""));
             try (var tool = TestSupport.Tool.start(env, "sh", "-c", "exit 5")) {
                 assertEquals(5, tool.exitCode(), tool.stderr());
                 assertEquals("", tool.stderr());

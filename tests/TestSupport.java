@@ -90,7 +90,7 @@ final class TestSupport {
 
     private static List<String> toolVariables() {
         List<String> names = new ArrayList<>();
-        for (EnvoyPreflight.Setting s : EnvoyPreflight.Setting.values()) names.addAll(s.variables());
+        for (EnvoyPreflight.Setting s : EnvoyPreflight.Setting.values()) s.readings.forEach(r -> names.add(r.variable()));
         // What a launcher in front of the suite moved aside: the tool would give it back to every app.
         names.add(EnvoyPreflight.App.MOVED);
         for (String moved : List.of("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "LC_ALL")) {
