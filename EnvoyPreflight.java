@@ -2172,14 +2172,13 @@ public class EnvoyPreflight implements Callable<Integer> {
                 URI envoyQuit = config.url(Setting.ENVOY_KILL_API) != null ? config.url(Setting.ENVOY_KILL_API)
                         : Http.resolve(admin, "quitquitquit");
                 URI istio = config.url(Setting.ISTIO_QUIT_API);
-                Step pilotAgent = new SignalAll(PILOT_AGENT, "INT");
-                if (istio == null && admin.getPort() == Config.ISTIO_ADMIN_API.getPort()) {
-                    // Istio's Envoy: quitting Envoy alone leaves pilot-agent running and the pod with it
-                    // (istio#6324), so ask pilot-agent on its own port before Envoy's /quitquitquit.
-                    istio = URI.create("http://" + admin.getHost() + ":" + Config.ISTIO_QUIT_API.getPort());
-                    pilotAgent = new Fallback(pilotAgent, new Post(Http.resolve(istio, "quitquitquit")));
-                }
+                // Istio's Envoy: quitting Envoy alone leaves pilot-agent running and the pod with it
+                // (istio#6324), so ask pilot-agent on its own port before Envoy's /quitquitquit.
+                boolean guessed = istio == null && admin.getPort() == Config.ISTIO_ADMIN_API.getPort();
+                if (guessed) istio = URI.create("http://" + admin.getHost() + ":" + Config.ISTIO_QUIT_API.getPort());
                 Post istioQuit = istio == null ? null : new Post(Http.resolve(istio, "quitquitquit"));
+                Step pilotAgent = new SignalAll(PILOT_AGENT, "INT");
+                if (guessed) pilotAgent = new Fallback(pilotAgent, istioQuit);
                 Step pkill = new Fallback(pilotAgent, new Post(envoyQuit));
                 if (config.url(Setting.ISTIO_QUIT_API) == null) {
                     steps.add(pkill);
