@@ -235,8 +235,7 @@ public class EnvoyPreflight implements Callable<Integer> {
     private void tellTheSidecars(int code) {
         if (!modes.isEmpty() && !modes.contains(Config.Mode.QUIT_ONLY)) return; // --check, --dry-run, --wait-only
         Log log = Log.forErrors(this);
-        String raw = (String) early(Setting.EXIT_FILE); // null where it is not valid: nothing to write
-        Path exitFile = raw == null ? null : Path.of(raw).toAbsolutePath().normalize();
+        Path exitFile = Exit.absolute((String) early(Setting.EXIT_FILE)); // null where not valid: nothing to write
         Path tombstone = null;
         try {
             tombstone = Exit.tombstone(env);
@@ -455,11 +454,16 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             String file = Path.of(graveyard, name).toString();
             try {
-                return Path.of(file(file)).toAbsolutePath().normalize();
+                return absolute(file(file));
             } catch (IllegalArgumentException e) {
                 throw new Config.Invalid("KUBEXIT_GRAVEYARD/KUBEXIT_NAME: " + e.getMessage() + ": '" + Log.shown(file)
                         + "'");
             }
+        }
+
+        /** A file setting's path as the tool writes it: absolute, normalized; null where unset. */
+        static Path absolute(String path) {
+            return path == null ? null : Path.of(path).toAbsolutePath().normalize();
         }
 
         /** A file we write: a path, not a folder, its name short enough for the file system (255 bytes). */
@@ -920,7 +924,7 @@ public class EnvoyPreflight implements Callable<Integer> {
             }
             Path tombstone = Exit.tombstone(cmd.env);
             String exitFile = (String) values.get(Setting.EXIT_FILE);
-            if (Exit.oneFile(exitFile == null ? null : Path.of(exitFile), tombstone)) {
+            if (Exit.oneFile(Exit.absolute(exitFile), tombstone)) {
                 throw new Invalid("the exit file and kubexit's tombstone (KUBEXIT_GRAVEYARD/KUBEXIT_NAME) are the same"
                         + " file, and would overwrite each other: '" + Log.shown(exitFile) + "'");
             }
@@ -955,10 +959,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         /** The exit file, if one is set. */
-        Path exitFile() {
-            String path = (String) values.get(Setting.EXIT_FILE);
-            return path == null ? null : Path.of(path).toAbsolutePath().normalize();
-        }
+        Path exitFile() { return Exit.absolute((String) values.get(Setting.EXIT_FILE)); }
 
         URI url(Setting s) { return (URI) values.get(s); }
         @SuppressWarnings("unchecked")
