@@ -369,7 +369,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 log.info(Log.Event.EXIT_FILE, "wrote exit code " + code + " to " + path, "path", path.toString(),
                         "code", code);
             } catch (IOException | RuntimeException e) {
-                String error = Exit.reason(e);
+                String error = reason(e);
                 log.warn(Log.Event.EXIT_FILE, "could not write the exit file " + path + ": " + error,
                         "path", path.toString(), "error", error);
             }
@@ -419,7 +419,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                     Files.createDirectories(file.getParent());
                     writeAtomically(file, yaml);
                 } catch (IOException | RuntimeException e) {
-                    String error = Exit.reason(e);
+                    String error = reason(e);
                     log.warn(Log.Event.TOMBSTONE, "could not write kubexit's tombstone " + file + ": " + error,
                             "path", file.toString(), "error", error);
                 }
@@ -693,11 +693,11 @@ public class EnvoyPreflight implements Callable<Integer> {
             if (raw == null) return defaultValue == null && kind.list() ? List.of() : defaultValue;
             try {
                 return switch (kind) {
-                    case BOOL -> Setting.bool(raw) != source.inverted();
-                    case DURATION -> Setting.duration(raw);
-                    case POSITIVE_DURATION -> Setting.positiveDuration(raw);
-                    case URL -> Setting.url(raw);
-                    case BASE_URL -> Setting.baseUrl(raw);
+                    case BOOL -> bool(raw) != source.inverted();
+                    case DURATION -> duration(raw);
+                    case POSITIVE_DURATION -> positiveDuration(raw);
+                    case URL -> url(raw);
+                    case BASE_URL -> baseUrl(raw);
                     case URL_LIST -> list(raw, Setting::url);
                     case READY_LIST -> list(raw, Setting::readiness);
                     case PROCESS_LIST -> list(raw, Plan.Stop::of);
@@ -1562,7 +1562,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         private void relayLocked(Signals.Sig sig) {
             if (relay == null) {
-                relay = Executors.newSingleThreadExecutor(r -> Lifecycle.daemon(r, "signal-relay"));
+                relay = Executors.newSingleThreadExecutor(r -> daemon(r, "signal-relay"));
             }
             Process p = app;
             relay.execute(() -> send(sig, p));
@@ -2617,7 +2617,7 @@ public class EnvoyPreflight implements Callable<Integer> {
         }
 
         private void write(String level, Event event, String message, Object[] fields) {
-            String safe = Log.redact(message);
+            String safe = redact(message);
             String label = level.equals("info") ? "" : level + ": ";
             // JSON escapes control characters itself
             String line = format == Format.JSON ? json(level, event, safe, fields) : NAME + ": " + label + escape(safe);
@@ -2664,7 +2664,7 @@ public class EnvoyPreflight implements Callable<Integer> {
                 for (Map.Entry<?, ?> e : map.entrySet()) value(json.name(e.getKey().toString()), e.getValue());
                 json.endObject();
             } else {
-                json.value(Log.redact(value.toString()));
+                json.value(redact(value.toString()));
             }
         }
 
@@ -2722,7 +2722,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** One value or list entry: a URL with its credentials redacted. */
         static String showOne(Object value) {
-            return value instanceof URI uri ? Log.redact(uri) : value.toString();
+            return value instanceof URI uri ? redact(uri) : value.toString();
         }
 
         static List<String> showEach(List<?> values) {
@@ -2879,7 +2879,7 @@ public class EnvoyPreflight implements Callable<Integer> {
 
         /** An address as written ([::1], 127.0.0.1): nothing to look up. */
         private static boolean isLiteral(String host) {
-            return host.startsWith("[") || Http.IPV4.matcher(host).matches();
+            return host.startsWith("[") || IPV4.matcher(host).matches();
         }
 
         private static ExecutorService lookups;
